@@ -1,0 +1,30 @@
+//! `bootc check`: load and validate (templates included), write nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{color_stderr, compile};
+use crate::diag::{Format, Reporter, repo_prefix};
+
+pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
+    let c = compile(site)?;
+    let mut reporter = Reporter::new(&c.sources);
+    match format {
+        Format::Human => {
+            eprint!("{}", reporter.human(&c.diags, color_stderr()));
+            if !c.diags.has_errors()
+                && let Some(plan) = &c.plan
+            {
+                eprintln!("site {} is valid: {} machines", plan.site, plan.machines.len());
+            }
+        }
+        Format::Json => print!("{}", reporter.json(&c.diags)),
+        Format::Github => {
+            reporter.repo_prefix = repo_prefix(site);
+            print!("{}", reporter.github(&c.diags));
+        }
+    }
+    Ok(ExitCode::from(if c.diags.has_errors() { 1 } else { 0 }))
+}

@@ -1,0 +1,70 @@
+//! What may reach an iPXE script. iPXE has no quoting, so a value that could
+//! change the meaning of a script line is rejected, never escaped.
+
+/// Why `s` cannot be written into an iPXE script as one argument, if it can't.
+pub fn unsafe_reason(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("it is empty".into());
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Some(format!("it contains the control character U+{:04X}", c as u32));
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Some("it contains whitespace, which would split it into several arguments".into());
+    }
+    if s.contains("${") {
+        return Some("it contains `${`, which iPXE expands as a setting".into());
+    }
+    for token in ["||", "&&", ";"] {
+        if s.contains(token) {
+            return Some(format!("it contains `{token}`, which iPXE reads as a command separator"));
+        }
+    }
+    if s.starts_with('#') {
+        return Some("it starts with `#`, which iPXE reads as a comment".into());
+    }
+    None
+}
+
+/// A name used as a word in scripts and paths (roles, images, files):
+/// letters, digits, '.', '_' and '-', not starting with '.'.
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An RFC 1123 host label: 1 to 63 letters, digits and hyphens, not starting
+/// or ending with a hyphen.
+pub fn is_host_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_ipxe_would_misread() {
+        for bad in ["a b", "a\tb", "x${net0/mac}", "a||b", "a&&b", "a;b", "#x", "a\u{7}", ""] {
+            assert!(unsafe_reason(bad).is_some(), "{bad:?} should be rejected");
+        }
+        for good in ["console=ttyS0,115200", "root=/dev/nvme0n1p2", "url=http://x/a?b=c#frag", "a#b", "quiet"] {
+            assert_eq!(unsafe_reason(good), None, "{good:?} should pass");
+        }
+    }
+
+    #[test]
+    fn host_labels() {
+        assert!(is_host_label("node01"));
+        assert!(is_host_label("a"));
+        assert!(!is_host_label("-a"));
+        assert!(!is_host_label("a-"));
+        assert!(!is_host_label("a_b"));
+        assert!(!is_host_label("a.b"));
+        assert!(!is_host_label(&"a".repeat(64)));
+    }
+}

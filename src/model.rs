@@ -1,0 +1,138 @@
+//! The site's files as written: serde structs that mirror the TOML exactly.
+//! Nothing here is checked beyond syntax and types; `validate` does the rest.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+pub type Vars = BTreeMap<String, toml::Value>;
+
+/// `bootc.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SiteFile {
+    pub site: SiteSection,
+    #[serde(default)]
+    pub ipxe: IpxeSection,
+    pub dhcp: Option<S<DhcpSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SiteSection {
+    pub name: S<String>,
+    pub base_url: Option<S<String>>,
+    pub fallback: Option<S<String>>,
+    pub artifact_roots: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IpxeSection {
+    pub binaries: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DhcpSection {
+    pub next_server: S<String>,
+    pub interface: Option<S<String>>,
+    pub mode: Option<S<String>>,
+    #[serde(default)]
+    pub subnet: Vec<S<Subnet>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Subnet {
+    pub cidr: S<String>,
+    pub pool: Option<S<Vec<S<String>>>>,
+    pub gateway: Option<S<String>>,
+    #[serde(default)]
+    pub dns: Vec<S<String>>,
+    pub domain: Option<S<String>>,
+}
+
+/// One file under `machines/`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MachineFile {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub machine: Vec<S<Machine>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Defaults {
+    pub role: Option<S<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub vars: Vars,
+    #[serde(default)]
+    pub kernel_args: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Machine {
+    pub name: S<String>,
+    pub mac: Option<S<String>>,
+    pub macs: Option<S<Vec<S<String>>>>,
+    pub ip: Option<S<String>>,
+    pub role: Option<S<String>>,
+    #[serde(default)]
+    pub kernel_args: Vec<S<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub vars: Vars,
+}
+
+/// `roles/NAME.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RoleFile {
+    pub description: Option<String>,
+    pub extends: Option<S<String>>,
+    pub image: Option<S<String>>,
+    #[serde(default)]
+    pub kernel_args: Vec<S<String>>,
+    #[serde(default)]
+    pub vars: Vars,
+    pub script: Option<S<String>>,
+    #[serde(default)]
+    pub files: BTreeMap<S<String>, S<String>>,
+}
+
+/// `images/NAME.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageFile {
+    pub description: Option<String>,
+    pub kernel: Option<S<Artifact>>,
+    pub initrd: Option<S<Vec<S<Artifact>>>>,
+    #[serde(default)]
+    pub kernel_args: Vec<S<String>>,
+    pub iso: Option<S<Artifact>>,
+    pub method: Option<S<String>>,
+    pub memdisk: Option<S<Artifact>>,
+    pub chain: Option<S<Artifact>>,
+    pub local: Option<S<bool>>,
+    #[serde(default)]
+    pub vars: Vars,
+}
+
+/// `{ path = … }` or `{ url = …, sha256|blake3 = … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Artifact {
+    pub path: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub sha256: Option<S<String>>,
+    pub blake3: Option<S<String>>,
+}

@@ -1,0 +1,250 @@
+//! Stage 4: turn the resolved plan into the output tree, in memory: every
+//! file of public/ as bytes (or, for local artifacts, a file to copy).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use minijinja::Value;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::diag::{Diag, Diags, Severity, Sources};
+use crate::resolve::{Plan, Resolver};
+use crate::site::{Artifact, Site};
+
+/// One file of the output tree.
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// A local artifact: copied from `source`; its hash is already known.
+    Copy { source: PathBuf, size: u64, blake3: String },
+}
+
+impl Content {
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Copy { size, .. } => *size,
+        }
+    }
+
+    pub fn blake3(&self) -> String {
+        match self {
+            Content::Bytes(b) => blake3::hash(b).to_hex().to_string(),
+            Content::Copy { blake3, .. } => blake3.clone(),
+        }
+    }
+}
+
+/// The whole tree, keyed by path relative to the output root ('/'-separated).
+#[derive(Default)]
+pub struct Tree {
+    pub files: BTreeMap<String, Content>,
+}
+
+impl Tree {
+    pub fn add(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.files.insert(path.into(), Content::Bytes(bytes.into()));
+    }
+}
+
+pub const MANIFEST: &str = "http/manifest.json";
+pub const MANIFEST_FORMAT: u32 = 1;
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Manifest {
+    pub format: u32,
+    pub site: String,
+    pub build_id: String,
+    pub files: Vec<ManifestFile>,
+    pub remote: Vec<RemoteArtifact>,
+}
+
+#[derive(Serialize, serde::Deserialize, Clone, PartialEq, Eq)]
+pub struct ManifestFile {
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+#[derive(Serialize)]
+pub struct RemoteArtifact {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    pub images: Vec<String>,
+}
+
+/// Builds the tree of a valid site. Template errors found on the way are
+/// added to `diags` (the caller must not write the tree then).
+pub fn render(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diags: &mut Diags) -> Tree {
+    let mut tree = Tree::default();
+    tree.add("http/boot.ipxe", resolver.boot_script(diags));
+    tree.add("http/fallback.ipxe", plan.fallback_script.clone());
+    for m in &plan.machines {
+        for (mac, script) in m.macs.iter().zip(&m.scripts) {
+            tree.add(format!("http/machines/{}.ipxe", mac.hexhyp()), script.clone());
+        }
+        for (name, content) in &m.file_contents {
+            tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
+        }
+    }
+    for img in site.images.values() {
+        for a in img.boot.artifacts() {
+            if let (Some(path), Artifact::Local { source, size, blake3, .. }) = (a.tree_path(), a) {
+                tree.files.insert(
+                    format!("http/{path}"),
+                    Content::Copy { source: source.clone(), size: *size, blake3: blake3.clone() },
+                );
+            }
+        }
+    }
+    let plan_json = serde_json::to_string_pretty(plan).expect("plan serializes") + "\n";
+    tree.add("plan.json", plan_json);
+    let report = report(site, sources, resolver, plan, diags);
+    tree.add("report/index.html", report);
+    let manifest = manifest(site, &tree);
+    tree.add(MANIFEST, serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n");
+    tree
+}
+
+/// The manifest of everything in `tree` (which must not hold the manifest).
+pub fn manifest(site: &Site, tree: &Tree) -> Manifest {
+    let files: Vec<ManifestFile> = tree
+        .files
+        .par_iter()
+        .filter(|(p, _)| p.as_str() != MANIFEST && !p.ends_with(".minisig"))
+        .map(|(path, c)| ManifestFile { path: path.clone(), size: c.size(), blake3: c.blake3() })
+        .collect();
+    let mut remote: BTreeMap<(String, Option<String>, Option<String>), Vec<String>> = BTreeMap::new();
+    for img in site.images.values() {
+        for a in img.boot.artifacts() {
+            if let Artifact::Remote { url, sha256, blake3, .. } = a {
+                remote.entry((url.clone(), sha256.clone(), blake3.clone())).or_default().push(img.name.clone());
+            }
+        }
+    }
+    let remote = remote
+        .into_iter()
+        .map(|((url, sha256, blake3), images)| RemoteArtifact { url, sha256, blake3, images })
+        .collect();
+    let mut id = blake3::Hasher::new();
+    id.update(site.name.as_bytes());
+    for f in &files {
+        id.update(format!("\n{} {} {}", f.path, f.size, f.blake3).as_bytes());
+    }
+    Manifest { format: MANIFEST_FORMAT, site: site.name.clone(), build_id: id.finalize().to_hex()[..32].to_string(), files, remote }
+}
+
+#[derive(Serialize)]
+struct ReportMachine<'a> {
+    name: &'a str,
+    macs: Vec<String>,
+    scripts: Vec<String>,
+    ip: Option<String>,
+    role: &'a str,
+    role_chain: &'a [String],
+    image: &'a str,
+    boot: &'a str,
+    kernel_args: String,
+    labels: &'a BTreeMap<String, String>,
+    files: Vec<String>,
+}
+
+fn report(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diags: &mut Diags) -> String {
+    let machines: Vec<ReportMachine> = plan
+        .machines
+        .iter()
+        .map(|m| ReportMachine {
+            name: &m.name,
+            macs: m.macs.iter().map(|x| x.to_string()).collect(),
+            scripts: m.macs.iter().map(|x| format!("machines/{}.ipxe", x.hexhyp())).collect(),
+            ip: m.ip.map(|i| i.to_string()),
+            role: &m.role,
+            role_chain: &m.role_chain,
+            image: &m.image,
+            boot: &m.boot,
+            kernel_args: m.kernel_args.join(" "),
+            labels: &m.labels,
+            files: m.files.keys().map(|f| format!("machines/{}/{f}", m.name)).collect(),
+        })
+        .collect();
+    let mut by_role: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_image: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut label_keys: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for (i, m) in plan.machines.iter().enumerate() {
+        by_role.entry(&m.role).or_default().push(i);
+        *by_image.entry(&m.image).or_default() += 1;
+        for (k, v) in &m.labels {
+            *label_keys.entry(k).or_default().entry(v).or_default() += 1;
+        }
+    }
+    let roles: Vec<serde_json::Value> = by_role
+        .iter()
+        .map(|(r, idx)| {
+            let role = site.roles.get(*r);
+            serde_json::json!({
+                "name": r,
+                "description": role.map(|x| x.description.as_str()).unwrap_or(""),
+                "extends": role.and_then(|x| x.extends.as_deref()),
+                "machines": idx,
+            })
+        })
+        .collect();
+    let images: Vec<serde_json::Value> = site
+        .images
+        .values()
+        .map(|i| {
+            serde_json::json!({
+                "name": i.name, "description": i.description, "kind": i.boot.kind(),
+                "machines": by_image.get(i.name.as_str()).copied().unwrap_or(0),
+                "artifacts": i.boot.artifacts().iter().map(|a| match a {
+                    Artifact::Local { path, size, .. } => serde_json::json!({"name": a.file_name(), "href": a.tree_path(), "source": path, "size": size}),
+                    Artifact::Remote { url, .. } | Artifact::Live { url } => serde_json::json!({"name": a.file_name(), "href": url, "source": url}),
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let reporter = crate::diag::Reporter::new(sources);
+    let problems: Vec<serde_json::Value> = diags
+        .list
+        .iter()
+        .map(|d| {
+            let at = d.primary.as_ref().map(|(l, _)| {
+                let (line, col) = sources.line_col(l.file, l.span.start);
+                format!("{}:{line}:{col}", sources.name(l.file))
+            });
+            serde_json::json!({
+                "severity": if d.severity == Severity::Error { "error" } else { "warning" },
+                "message": d.message, "at": at, "help": d.help,
+            })
+        })
+        .collect();
+    let _ = reporter;
+    let ctx = minijinja::context! {
+        site => crate::templates::val(serde_json::json!({
+            "name": site.name, "base_url": site.base_url, "fallback": site.fallback.to_string(),
+            "dhcp": site.dhcp.is_some(),
+        })),
+        machines => crate::templates::val(&machines),
+        roles => crate::templates::val(&roles),
+        images => crate::templates::val(&images),
+        labels => crate::templates::val(&label_keys),
+        problems => crate::templates::val(&problems),
+        live => Value::from(false),
+    };
+    match resolver.templates.render("report.html.j2", &ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.push(resolver.templates.diag(&e, sources, Some("report/index.html")));
+            String::new()
+        }
+    }
+}
+
+/// Problems that are not in any file (for commands that have no sources).
+pub fn plain(msg: impl Into<String>) -> Diag {
+    Diag::error(msg)
+}

@@ -1,0 +1,245 @@
+//! The checked site: what `validate` builds from the raw files. Every value
+//! here has passed its rule (MACs parsed, references resolved, artifacts found).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::diag::{FileId, Loc};
+use crate::model::Vars;
+
+/// A MAC address (unicast, checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Accepts `52:54:00:aa:bb:01` or `52-54-00-AA-BB-01`.
+    pub fn parse(s: &str) -> Option<Mac> {
+        let sep = if s.contains(':') { ':' } else { '-' };
+        let parts: Vec<&str> = s.split(sep).collect();
+        if parts.len() != 6 {
+            return None;
+        }
+        let mut b = [0u8; 6];
+        for (i, p) in parts.iter().enumerate() {
+            if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            b[i] = u8::from_str_radix(p, 16).ok()?;
+        }
+        Some(Mac(b))
+    }
+
+    pub fn is_group(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    /// `52-54-00-aa-bb-01`: iPXE's `${mac:hexhyp}` and the script's file name.
+    pub fn hexhyp(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join("-")
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s: Vec<String> = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        f.write_str(&s.join(":"))
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A string that is a template, with where it was written.
+#[derive(Clone, Debug)]
+pub struct Tpl {
+    pub text: String,
+    pub loc: Loc,
+}
+
+pub struct Site {
+    pub root: PathBuf,
+    pub name: String,
+    /// With a trailing '/'.
+    pub base_url: Option<String>,
+    pub fallback: Fallback,
+    pub ipxe: Ipxe,
+    pub dhcp: Option<Dhcp>,
+    /// Sorted by name.
+    pub machines: Vec<Machine>,
+    pub roles: BTreeMap<String, Role>,
+    pub images: BTreeMap<String, Image>,
+    /// Site templates (name under templates/ -> source file).
+    pub templates: BTreeMap<String, FileId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    Local,
+    Menu,
+    Shell,
+    Role(String),
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fallback::Local => f.write_str("local"),
+            Fallback::Menu => f.write_str("menu"),
+            Fallback::Shell => f.write_str("shell"),
+            Fallback::Role(r) => write!(f, "role {r}"),
+        }
+    }
+}
+
+/// The iPXE chainloaders found for tftp/.
+pub struct Ipxe {
+    /// The folder they come from, if one was found.
+    pub dir: Option<PathBuf>,
+    /// File name -> path, for those present.
+    pub binaries: BTreeMap<String, PathBuf>,
+}
+
+pub const IPXE_BINARIES: [&str; 3] = ["undionly.kpxe", "ipxe.efi", "snponly.efi"];
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Dhcp {
+    pub next_server: Ipv4Addr,
+    pub interface: Option<String>,
+    pub proxy: bool,
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Subnet {
+    pub cidr: Ipv4Net,
+    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+}
+
+pub struct Machine {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+    pub role: String,
+    /// `[defaults]` args, then the machine's own.
+    pub kernel_args: Vec<Tpl>,
+    pub labels: BTreeMap<String, String>,
+    /// `[defaults]` vars with the machine's merged over them.
+    pub vars: Vars,
+    pub loc: Loc,
+}
+
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub extends: Option<String>,
+    pub image: Option<String>,
+    pub kernel_args: Vec<Tpl>,
+    pub vars: Vars,
+    /// Template name under templates/.
+    pub script: Option<String>,
+    /// Served file name -> template name.
+    pub files: BTreeMap<String, String>,
+    pub file: FileId,
+}
+
+pub struct Image {
+    pub name: String,
+    pub description: String,
+    pub boot: Boot,
+    pub kernel_args: Vec<Tpl>,
+    pub vars: Vars,
+    pub file: FileId,
+}
+
+#[derive(Clone, Debug)]
+pub enum Boot {
+    Kernel { kernel: Artifact, initrds: Vec<Artifact> },
+    Iso { iso: Artifact, method: IsoMethod },
+    Chain(Artifact),
+    Local,
+}
+
+impl Boot {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Boot::Kernel { .. } => "kernel",
+            Boot::Iso { .. } => "iso",
+            Boot::Chain(_) => "chain",
+            Boot::Local => "local",
+        }
+    }
+
+    pub fn artifacts(&self) -> Vec<&Artifact> {
+        match self {
+            Boot::Kernel { kernel, initrds } => std::iter::once(kernel).chain(initrds).collect(),
+            Boot::Iso { iso, method: IsoMethod::Memdisk(m) } => vec![m, iso],
+            Boot::Iso { iso, .. } => vec![iso],
+            Boot::Chain(a) => vec![a],
+            Boot::Local => vec![],
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum IsoMethod {
+    Sanboot,
+    Memdisk(Artifact),
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Artifact {
+    /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
+    Local {
+        #[serde(skip)]
+        source: PathBuf,
+        /// As written in the image file (relative to the site root or absolute).
+        path: String,
+        file_name: String,
+        size: u64,
+        blake3: String,
+    },
+    /// A remote file, pinned by hash.
+    Remote { url: String, file_name: String, sha256: Option<String>, blake3: Option<String> },
+    /// A live URL (chain only): another boot service, not a file.
+    Live { url: String },
+}
+
+impl Artifact {
+    /// Path of a local artifact inside http/.
+    pub fn tree_path(&self) -> Option<String> {
+        match self {
+            Artifact::Local { file_name, blake3, .. } => Some(format!("images/{blake3}/{file_name}")),
+            _ => None,
+        }
+    }
+
+    /// The name iPXE gives the image once fetched.
+    pub fn file_name(&self) -> &str {
+        match self {
+            Artifact::Local { file_name, .. } | Artifact::Remote { file_name, .. } => file_name,
+            Artifact::Live { url } => url.rsplit('/').next().unwrap_or(url),
+        }
+    }
+
+    /// The URL a script at `depth` folders below http/ uses.
+    pub fn url_from(&self, prefix: &str) -> String {
+        match self {
+            Artifact::Local { .. } => format!("{prefix}{}", self.tree_path().unwrap_or_default()),
+            Artifact::Remote { url, .. } | Artifact::Live { url } => url.clone(),
+        }
+    }
+}

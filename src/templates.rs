@@ -1,0 +1,130 @@
+//! The minijinja environment: built-in templates compiled into the binary,
+//! overridden by files of the same name under the site's templates/, plus the
+//! site's own templates (per-machine files, scripts) and kernel-arg strings.
+
+use std::collections::HashMap;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use crate::diag::{Diag, Diags, FileId, Loc, Sources};
+use crate::site::{Site, Tpl};
+
+/// Built-in templates: (name, source). A site overrides one by placing a
+/// file of the same name under templates/.
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("boot.ipxe.j2", include_str!("templates/boot.ipxe.j2")),
+    ("fallback.ipxe.j2", include_str!("templates/fallback.ipxe.j2")),
+    ("machine.ipxe.j2", include_str!("templates/machine.ipxe.j2")),
+    ("boot-commands.ipxe.j2", include_str!("templates/boot-commands.ipxe.j2")),
+    ("report.html.j2", include_str!("templates/report.html.j2")),
+];
+
+pub struct Templates {
+    env: Environment<'static>,
+    /// Template name -> where its text is (site templates and kernel args).
+    origin: HashMap<String, Origin>,
+}
+
+#[derive(Clone)]
+enum Origin {
+    /// A whole file under templates/.
+    File(FileId),
+    /// A string inside a TOML file; the template text starts one byte after
+    /// the span's start (after the opening quote).
+    Inline(Loc),
+}
+
+impl Templates {
+    /// Compiles every template; syntax errors become diagnostics.
+    pub fn new(site: &Site, sources: &Sources, diags: &mut Diags) -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") || name.ends_with(".html") {
+                AutoEscape::Html
+            } else if name.ends_with(".json.j2") || name.ends_with(".json") {
+                AutoEscape::Json
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().expect("default syntax with trailing newlines"),
+        );
+        let mut t = Templates { env, origin: HashMap::new() };
+        for (name, src) in BUILTINS {
+            if !site.templates.contains_key(*name) {
+                t.env.add_template(name, src).expect("built-in templates compile");
+            }
+        }
+        for (name, &id) in &site.templates {
+            t.origin.insert(name.clone(), Origin::File(id));
+            if let Err(e) = t.env.add_template_owned(name.clone(), sources.text(id).to_string()) {
+                diags.push(t.diag(&e, sources, None));
+            }
+        }
+        t
+    }
+
+    /// Name under which the kernel-arg template `tpl` is compiled, compiling
+    /// it on first use. Returns None for plain strings (no template syntax).
+    pub fn inline(&mut self, tpl: &Tpl, sources: &Sources, diags: &mut Diags) -> Option<String> {
+        if !(tpl.text.contains("{{") || tpl.text.contains("{%") || tpl.text.contains("{#")) {
+            return None;
+        }
+        let name = format!("{}@{}", sources.name(tpl.loc.file), tpl.loc.span.start);
+        if !self.origin.contains_key(&name) {
+            self.origin.insert(name.clone(), Origin::Inline(tpl.loc.clone()));
+            if let Err(e) = self.env.add_template_owned(name.clone(), tpl.text.clone()) {
+                diags.push(self.diag(&e, sources, None));
+            }
+        }
+        Some(name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+
+    /// A diagnostic for a template error, pointing into the template's file
+    /// (or the TOML string it came from) at the failing expression.
+    pub fn diag(&self, e: &minijinja::Error, sources: &Sources, while_: Option<&str>) -> Diag {
+        let name = e.name().unwrap_or("?");
+        let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+        let kind = e.kind().to_string();
+        let mut d = match self.origin.get(name) {
+            Some(Origin::File(id)) => {
+                let span = match (e.range(), e.line()) {
+                    (Some(r), _) => r,
+                    (None, Some(line)) => sources.line_range(*id, line),
+                    (None, None) => 0..0,
+                };
+                Diag::error(format!("template error in templates/{name}: {kind}{detail}")).at(Loc::new(*id, span), kind.clone())
+            }
+            Some(Origin::Inline(loc)) => {
+                let span = match e.range() {
+                    Some(r) => (loc.span.start + 1 + r.start).min(loc.span.end)..(loc.span.start + 1 + r.end).min(loc.span.end),
+                    None => loc.span.clone(),
+                };
+                Diag::error(format!("template error: {kind}{detail}")).at(Loc::new(loc.file, span), kind.clone())
+            }
+            None => Diag::error(format!("template error in built-in template {name}: {kind}{detail}")),
+        };
+        if e.kind() == minijinja::ErrorKind::UndefinedError {
+            d = d.help("available: site, machine, role, image, vars (and boot in scripts); the fallback has no machine; machine.url needs [site] base-url");
+        }
+        if let Some(w) = while_ {
+            d = d.help(format!("while rendering {w}"));
+        }
+        d
+    }
+}
+
+/// A template value from anything serde can serialize.
+pub fn val<T: serde::Serialize>(t: T) -> Value {
+    Value::from(minijinja::value::Serde(t))
+}
