@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::diag::Format;
 
 #[derive(Parser)]
-#[command(name = "bootc", version, about = "Compile a GitOps boot site (machines, roles, images in TOML) into a static iPXE/DHCP/TFTP tree")]
+#[command(
+    name = "bootc",
+    version,
+    about = "Compile a GitOps boot site (machines, roles, images in TOML) into a static iPXE/DHCP/TFTP tree"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -31,7 +31,10 @@ impl Sources {
     }
 
     pub fn text(&self, id: FileId) -> &str {
-        self.files.get(id).map(|f| f.source().as_str()).unwrap_or("")
+        self.files
+            .get(id)
+            .map(|f| f.source().as_str())
+            .unwrap_or("")
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -103,7 +106,10 @@ impl Diag {
     }
 
     pub fn warning(message: impl Into<String>) -> Self {
-        Diag { severity: Severity::Warning, ..Diag::error(message) }
+        Diag {
+            severity: Severity::Warning,
+            ..Diag::error(message)
+        }
     }
 
     pub fn at(mut self, loc: Loc, label: impl Into<String>) -> Self {
@@ -153,11 +159,17 @@ impl Diags {
     }
 
     pub fn errors(&self) -> usize {
-        self.list.iter().filter(|d| d.severity == Severity::Error).count()
+        self.list
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn warnings(&self) -> usize {
-        self.list.iter().filter(|d| d.severity == Severity::Warning).count()
+        self.list
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -170,20 +182,26 @@ impl Diags {
             let key = |d: &Diag| {
                 (
                     d.severity,
-                    d.primary.as_ref().map(|(l, _)| (l.file, l.span.start, l.span.end)),
+                    d.primary
+                        .as_ref()
+                        .map(|(l, _)| (l.file, l.span.start, l.span.end)),
                     d.message.clone(),
                 )
             };
             key(a).cmp(&key(b))
         });
         self.list.dedup_by(|a, b| {
-            a.message == b.message && a.primary.as_ref().map(|p| &p.0) == b.primary.as_ref().map(|p| &p.0)
+            a.message == b.message
+                && a.primary.as_ref().map(|p| &p.0) == b.primary.as_ref().map(|p| &p.0)
         });
     }
 }
 
 /// "did you mean" for a misspelt name, when one candidate is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(name, c);
@@ -212,7 +230,10 @@ pub struct Reporter<'a> {
 
 impl<'a> Reporter<'a> {
     pub fn new(sources: &'a Sources) -> Self {
-        Reporter { sources, repo_prefix: PathBuf::new() }
+        Reporter {
+            sources,
+            repo_prefix: PathBuf::new(),
+        }
     }
 
     fn to_codespan(&self, d: &Diag) -> Diagnostic<FileId> {
@@ -222,10 +243,14 @@ impl<'a> Reporter<'a> {
         };
         let mut labels = Vec::new();
         if let Some((loc, msg)) = &d.primary {
-            labels.push(Label::new(LabelStyle::Primary, loc.file, loc.span.clone()).with_message(msg));
+            labels.push(
+                Label::new(LabelStyle::Primary, loc.file, loc.span.clone()).with_message(msg),
+            );
         }
         for (loc, msg) in &d.secondary {
-            labels.push(Label::new(LabelStyle::Secondary, loc.file, loc.span.clone()).with_message(msg));
+            labels.push(
+                Label::new(LabelStyle::Secondary, loc.file, loc.span.clone()).with_message(msg),
+            );
         }
         Diagnostic::new(severity)
             .with_message(&d.message)
@@ -235,7 +260,10 @@ impl<'a> Reporter<'a> {
 
     /// rustc-style text, ending with a summary line.
     pub fn human(&self, diags: &Diags, color: bool) -> String {
-        let config = Config { chars: Chars::ascii(), ..Config::default() };
+        let config = Config {
+            chars: Chars::ascii(),
+            ..Config::default()
+        };
         let mut out: Vec<u8> = Vec::new();
         for d in &diags.list {
             let cs = self.to_codespan(d);
@@ -249,7 +277,15 @@ impl<'a> Reporter<'a> {
         let mut text = String::from_utf8_lossy(&out).into_owned();
         let (e, w) = (diags.errors(), diags.warnings());
         if e > 0 {
-            text.push_str(&format!("error: the site is invalid: {}{}\n", plural(e, "error"), if w > 0 { format!(", {}", plural(w, "warning")) } else { String::new() }));
+            text.push_str(&format!(
+                "error: the site is invalid: {}{}\n",
+                plural(e, "error"),
+                if w > 0 {
+                    format!(", {}", plural(w, "warning"))
+                } else {
+                    String::new()
+                }
+            ));
         } else if w > 0 {
             text.push_str(&format!("warning: {} emitted\n", plural(w, "warning")));
         }
@@ -294,7 +330,11 @@ impl<'a> Reporter<'a> {
                 }
             })
             .collect();
-        let all = All { errors: diags.errors(), warnings: diags.warnings(), diagnostics: list };
+        let all = All {
+            errors: diags.errors(),
+            warnings: diags.warnings(),
+            diagnostics: list,
+        };
         serde_json::to_string_pretty(&all).expect("diagnostics serialize") + "\n"
     }
 
@@ -335,11 +375,17 @@ impl<'a> Reporter<'a> {
 }
 
 pub fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn gh_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn gh_property(s: &str) -> String {
@@ -348,11 +394,16 @@ fn gh_property(s: &str) -> String {
 
 /// Path of `site` relative to the root of the git work tree holding it, if any.
 pub fn repo_prefix(site: &Path) -> PathBuf {
-    let Ok(abs) = site.canonicalize() else { return PathBuf::new() };
+    let Ok(abs) = site.canonicalize() else {
+        return PathBuf::new();
+    };
     let mut dir: &Path = &abs;
     loop {
         if dir.join(".git").exists() {
-            return abs.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_default();
+            return abs
+                .strip_prefix(dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
         }
         match dir.parent() {
             Some(p) => dir = p,

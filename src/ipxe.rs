@@ -7,7 +7,10 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Some(format!("it contains the control character U+{:04X}", c as u32));
+        return Some(format!(
+            "it contains the control character U+{:04X}",
+            c as u32
+        ));
     }
     if s.chars().any(char::is_whitespace) {
         return Some("it contains whitespace, which would split it into several arguments".into());
@@ -17,7 +20,9 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     }
     for token in ["||", "&&", ";"] {
         if s.contains(token) {
-            return Some(format!("it contains `{token}`, which iPXE reads as a command separator"));
+            return Some(format!(
+                "it contains `{token}`, which iPXE reads as a command separator"
+            ));
         }
     }
     if s.starts_with('#') {
@@ -31,7 +36,8 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
 pub fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// An RFC 1123 host label: 1 to 63 letters, digits and hyphens, not starting
@@ -49,10 +55,26 @@ mod tests {
 
     #[test]
     fn rejects_what_ipxe_would_misread() {
-        for bad in ["a b", "a\tb", "x${net0/mac}", "a||b", "a&&b", "a;b", "#x", "a\u{7}", ""] {
+        for bad in [
+            "a b",
+            "a\tb",
+            "x${net0/mac}",
+            "a||b",
+            "a&&b",
+            "a;b",
+            "#x",
+            "a\u{7}",
+            "",
+        ] {
             assert!(unsafe_reason(bad).is_some(), "{bad:?} should be rejected");
         }
-        for good in ["console=ttyS0,115200", "root=/dev/nvme0n1p2", "url=http://x/a?b=c#frag", "a#b", "quiet"] {
+        for good in [
+            "console=ttyS0,115200",
+            "root=/dev/nvme0n1p2",
+            "url=http://x/a?b=c#frag",
+            "a#b",
+            "quiet",
+        ] {
             assert_eq!(unsafe_reason(good), None, "{good:?} should pass");
         }
     }

@@ -30,40 +30,61 @@ pub struct Loaded {
 /// Errors that stop loading before any file can be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{0}: no {SITE_FILE} here; a site's root holds {SITE_FILE} (create one with `bootc init`)")]
+    #[error(
+        "{0}: no {SITE_FILE} here; a site's root holds {SITE_FILE} (create one with `bootc init`)"
+    )]
     NotASite(PathBuf),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Relative name with '/' separators, for display and for template names.
 pub fn rel_name(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Files under `dir` (sorted, following no symlinked directories) whose name
 /// passes `keep`; `recursive` walks sub-folders too.
-fn list(root: &Path, dir: &str, recursive: bool, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, LoadError> {
+fn list(
+    root: &Path,
+    dir: &str,
+    recursive: bool,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, LoadError> {
     let base = root.join(dir);
     if !base.is_dir() {
         return Ok(Vec::new());
     }
-    let mut walk = walkdir::WalkDir::new(&base).sort_by_file_name().min_depth(1);
+    let mut walk = walkdir::WalkDir::new(&base)
+        .sort_by_file_name()
+        .min_depth(1);
     if !recursive {
         walk = walk.max_depth(1);
     }
     let mut out = Vec::new();
     for entry in walk {
         let entry = entry.map_err(|e| LoadError::Io {
-            path: e.path().map(Path::to_path_buf).unwrap_or_else(|| base.clone()),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("file system loop")),
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| base.clone()),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("file system loop")),
         })?;
         let name = entry.file_name().to_string_lossy();
         if name.starts_with('.') {
             continue;
         }
-        if entry.file_type().is_file() || (entry.file_type().is_symlink() && entry.path().is_file()) {
+        if entry.file_type().is_file() || (entry.file_type().is_symlink() && entry.path().is_file())
+        {
             if keep(entry.path()) {
                 out.push(entry.into_path());
             }
@@ -88,8 +109,14 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     let templates = list(root, "templates", true, |_| true)?;
 
     // Read everything (in parallel: a large fleet has many files).
-    let all: Vec<&PathBuf> = std::iter::once(&site_path).chain(&machines).chain(&roles).chain(&images).chain(&templates).collect();
-    let texts: Vec<Result<String, std::io::Error>> = all.par_iter().map(fs::read_to_string).collect();
+    let all: Vec<&PathBuf> = std::iter::once(&site_path)
+        .chain(&machines)
+        .chain(&roles)
+        .chain(&images)
+        .chain(&templates)
+        .collect();
+    let texts: Vec<Result<String, std::io::Error>> =
+        all.par_iter().map(fs::read_to_string).collect();
 
     let mut diags = Diags::default();
     let mut sources = Sources::default();
@@ -162,7 +189,9 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn parse<T: DeserializeOwned>(sources: &Sources, id: FileId, diags: &mut Diags) -> Option<T> {
@@ -192,7 +221,8 @@ pub fn toml_diag(id: FileId, e: &toml::de::Error) -> Diag {
     }
     if let Some(rest) = first_line.strip_prefix("missing field ") {
         let key = rest.trim_matches('`');
-        return Diag::error(format!("missing key `{key}`")).at_opt(loc, format!("this table needs `{key}`"));
+        return Diag::error(format!("missing key `{key}`"))
+            .at_opt(loc, format!("this table needs `{key}`"));
     }
     if first_line.starts_with("invalid type") || first_line.starts_with("invalid value") {
         let text = first_line.replace("invalid type: ", "");

@@ -16,7 +16,11 @@ use crate::site::{Artifact, Site};
 pub enum Content {
     Bytes(Vec<u8>),
     /// A local artifact: copied from `source`; its hash is already known.
-    Copy { source: PathBuf, size: u64, blake3: String },
+    Copy {
+        source: PathBuf,
+        size: u64,
+        blake3: String,
+    },
 }
 
 impl Content {
@@ -79,13 +83,22 @@ pub struct RemoteArtifact {
 
 /// Builds the tree of a valid site. Template errors found on the way are
 /// added to `diags` (the caller must not write the tree then).
-pub fn render(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diags: &mut Diags) -> Tree {
+pub fn render(
+    site: &Site,
+    sources: &Sources,
+    resolver: &Resolver,
+    plan: &Plan,
+    diags: &mut Diags,
+) -> Tree {
     let mut tree = Tree::default();
     tree.add("http/boot.ipxe", resolver.boot_script(diags));
     tree.add("http/fallback.ipxe", plan.fallback_script.clone());
     for m in &plan.machines {
         for (mac, script) in m.macs.iter().zip(&m.scripts) {
-            tree.add(format!("http/machines/{}.ipxe", mac.hexhyp()), script.clone());
+            tree.add(
+                format!("http/machines/{}.ipxe", mac.hexhyp()),
+                script.clone(),
+            );
         }
         for (name, content) in &m.file_contents {
             tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
@@ -93,10 +106,23 @@ pub fn render(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, 
     }
     for img in site.images.values() {
         for a in img.boot.artifacts() {
-            if let (Some(path), Artifact::Local { source, size, blake3, .. }) = (a.tree_path(), a) {
+            if let (
+                Some(path),
+                Artifact::Local {
+                    source,
+                    size,
+                    blake3,
+                    ..
+                },
+            ) = (a.tree_path(), a)
+            {
                 tree.files.insert(
                     format!("http/{path}"),
-                    Content::Copy { source: source.clone(), size: *size, blake3: blake3.clone() },
+                    Content::Copy {
+                        source: source.clone(),
+                        size: *size,
+                        blake3: blake3.clone(),
+                    },
                 );
             }
         }
@@ -106,7 +132,10 @@ pub fn render(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, 
     let report = report(site, sources, resolver, plan, diags);
     tree.add("report/index.html", report);
     let manifest = manifest(site, &tree);
-    tree.add(MANIFEST, serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n");
+    tree.add(
+        MANIFEST,
+        serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n",
+    );
     tree
 }
 
@@ -116,26 +145,51 @@ pub fn manifest(site: &Site, tree: &Tree) -> Manifest {
         .files
         .par_iter()
         .filter(|(p, _)| p.as_str() != MANIFEST && !p.ends_with(".minisig"))
-        .map(|(path, c)| ManifestFile { path: path.clone(), size: c.size(), blake3: c.blake3() })
+        .map(|(path, c)| ManifestFile {
+            path: path.clone(),
+            size: c.size(),
+            blake3: c.blake3(),
+        })
         .collect();
-    let mut remote: BTreeMap<(String, Option<String>, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut remote: BTreeMap<(String, Option<String>, Option<String>), Vec<String>> =
+        BTreeMap::new();
     for img in site.images.values() {
         for a in img.boot.artifacts() {
-            if let Artifact::Remote { url, sha256, blake3, .. } = a {
-                remote.entry((url.clone(), sha256.clone(), blake3.clone())).or_default().push(img.name.clone());
+            if let Artifact::Remote {
+                url,
+                sha256,
+                blake3,
+                ..
+            } = a
+            {
+                remote
+                    .entry((url.clone(), sha256.clone(), blake3.clone()))
+                    .or_default()
+                    .push(img.name.clone());
             }
         }
     }
     let remote = remote
         .into_iter()
-        .map(|((url, sha256, blake3), images)| RemoteArtifact { url, sha256, blake3, images })
+        .map(|((url, sha256, blake3), images)| RemoteArtifact {
+            url,
+            sha256,
+            blake3,
+            images,
+        })
         .collect();
     let mut id = blake3::Hasher::new();
     id.update(site.name.as_bytes());
     for f in &files {
         id.update(format!("\n{} {} {}", f.path, f.size, f.blake3).as_bytes());
     }
-    Manifest { format: MANIFEST_FORMAT, site: site.name.clone(), build_id: id.finalize().to_hex()[..32].to_string(), files, remote }
+    Manifest {
+        format: MANIFEST_FORMAT,
+        site: site.name.clone(),
+        build_id: id.finalize().to_hex()[..32].to_string(),
+        files,
+        remote,
+    }
 }
 
 #[derive(Serialize)]
@@ -150,17 +204,27 @@ struct ReportMachine<'a> {
     boot: &'a str,
     kernel_args: String,
     labels: &'a BTreeMap<String, String>,
-    files: Vec<String>,
+    files: Vec<(String, String)>,
 }
 
-fn report(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diags: &mut Diags) -> String {
+fn report(
+    site: &Site,
+    sources: &Sources,
+    resolver: &Resolver,
+    plan: &Plan,
+    diags: &mut Diags,
+) -> String {
     let machines: Vec<ReportMachine> = plan
         .machines
         .iter()
         .map(|m| ReportMachine {
             name: &m.name,
             macs: m.macs.iter().map(|x| x.to_string()).collect(),
-            scripts: m.macs.iter().map(|x| format!("machines/{}.ipxe", x.hexhyp())).collect(),
+            scripts: m
+                .macs
+                .iter()
+                .map(|x| format!("machines/{}.ipxe", x.hexhyp()))
+                .collect(),
             ip: m.ip.map(|i| i.to_string()),
             role: &m.role,
             role_chain: &m.role_chain,
@@ -168,7 +232,11 @@ fn report(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diag
             boot: &m.boot,
             kernel_args: m.kernel_args.join(" "),
             labels: &m.labels,
-            files: m.files.keys().map(|f| format!("machines/{}/{f}", m.name)).collect(),
+            files: m
+                .files
+                .keys()
+                .map(|f| (f.clone(), format!("machines/{}/{f}", m.name)))
+                .collect(),
         })
         .collect();
     let mut by_role: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -238,7 +306,11 @@ fn report(site: &Site, sources: &Sources, resolver: &Resolver, plan: &Plan, diag
     match resolver.templates.render("report.html.j2", &ctx) {
         Ok(s) => s,
         Err(e) => {
-            diags.push(resolver.templates.diag(&e, sources, Some("report/index.html")));
+            diags.push(
+                resolver
+                    .templates
+                    .diag(&e, sources, Some("report/index.html")),
+            );
             String::new()
         }
     }

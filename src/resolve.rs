@@ -108,8 +108,15 @@ struct BootView {
 
 impl BootView {
     fn new(boot: &Boot, prefix: &str, args: &[String]) -> BootView {
-        let f = |a: &Artifact| Fetch { url: a.url_from(prefix), name: a.file_name().to_string() };
-        let mut v = BootView { kind: boot.kind(), args: args.join(" "), ..Default::default() };
+        let f = |a: &Artifact| Fetch {
+            url: a.url_from(prefix),
+            name: a.file_name().to_string(),
+        };
+        let mut v = BootView {
+            kind: boot.kind(),
+            args: args.join(" "),
+            ..Default::default()
+        };
         match boot {
             Boot::Kernel { kernel, initrds } => {
                 v.kernel = Some(f(kernel));
@@ -134,8 +141,19 @@ impl BootView {
     /// What iPXE fetches, in order.
     fn fetches(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        out.extend(self.kernel.iter().chain(&self.initrds).map(|x| x.url.clone()));
-        out.extend(self.memdisk.iter().chain(&self.iso).chain(&self.chain).map(|x| x.url.clone()));
+        out.extend(
+            self.kernel
+                .iter()
+                .chain(&self.initrds)
+                .map(|x| x.url.clone()),
+        );
+        out.extend(
+            self.memdisk
+                .iter()
+                .chain(&self.iso)
+                .chain(&self.chain)
+                .map(|x| x.url.clone()),
+        );
         out
     }
 }
@@ -199,20 +217,46 @@ impl<'a> Resolver<'a> {
                 inline.insert(key, templates.inline(t, sources, diags));
             }
         }
-        Resolver { site, sources, templates, inline }
+        Resolver {
+            site,
+            sources,
+            templates,
+            inline,
+        }
     }
 
     fn site_view(&self) -> SiteView<'_> {
-        SiteView { name: &self.site.name, base_url: self.site.base_url.as_deref(), fallback: self.site.fallback.to_string() }
+        SiteView {
+            name: &self.site.name,
+            base_url: self.site.base_url.as_deref(),
+            fallback: self.site.fallback.to_string(),
+        }
     }
 
     /// Renders kernel args (image, then roles base first, then `own`),
     /// checking each for iPXE safety. Empty results are dropped.
-    fn args(&self, ctx: &Value, image: &Image, chain: &[&Role], own: &[Tpl], what: &str, diags: &mut Diags) -> Vec<String> {
-        let all = image.kernel_args.iter().chain(chain.iter().rev().flat_map(|r| &r.kernel_args)).chain(own);
+    fn args(
+        &self,
+        ctx: &Value,
+        image: &Image,
+        chain: &[&Role],
+        own: &[Tpl],
+        what: &str,
+        diags: &mut Diags,
+    ) -> Vec<String> {
+        let all = image
+            .kernel_args
+            .iter()
+            .chain(chain.iter().rev().flat_map(|r| &r.kernel_args))
+            .chain(own);
         let mut out = Vec::new();
         for t in all {
-            let text = match self.inline.get(&(t.loc.file, t.loc.span.start)).cloned().flatten() {
+            let text = match self
+                .inline
+                .get(&(t.loc.file, t.loc.span.start))
+                .cloned()
+                .flatten()
+            {
                 None => t.text.clone(),
                 Some(name) => match self.templates.render(&name, ctx) {
                     Ok(s) => s,
@@ -244,8 +288,14 @@ impl<'a> Resolver<'a> {
         let mut diags = Diags::default();
         let site = self.site;
         let chain = role_chain(site, &m.role);
-        let Some(role) = chain.first() else { return (None, diags) };
-        let Some(image) = chain.iter().find_map(|r| r.image.as_deref()).and_then(|i| site.images.get(i)) else {
+        let Some(role) = chain.first() else {
+            return (None, diags);
+        };
+        let Some(image) = chain
+            .iter()
+            .find_map(|r| r.image.as_deref())
+            .and_then(|i| site.images.get(i))
+        else {
             return (None, diags);
         };
         let mut layers: Vec<&Vars> = vec![&image.vars];
@@ -254,14 +304,27 @@ impl<'a> Resolver<'a> {
         let vars = vars_value(&layers);
         let machine_view = |mac: Option<&Mac>| MachineView {
             name: &m.name,
-            mac: mac.or(m.macs.first()).map(Mac::to_string).unwrap_or_default(),
+            mac: mac
+                .or(m.macs.first())
+                .map(Mac::to_string)
+                .unwrap_or_default(),
             macs: m.macs.iter().map(Mac::to_string).collect(),
             ip: m.ip.map(|i| i.to_string()),
             labels: &m.labels,
-            url: site.base_url.as_ref().map(|b| format!("{b}machines/{}/", m.name)),
+            url: site
+                .base_url
+                .as_ref()
+                .map(|b| format!("{b}machines/{}/", m.name)),
         };
-        let role_view = RoleView { name: &role.name, description: &role.description };
-        let image_view = ImageView { name: &image.name, description: &image.description, kind: image.boot.kind() };
+        let role_view = RoleView {
+            name: &role.name,
+            description: &role.description,
+        };
+        let image_view = ImageView {
+            name: &image.name,
+            description: &image.description,
+            kind: image.boot.kind(),
+        };
         let ctx = minijinja::context! {
             site => crate::templates::val(self.site_view()),
             machine => crate::templates::val(machine_view(None)),
@@ -291,7 +354,10 @@ impl<'a> Resolver<'a> {
         }
 
         let boot = BootView::new(&image.boot, "../", &kernel_args);
-        let script = chain.iter().find_map(|r| r.script.as_deref()).unwrap_or("machine.ipxe.j2");
+        let script = chain
+            .iter()
+            .find_map(|r| r.script.as_deref())
+            .unwrap_or("machine.ipxe.j2");
         let mut scripts = Vec::new();
         if self.templates.has(script) {
             for mac in &m.macs {
@@ -306,7 +372,11 @@ impl<'a> Resolver<'a> {
                 match self.templates.render(script, &ctx) {
                     Ok(s) => scripts.push(s),
                     Err(e) => {
-                        diags.push(self.templates.diag(&e, self.sources, Some(&format!("the script of {} ({mac})", m.name))));
+                        diags.push(self.templates.diag(
+                            &e,
+                            self.sources,
+                            Some(&format!("the script of {} ({mac})", m.name)),
+                        ));
                         break;
                     }
                 }
@@ -317,8 +387,16 @@ impl<'a> Resolver<'a> {
             .map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string()))
             .collect();
         let mut fetches = vec!["boot.ipxe".to_string()];
-        fetches.extend(m.macs.first().map(|mac| format!("machines/{}.ipxe", mac.hexhyp())));
-        fetches.extend(boot.fetches().into_iter().map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)));
+        fetches.extend(
+            m.macs
+                .first()
+                .map(|mac| format!("machines/{}.ipxe", mac.hexhyp())),
+        );
+        fetches.extend(
+            boot.fetches()
+                .into_iter()
+                .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
+        );
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
@@ -339,8 +417,15 @@ impl<'a> Resolver<'a> {
 
     fn unbound(&self, role: &'a str) -> Option<Unbound<'a>> {
         let chain = role_chain(self.site, role);
-        let image = chain.iter().find_map(|r| r.image.as_deref()).and_then(|i| self.site.images.get(i))?;
-        Some(Unbound { role: chain.first()?, chain, image })
+        let image = chain
+            .iter()
+            .find_map(|r| r.image.as_deref())
+            .and_then(|i| self.site.images.get(i))?;
+        Some(Unbound {
+            role: chain.first()?,
+            chain,
+            image,
+        })
     }
 
     /// The fallback's view of a role: rendered without a machine.
@@ -385,7 +470,9 @@ impl<'a> Resolver<'a> {
             Fallback::Menu => {
                 let mut entries = Vec::new();
                 for name in self.site.roles.keys() {
-                    let Some(u) = self.unbound(name) else { continue };
+                    let Some(u) = self.unbound(name) else {
+                        continue;
+                    };
                     let mut local = Diags::default();
                     match self.unbound_view(&u, &mut local) {
                         Some(v) => entries.push(v),
@@ -415,21 +502,33 @@ impl<'a> Resolver<'a> {
 
     pub fn boot_script(&self, diags: &mut Diags) -> String {
         let ctx = minijinja::context! { site => crate::templates::val(self.site_view()) };
-        self.templates.render("boot.ipxe.j2", &ctx).unwrap_or_else(|e| {
-            diags.push(self.templates.diag(&e, self.sources, Some("boot.ipxe")));
-            String::new()
-        })
+        self.templates
+            .render("boot.ipxe.j2", &ctx)
+            .unwrap_or_else(|e| {
+                diags.push(self.templates.diag(&e, self.sources, Some("boot.ipxe")));
+                String::new()
+            })
     }
 
     /// Resolves the whole fleet (machines in parallel).
     pub fn plan(&self, diags: &mut Diags) -> Plan {
-        let results: Vec<(Option<Resolved>, Diags)> = self.site.machines.par_iter().map(|m| self.resolve_machine(m)).collect();
+        let results: Vec<(Option<Resolved>, Diags)> = self
+            .site
+            .machines
+            .par_iter()
+            .map(|m| self.resolve_machine(m))
+            .collect();
         let mut machines = Vec::with_capacity(results.len());
         for (r, d) in results {
             diags.extend(d);
             machines.extend(r);
         }
         let fallback_script = self.fallback(diags);
-        Plan { site: self.site.name.clone(), fallback: self.site.fallback.to_string(), machines, fallback_script }
+        Plan {
+            site: self.site.name.clone(),
+            fallback: self.site.fallback.to_string(),
+            machines,
+            fallback_script,
+        }
     }
 }

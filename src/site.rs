@@ -40,7 +40,11 @@ impl Mac {
 
     /// `52-54-00-aa-bb-01`: iPXE's `${mac:hexhyp}` and the script's file name.
     pub fn hexhyp(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join("-")
+        self.0
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join("-")
     }
 }
 
@@ -166,8 +170,14 @@ pub struct Image {
 
 #[derive(Clone, Debug)]
 pub enum Boot {
-    Kernel { kernel: Artifact, initrds: Vec<Artifact> },
-    Iso { iso: Artifact, method: IsoMethod },
+    Kernel {
+        kernel: Artifact,
+        initrds: Vec<Artifact>,
+    },
+    Iso {
+        iso: Artifact,
+        method: IsoMethod,
+    },
     Chain(Artifact),
     Local,
 }
@@ -185,7 +195,10 @@ impl Boot {
     pub fn artifacts(&self) -> Vec<&Artifact> {
         match self {
             Boot::Kernel { kernel, initrds } => std::iter::once(kernel).chain(initrds).collect(),
-            Boot::Iso { iso, method: IsoMethod::Memdisk(m) } => vec![m, iso],
+            Boot::Iso {
+                iso,
+                method: IsoMethod::Memdisk(m),
+            } => vec![m, iso],
             Boot::Iso { iso, .. } => vec![iso],
             Boot::Chain(a) => vec![a],
             Boot::Local => vec![],
@@ -213,7 +226,12 @@ pub enum Artifact {
         blake3: String,
     },
     /// A remote file, pinned by hash.
-    Remote { url: String, file_name: String, sha256: Option<String>, blake3: Option<String> },
+    Remote {
+        url: String,
+        file_name: String,
+        sha256: Option<String>,
+        blake3: Option<String>,
+    },
     /// A live URL (chain only): another boot service, not a file.
     Live { url: String },
 }
@@ -222,7 +240,9 @@ impl Artifact {
     /// Path of a local artifact inside http/.
     pub fn tree_path(&self) -> Option<String> {
         match self {
-            Artifact::Local { file_name, blake3, .. } => Some(format!("images/{blake3}/{file_name}")),
+            Artifact::Local {
+                file_name, blake3, ..
+            } => Some(format!("images/{blake3}/{file_name}")),
             _ => None,
         }
     }

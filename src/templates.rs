@@ -13,9 +13,15 @@ use crate::site::{Site, Tpl};
 /// file of the same name under templates/.
 pub const BUILTINS: &[(&str, &str)] = &[
     ("boot.ipxe.j2", include_str!("templates/boot.ipxe.j2")),
-    ("fallback.ipxe.j2", include_str!("templates/fallback.ipxe.j2")),
+    (
+        "fallback.ipxe.j2",
+        include_str!("templates/fallback.ipxe.j2"),
+    ),
     ("machine.ipxe.j2", include_str!("templates/machine.ipxe.j2")),
-    ("boot-commands.ipxe.j2", include_str!("templates/boot-commands.ipxe.j2")),
+    (
+        "boot-commands.ipxe.j2",
+        include_str!("templates/boot-commands.ipxe.j2"),
+    ),
     ("report.html.j2", include_str!("templates/report.html.j2")),
 ];
 
@@ -49,17 +55,29 @@ impl Templates {
             }
         });
         env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().expect("default syntax with trailing newlines"),
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default syntax with trailing newlines"),
         );
-        let mut t = Templates { env, origin: HashMap::new() };
+        env.add_filter("filesizeformat", |n: u64| human_size(n));
+        let mut t = Templates {
+            env,
+            origin: HashMap::new(),
+        };
         for (name, src) in BUILTINS {
             if !site.templates.contains_key(*name) {
-                t.env.add_template(name, src).expect("built-in templates compile");
+                t.env
+                    .add_template(name, src)
+                    .expect("built-in templates compile");
             }
         }
         for (name, &id) in &site.templates {
             t.origin.insert(name.clone(), Origin::File(id));
-            if let Err(e) = t.env.add_template_owned(name.clone(), sources.text(id).to_string()) {
+            if let Err(e) = t
+                .env
+                .add_template_owned(name.clone(), sources.text(id).to_string())
+            {
                 diags.push(t.diag(&e, sources, None));
             }
         }
@@ -74,7 +92,8 @@ impl Templates {
         }
         let name = format!("{}@{}", sources.name(tpl.loc.file), tpl.loc.span.start);
         if !self.origin.contains_key(&name) {
-            self.origin.insert(name.clone(), Origin::Inline(tpl.loc.clone()));
+            self.origin
+                .insert(name.clone(), Origin::Inline(tpl.loc.clone()));
             if let Err(e) = self.env.add_template_owned(name.clone(), tpl.text.clone()) {
                 diags.push(self.diag(&e, sources, None));
             }
@@ -103,16 +122,25 @@ impl Templates {
                     (None, Some(line)) => sources.line_range(*id, line),
                     (None, None) => 0..0,
                 };
-                Diag::error(format!("template error in templates/{name}: {kind}{detail}")).at(Loc::new(*id, span), kind.clone())
+                Diag::error(format!(
+                    "template error in templates/{name}: {kind}{detail}"
+                ))
+                .at(Loc::new(*id, span), kind.clone())
             }
             Some(Origin::Inline(loc)) => {
                 let span = match e.range() {
-                    Some(r) => (loc.span.start + 1 + r.start).min(loc.span.end)..(loc.span.start + 1 + r.end).min(loc.span.end),
+                    Some(r) => {
+                        (loc.span.start + 1 + r.start).min(loc.span.end)
+                            ..(loc.span.start + 1 + r.end).min(loc.span.end)
+                    }
                     None => loc.span.clone(),
                 };
-                Diag::error(format!("template error: {kind}{detail}")).at(Loc::new(loc.file, span), kind.clone())
+                Diag::error(format!("template error: {kind}{detail}"))
+                    .at(Loc::new(loc.file, span), kind.clone())
             }
-            None => Diag::error(format!("template error in built-in template {name}: {kind}{detail}")),
+            None => Diag::error(format!(
+                "template error in built-in template {name}: {kind}{detail}"
+            )),
         };
         if e.kind() == minijinja::ErrorKind::UndefinedError {
             d = d.help("available: site, machine, role, image, vars (and boot in scripts); the fallback has no machine; machine.url needs [site] base-url");
@@ -127,4 +155,20 @@ impl Templates {
 /// A template value from anything serde can serialize.
 pub fn val<T: serde::Serialize>(t: T) -> Value {
     Value::from(minijinja::value::Serde(t))
+}
+
+/// 1536 -> "1.5 KiB".
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

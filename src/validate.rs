@@ -22,8 +22,23 @@ struct Ctx<'a> {
     loaded: &'a Loaded,
     diags: Diags,
     artifact_roots: Vec<PathBuf>,
-    /// Local artifact hashes, computed once per file.
-    hashes: BTreeMap<PathBuf, Option<(u64, String)>>,
+}
+
+impl Ctx<'_> {
+    /// A path for messages: relative to the site root when inside it (so
+    /// messages do not depend on where the site is checked out).
+    fn shown(&self, p: &Path) -> String {
+        let root = self
+            .loaded
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.loaded.root.clone());
+        match p.strip_prefix(&root) {
+            Ok(rel) if rel.as_os_str().is_empty() => "the site root".to_string(),
+            Ok(rel) => format!("{} (in the site)", rel.display()),
+            Err(_) => p.display().to_string(),
+        }
+    }
 }
 
 fn loc<T>(file: FileId, s: &S<T>) -> Loc {
@@ -47,7 +62,11 @@ fn parse_ip(file: FileId, s: &S<String>, what: &str, diags: &mut Diags) -> Optio
 /// Validates the loaded site. Returns the site when it is usable (even with
 /// errors in `diags`, so later stages can report more).
 pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
-    let mut cx = Ctx { loaded, diags: Diags::default(), artifact_roots: Vec::new(), hashes: BTreeMap::new() };
+    let mut cx = Ctx {
+        loaded,
+        diags: Diags::default(),
+        artifact_roots: Vec::new(),
+    };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
     };
@@ -57,7 +76,8 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     // [site]
     let name = s.name.get_ref().clone();
     if let Some(why) = unsafe_reason(&name) {
-        cx.diags.push(Diag::error("invalid site name").at(loc(site_id, &s.name), why));
+        cx.diags
+            .push(Diag::error("invalid site name").at(loc(site_id, &s.name), why));
     }
     let base_url = s.base_url.as_ref().and_then(|u| {
         let text = u.get_ref();
@@ -68,22 +88,34 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         };
         match problem {
             Some(why) => {
-                cx.diags.push(Diag::error(format!("invalid base-url `{text}`")).at(loc(site_id, u), why));
+                cx.diags.push(
+                    Diag::error(format!("invalid base-url `{text}`")).at(loc(site_id, u), why),
+                );
                 None
             }
-            None => Some(if text.ends_with('/') { text.clone() } else { format!("{text}/") }),
+            None => Some(if text.ends_with('/') {
+                text.clone()
+            } else {
+                format!("{text}/")
+            }),
         }
     });
     cx.artifact_roots = artifact_roots(&mut cx, site_id, s.artifact_roots.as_deref());
 
     let ipxe = ipxe_binaries(&mut cx, site_id, site_file.ipxe.binaries.as_ref());
-    let dhcp = site_file.dhcp.as_ref().and_then(|d| dhcp(&mut cx, site_id, d));
+    let dhcp = site_file
+        .dhcp
+        .as_ref()
+        .and_then(|d| dhcp(&mut cx, site_id, d));
     if let Some(d) = &site_file.dhcp
         && s.base_url.is_none()
     {
         cx.diags.push(
             Diag::error("[dhcp] needs [site] base-url")
-                .at(Loc::new(site_id, d.span().start..d.span().start + 6), "DHCP hands iPXE the absolute URL of boot.ipxe")
+                .at(
+                    Loc::new(site_id, d.span().start..d.span().start + 6),
+                    "DHCP hands iPXE the absolute URL of boot.ipxe",
+                )
                 .help("add base-url = \"http://SERVER/\" to [site]: where public/http/ is served"),
         );
     }
@@ -113,11 +145,19 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
             "shell" => Fallback::Shell,
             r => {
                 if !roles.contains_key(r) {
-                    let hint = did_you_mean(r, roles.keys().map(String::as_str).chain(["local", "menu", "shell"]));
+                    let hint = did_you_mean(
+                        r,
+                        roles
+                            .keys()
+                            .map(String::as_str)
+                            .chain(["local", "menu", "shell"]),
+                    );
                     cx.diags.push(
-                        Diag::error(format!("fallback `{r}` is neither a role nor local, menu or shell"))
-                            .at(loc(site_id, f), "no such role")
-                            .help_opt(hint),
+                        Diag::error(format!(
+                            "fallback `{r}` is neither a role nor local, menu or shell"
+                        ))
+                        .at(loc(site_id, f), "no such role")
+                        .help_opt(hint),
                     );
                 }
                 Fallback::Role(r.to_string())
@@ -222,16 +262,26 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
             .filter(|(_, p)| p.is_file())
             .collect();
         if !binaries.is_empty() {
-            return Ipxe { dir: Some(dir.clone()), binaries };
+            return Ipxe {
+                dir: Some(dir.clone()),
+                binaries,
+            };
         }
     }
-    let where_ = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ");
+    let where_ = candidates
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
     cx.diags.push(
         Diag::warning(format!("no iPXE binaries ({}) in {where_}", IPXE_BINARIES.join(", ")))
             .at_opt(configured.map(|p| loc(file, p)), "no chainloaders here")
             .help("install them (`apt install ipxe`) or set [ipxe] binaries = \"/path/to/ipxe\"; without them there is no tftp/ output"),
     );
-    Ipxe { dir: None, binaries: BTreeMap::new() }
+    Ipxe {
+        dir: None,
+        binaries: BTreeMap::new(),
+    }
 }
 
 fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
@@ -252,7 +302,10 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
     if let Some(i) = &d.interface
         && !is_plain_name(i.get_ref())
     {
-        cx.diags.push(Diag::error(format!("invalid interface name `{}`", i.get_ref())).at(loc(file, i), "not an interface name"));
+        cx.diags.push(
+            Diag::error(format!("invalid interface name `{}`", i.get_ref()))
+                .at(loc(file, i), "not an interface name"),
+        );
     }
     let mut subnets: Vec<(Subnet, Loc)> = Vec::new();
     for sn in &d.subnet {
@@ -291,7 +344,8 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
             };
             match problem {
                 Some(p) => {
-                    cx.diags.push(Diag::error(format!("{what} {ip} is {p}")).at(loc(file, s), p));
+                    cx.diags
+                        .push(Diag::error(format!("{what} {ip} is {p}")).at(loc(file, s), p));
                     None
                 }
                 None => Some(ip),
@@ -311,17 +365,30 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
             let b = host_check(cx, &items[1], "pool end");
             let (a, b) = (a?, b?);
             if a > b {
-                cx.diags.push(Diag::error(format!("pool starts at {a}, after its end {b}")).at(loc(file, p), "reversed range"));
+                cx.diags.push(
+                    Diag::error(format!("pool starts at {a}, after its end {b}"))
+                        .at(loc(file, p), "reversed range"),
+                );
                 return None;
             }
             Some((a, b))
         });
-        let gateway = sn.gateway.as_ref().and_then(|g| host_check(cx, g, "gateway"));
-        let dns = sn.dns.iter().filter_map(|x| parse_ip(file, x, "DNS server", &mut cx.diags)).collect();
+        let gateway = sn
+            .gateway
+            .as_ref()
+            .and_then(|g| host_check(cx, g, "gateway"));
+        let dns = sn
+            .dns
+            .iter()
+            .filter_map(|x| parse_ip(file, x, "DNS server", &mut cx.diags))
+            .collect();
         let domain = sn.domain.as_ref().and_then(|dm| {
             let ok = dm.get_ref().split('.').all(is_host_label);
             if !ok {
-                cx.diags.push(Diag::error(format!("invalid domain `{}`", dm.get_ref())).at(loc(file, dm), "not a DNS domain name"));
+                cx.diags.push(
+                    Diag::error(format!("invalid domain `{}`", dm.get_ref()))
+                        .at(loc(file, dm), "not a DNS domain name"),
+                );
             }
             ok.then(|| dm.get_ref().clone())
         });
@@ -335,7 +402,16 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
                     );
                 }
             }
-            subnets.push((Subnet { cidr, pool, gateway, dns, domain }, sl));
+            subnets.push((
+                Subnet {
+                    cidr,
+                    pool,
+                    gateway,
+                    dns,
+                    domain,
+                },
+                sl,
+            ));
         }
     }
     Some(Dhcp {
@@ -358,7 +434,12 @@ fn name_check(cx: &mut Ctx, what: &str, name: &str, file: FileId) {
 
 fn templates_list(cx: &Ctx, args: &[S<String>], file: FileId) -> Vec<Tpl> {
     let _ = cx;
-    args.iter().map(|a| Tpl { text: a.get_ref().clone(), loc: loc(file, a) }).collect()
+    args.iter()
+        .map(|a| Tpl {
+            text: a.get_ref().clone(),
+            loc: loc(file, a),
+        })
+        .collect()
 }
 
 fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Option<Image> {
@@ -382,9 +463,18 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
         return None;
     }
     if forms.len() > 1 {
-        let mut d = Diag::error(format!("image `{name}` has more than one form: {}", forms.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")))
-            .at(Loc::new(file, forms[1].1.clone()), format!("`{}` here", forms[1].0))
-            .also(Loc::new(file, forms[0].1.clone()), format!("`{}` here", forms[0].0));
+        let mut d = Diag::error(format!(
+            "image `{name}` has more than one form: {}",
+            forms.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+        ))
+        .at(
+            Loc::new(file, forms[1].1.clone()),
+            format!("`{}` here", forms[1].0),
+        )
+        .also(
+            Loc::new(file, forms[0].1.clone()),
+            format!("`{}` here", forms[0].0),
+        );
         d = d.help("an image is exactly one of: kernel + initrd, iso, chain, local");
         cx.diags.push(d);
         return None;
@@ -392,23 +482,39 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
     let form = forms[0].0;
     // Keys that belong to another form.
     let stray: Vec<(&str, std::ops::Range<usize>)> = [
-        img.initrd.as_ref().filter(|_| form != "kernel").map(|x| ("initrd", x.span())),
-        img.method.as_ref().filter(|_| form != "iso").map(|x| ("method", x.span())),
-        img.memdisk.as_ref().filter(|_| form != "iso").map(|x| ("memdisk", x.span())),
+        img.initrd
+            .as_ref()
+            .filter(|_| form != "kernel")
+            .map(|x| ("initrd", x.span())),
+        img.method
+            .as_ref()
+            .filter(|_| form != "iso")
+            .map(|x| ("method", x.span())),
+        img.memdisk
+            .as_ref()
+            .filter(|_| form != "iso")
+            .map(|x| ("memdisk", x.span())),
     ]
     .into_iter()
     .flatten()
     .collect();
     for (key, span) in stray {
         cx.diags.push(
-            Diag::error(format!("`{key}` does not go with `{form}`"))
-                .at(Loc::new(file, span), format!("only for {} images", if key == "initrd" { "kernel" } else { "iso" })),
+            Diag::error(format!("`{key}` does not go with `{form}`")).at(
+                Loc::new(file, span),
+                format!(
+                    "only for {} images",
+                    if key == "initrd" { "kernel" } else { "iso" }
+                ),
+            ),
         );
     }
     if form != "kernel" && !img.kernel_args.is_empty() {
         cx.diags.push(
-            Diag::error(format!("kernel-args need a kernel; image `{name}` is `{form}`"))
-                .at(loc(file, &img.kernel_args[0]), "nothing to pass these to"),
+            Diag::error(format!(
+                "kernel-args need a kernel; image `{name}` is `{form}`"
+            ))
+            .at(loc(file, &img.kernel_args[0]), "nothing to pass these to"),
         );
     }
     let boot = match form {
@@ -416,7 +522,12 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
             let kernel = artifact(cx, file, img.kernel.as_ref()?, false);
             let mut initrds = Vec::new();
             let mut names: HashMap<String, Loc> = HashMap::new();
-            for i in img.initrd.as_ref().map(|v| v.get_ref().as_slice()).unwrap_or(&[]) {
+            for i in img
+                .initrd
+                .as_ref()
+                .map(|v| v.get_ref().as_slice())
+                .unwrap_or(&[])
+            {
                 if let Some(a) = artifact(cx, file, i, false) {
                     let l = loc(file, i);
                     if let Some(first) = names.get(a.file_name()) {
@@ -432,14 +543,20 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
                     initrds.push(a);
                 }
             }
-            Boot::Kernel { kernel: kernel?, initrds }
+            Boot::Kernel {
+                kernel: kernel?,
+                initrds,
+            }
         }
         "iso" => {
             let iso = artifact(cx, file, img.iso.as_ref()?, false);
             let method = match img.method.as_ref().map(|m| (m, m.get_ref().as_str())) {
                 None | Some((_, "sanboot")) => {
                     if let Some(md) = &img.memdisk {
-                        cx.diags.push(Diag::error("`memdisk` is only used with method = \"memdisk\"").at(loc(file, md), "not used by sanboot"));
+                        cx.diags.push(
+                            Diag::error("`memdisk` is only used with method = \"memdisk\"")
+                                .at(loc(file, md), "not used by sanboot"),
+                        );
                     }
                     IsoMethod::Sanboot
                 }
@@ -503,7 +620,9 @@ fn artifact(cx: &mut Ctx, file: FileId, a: &S<model::Artifact>, live_ok: bool) -
             cx.diags.push(
                 Diag::error("an artifact has either `path` or `url`, not both")
                     .at(loc(file, u), "second source")
-                    .help("use path for a local file, url (with sha256 or blake3) for a remote one"),
+                    .help(
+                        "use path for a local file, url (with sha256 or blake3) for a remote one",
+                    ),
             );
             None
         }
@@ -520,7 +639,9 @@ fn artifact(cx: &mut Ctx, file: FileId, a: &S<model::Artifact>, live_ok: bool) -
                 cx.diags.push(
                     Diag::error("local artifacts are not pinned by hand")
                         .at(loc(file, pin), "remove this")
-                        .help("bootc hashes local files itself (BLAKE3) and names them by that hash"),
+                        .help(
+                            "bootc hashes local files itself (BLAKE3) and names them by that hash",
+                        ),
                 );
             }
             local_artifact(cx, file, p)
@@ -538,7 +659,10 @@ fn artifact(cx: &mut Ctx, file: FileId, a: &S<model::Artifact>, live_ok: bool) -
                 return None;
             }
             if let Some(why) = unsafe_reason(url) {
-                cx.diags.push(Diag::error("artifact URL cannot be written into an iPXE script").at(ul.clone(), why));
+                cx.diags.push(
+                    Diag::error("artifact URL cannot be written into an iPXE script")
+                        .at(ul.clone(), why),
+                );
                 return None;
             }
             let path_part = url.split(['?', '#']).next().unwrap_or(url);
@@ -556,20 +680,33 @@ fn artifact(cx: &mut Ctx, file: FileId, a: &S<model::Artifact>, live_ok: bool) -
                 return None;
             }
             if pins.len() > 1 {
-                cx.diags.push(Diag::error("give one pin, sha256 or blake3, not both").at(loc(file, pins[1]), "second pin"));
+                cx.diags.push(
+                    Diag::error("give one pin, sha256 or blake3, not both")
+                        .at(loc(file, pins[1]), "second pin"),
+                );
                 return None;
             }
             let pin = pins[0];
             if !is_hex64(pin.get_ref()) {
-                let kind = if a.sha256.is_some() { "sha256" } else { "blake3" };
-                cx.diags.push(
-                    Diag::error(format!("invalid {kind} pin"))
-                        .at(loc(file, pin), format!("{} characters; a {kind} is 64 hex digits", pin.get_ref().len())),
-                );
+                let kind = if a.sha256.is_some() {
+                    "sha256"
+                } else {
+                    "blake3"
+                };
+                cx.diags.push(Diag::error(format!("invalid {kind} pin")).at(
+                    loc(file, pin),
+                    format!(
+                        "{} characters; a {kind} is 64 hex digits",
+                        pin.get_ref().len()
+                    ),
+                ));
                 return None;
             }
             if file_name.is_empty() {
-                cx.diags.push(Diag::error(format!("artifact URL `{url}` names no file")).at(ul, "ends with '/'"));
+                cx.diags.push(
+                    Diag::error(format!("artifact URL `{url}` names no file"))
+                        .at(ul, "ends with '/'"),
+                );
                 return None;
             }
             Some(Artifact::Remote {
@@ -591,47 +728,82 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
         Err(_) => {
             cx.diags.push(
                 Diag::error(format!("local artifact `{written}` does not exist"))
-                    .at(pl, format!("no file at {}", path.display()))
+                    .at(pl, "no such file")
                     .help("put the file there (artifacts/ is often kept out of git and filled by a script), or fix the path"),
             );
             return None;
         }
     };
     if !canonical.is_file() {
-        cx.diags.push(Diag::error(format!("local artifact `{written}` is not a regular file")).at(pl, "not a file"));
+        cx.diags.push(
+            Diag::error(format!("local artifact `{written}` is not a regular file"))
+                .at(pl, "not a file"),
+        );
         return None;
     }
     if !cx.artifact_roots.iter().any(|r| canonical.starts_with(r)) {
-        let roots = cx.artifact_roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ");
+        let roots = cx
+            .artifact_roots
+            .iter()
+            .map(|r| cx.shown(r))
+            .collect::<Vec<_>>()
+            .join(", ");
         cx.diags.push(
             Diag::error(format!("local artifact `{written}` is outside every artifact root"))
-                .at(pl, format!("resolves to {}", canonical.display()))
+                .at(pl, format!("resolves to {}", cx.shown(&canonical)))
                 .help(format!("artifact roots: {roots}; add a root to [site] artifact-roots if this file is meant to be public")),
         );
         return None;
     }
-    let file_name = canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let name_in_path = Path::new(written).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(file_name);
-    if !is_plain_name(&name_in_path) && !name_in_path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+~".contains(&b)) {
+    let file_name = canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name_in_path = Path::new(written)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(file_name);
+    if !is_plain_name(&name_in_path)
+        && !name_in_path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+~".contains(&b))
+    {
         cx.diags.push(
-            Diag::error(format!("artifact file name `{name_in_path}` cannot be used in a URL"))
-                .at(pl, "unsafe file name")
-                .help("rename it with letters, digits, '.', '_', '-', '+' and '~' only"),
+            Diag::error(format!(
+                "artifact file name `{name_in_path}` cannot be used in a URL"
+            ))
+            .at(pl, "unsafe file name")
+            .help("rename it with letters, digits, '.', '_', '-', '+' and '~' only"),
         );
         return None;
     }
-    cx.hashes.entry(canonical.clone()).or_insert(None);
-    Some(Artifact::Local { source: canonical, path: written.clone(), file_name: name_in_path, size: 0, blake3: String::new() })
+    Some(Artifact::Local {
+        source: canonical,
+        path: written.clone(),
+        file_name: name_in_path,
+        size: 0,
+        blake3: String::new(),
+    })
 }
 
-fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile, images: &BTreeMap<String, Image>) -> Role {
+fn role(
+    cx: &mut Ctx,
+    name: &str,
+    file: FileId,
+    r: &model::RoleFile,
+    images: &BTreeMap<String, Image>,
+) -> Role {
     name_check(cx, "role", name, file);
     let known_role = |n: &str| cx.loaded.roles.contains_key(n);
     if let Some(e) = &r.extends
         && !known_role(e.get_ref())
     {
         let hint = did_you_mean(e.get_ref(), cx.loaded.roles.keys().map(String::as_str));
-        cx.diags.push(Diag::error(format!("role `{}` does not exist", e.get_ref())).at(loc(file, e), "no such role").help_opt(hint));
+        cx.diags.push(
+            Diag::error(format!("role `{}` does not exist", e.get_ref()))
+                .at(loc(file, e), "no such role")
+                .help_opt(hint),
+        );
     }
     if let Some(i) = &r.image
         && !cx.loaded.images.contains_key(i.get_ref())
@@ -640,7 +812,12 @@ fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile, images: &BT
         cx.diags.push(
             Diag::error(format!("image `{}` does not exist", i.get_ref()))
                 .at(loc(file, i), "no such image")
-                .help_opt(hint.or_else(|| Some(format!("images are the files images/*.toml; this needs images/{}.toml", i.get_ref())))),
+                .help_opt(hint.or_else(|| {
+                    Some(format!(
+                        "images are the files images/*.toml; this needs images/{}.toml",
+                        i.get_ref()
+                    ))
+                })),
         );
     }
     let _ = images;
@@ -650,7 +827,11 @@ fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile, images: &BT
             cx.diags.push(
                 Diag::error(format!("template `{}` does not exist", t.get_ref()))
                     .at(loc(file, t), format!("no templates/{}", t.get_ref()))
-                    .help_opt(hint.or_else(|| Some(format!("{what} templates live under templates/, named relative to it")))),
+                    .help_opt(hint.or_else(|| {
+                        Some(format!(
+                            "{what} templates live under templates/, named relative to it"
+                        ))
+                    })),
             );
         }
     };
@@ -672,8 +853,13 @@ fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile, images: &BT
     Role {
         name: name.to_string(),
         description: r.description.clone().unwrap_or_default(),
-        extends: r.extends.as_ref().map(|e| e.get_ref().clone()).filter(|e| known_role(e)),
-        image: r.image.as_ref().map(|i| i.get_ref().clone()).filter(|i| cx.loaded.images.contains_key(i)),
+        extends: r
+            .extends
+            .as_ref()
+            .map(|e| e.get_ref().clone())
+            .filter(|e| known_role(e)),
+        // Kept even when unknown (reported above), so no second error follows.
+        image: r.image.as_ref().map(|i| i.get_ref().clone()),
         kernel_args: templates_list(cx, &r.kernel_args, file),
         vars: r.vars.clone(),
         script: r.script.as_ref().map(|s| s.get_ref().clone()),
@@ -695,13 +881,20 @@ fn check_extends(cx: &mut Ctx, roles: &BTreeMap<String, Role>) {
                 if reported.insert(key.join(",")) {
                     let first = cycle[0];
                     let (file, r) = &cx.loaded.roles[first];
-                    let l = r.extends.as_ref().map(|e| loc(*file, e)).unwrap_or(Loc::new(*file, 0..0));
+                    let l = r
+                        .extends
+                        .as_ref()
+                        .map(|e| loc(*file, e))
+                        .unwrap_or(Loc::new(*file, 0..0));
                     let mut ring = cycle.clone();
                     ring.push(first);
                     cx.diags.push(
-                        Diag::error(format!("roles extend each other in a cycle: {}", ring.join(" -> ")))
-                            .at(l, "this starts the cycle")
-                            .help("a role can extend another, but never itself through others"),
+                        Diag::error(format!(
+                            "roles extend each other in a cycle: {}",
+                            ring.join(" -> ")
+                        ))
+                        .at(l, "this starts the cycle")
+                        .help("a role can extend another, but never itself through others"),
                     );
                 }
                 break;
@@ -751,7 +944,9 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                 cx.diags.push(
                     Diag::error(format!("machine name `{name}` is not a valid host name"))
                         .at(nl.clone(), "not an RFC 1123 label")
-                        .help("use 1 to 63 letters, digits and '-', not starting or ending with '-'"),
+                        .help(
+                            "use 1 to 63 letters, digits and '-', not starting or ending with '-'",
+                        ),
                 );
             }
             let key = name.to_ascii_lowercase();
@@ -772,14 +967,19 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                     cx.diags.push(
                         Diag::error(format!("machine `{name}` has both `mac` and `macs`"))
                             .at(loc(file, list), "second list of MACs")
-                            .help("use mac = \"…\" for one NIC or macs = [\"…\", \"…\"] for several"),
+                            .help(
+                                "use mac = \"…\" for one NIC or macs = [\"…\", \"…\"] for several",
+                            ),
                     );
                     Vec::new()
                 }
                 (Some(one), None) => vec![one],
                 (None, Some(list)) => {
                     if list.get_ref().is_empty() {
-                        cx.diags.push(Diag::error(format!("machine `{name}` has an empty `macs`")).at(loc(file, list), "no MAC address"));
+                        cx.diags.push(
+                            Diag::error(format!("machine `{name}` has an empty `macs`"))
+                                .at(loc(file, list), "no MAC address"),
+                        );
                     }
                     list.get_ref().iter().collect()
                 }
@@ -858,8 +1058,16 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                     String::new()
                 }
             };
-            let mut labels: BTreeMap<String, String> = d.labels.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
-            labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())));
+            let mut labels: BTreeMap<String, String> = d
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect();
+            labels.extend(
+                m.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone())),
+            );
             let mut kernel_args = templates_list(cx, &d.kernel_args, file);
             kernel_args.extend(templates_list(cx, &m.kernel_args, file));
             out.push(Machine {
@@ -878,7 +1086,13 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
     out
 }
 
-fn check_role_ref(cx: &mut Ctx, roles: &BTreeMap<String, Role>, file: FileId, r: &S<String>, seen: &mut BTreeSet<(FileId, usize)>) {
+fn check_role_ref(
+    cx: &mut Ctx,
+    roles: &BTreeMap<String, Role>,
+    file: FileId,
+    r: &S<String>,
+    seen: &mut BTreeSet<(FileId, usize)>,
+) {
     if !seen.insert((file, r.span().start)) {
         return;
     }
@@ -888,16 +1102,30 @@ fn check_role_ref(cx: &mut Ctx, roles: &BTreeMap<String, Role>, file: FileId, r:
         cx.diags.push(
             Diag::error(format!("role `{name}` does not exist"))
                 .at(loc(file, r), "no such role")
-                .help_opt(hint.or_else(|| Some(format!("roles are the files roles/*.toml; this needs roles/{name}.toml")))),
+                .help_opt(hint.or_else(|| {
+                    Some(format!(
+                        "roles are the files roles/*.toml; this needs roles/{name}.toml"
+                    ))
+                })),
         );
-    } else if roles.contains_key(name) && role_image(roles, name).is_none() && cx.loaded.roles[name].1.extends.as_ref().is_none_or(|e| cx.loaded.roles.contains_key(e.get_ref())) {
+    } else if roles.contains_key(name)
+        && role_image(roles, name).is_none()
+        && cx.loaded.roles[name]
+            .1
+            .extends
+            .as_ref()
+            .is_none_or(|e| cx.loaded.roles.contains_key(e.get_ref()))
+    {
         // Report once per role, at the role's file.
         let (rf, _) = &cx.loaded.roles[name];
         let key = (*rf, usize::MAX);
         if seen.insert(key) && !has_cycle(roles, name) {
             cx.diags.push(
                 Diag::error(format!("role `{name}` boots no image"))
-                    .at(Loc::new(*rf, 0..0), "no `image`, here or in the roles it extends")
+                    .at(
+                        Loc::new(*rf, 0..0),
+                        "no `image`, here or in the roles it extends",
+                    )
                     .also(loc(file, r), "used here"),
             );
         }
@@ -918,7 +1146,12 @@ fn has_cycle(roles: &BTreeMap<String, Role>, name: &str) -> bool {
 
 fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
     let Some(sn) = d.subnets.iter().find(|s| s.cidr.contains(&ip)) else {
-        let nets = d.subnets.iter().map(|s| s.cidr.to_string()).collect::<Vec<_>>().join(", ");
+        let nets = d
+            .subnets
+            .iter()
+            .map(|s| s.cidr.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         cx.diags.push(
             Diag::error(format!("IP address {ip} is not inside any subnet"))
                 .at(il, "outside every [[dhcp.subnet]]")
@@ -928,17 +1161,30 @@ fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
     };
     let net = sn.cidr;
     let problem = if net.prefix_len() < 31 && ip == net.network() {
-        Some((format!("IP address {ip} is the network address of {net}"), "network address"))
+        Some((
+            format!("IP address {ip} is the network address of {net}"),
+            "network address",
+        ))
     } else if net.prefix_len() < 31 && ip == net.broadcast() {
-        Some((format!("IP address {ip} is the broadcast address of {net}"), "broadcast address"))
+        Some((
+            format!("IP address {ip} is the broadcast address of {net}"),
+            "broadcast address",
+        ))
     } else if sn.pool.is_some_and(|(a, b)| a <= ip && ip <= b) {
         let (a, b) = sn.pool.unwrap_or((ip, ip));
-        Some((format!("IP address {ip} is inside the dynamic pool {a}-{b}"), "inside the pool"))
+        Some((
+            format!("IP address {ip} is inside the dynamic pool {a}-{b}"),
+            "inside the pool",
+        ))
     } else {
         None
     };
     if let Some((msg, label)) = problem {
-        cx.diags.push(Diag::error(msg).at(il, label).help("fixed addresses must be outside the pool and be usable host addresses"));
+        cx.diags.push(
+            Diag::error(msg)
+                .at(il, label)
+                .help("fixed addresses must be outside the pool and be usable host addresses"),
+        );
     }
 }
 
@@ -975,7 +1221,12 @@ pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
         }
     }
     let fill = |a: &mut Artifact| {
-        if let Artifact::Local { source, size, blake3, .. } = a
+        if let Artifact::Local {
+            source,
+            size,
+            blake3,
+            ..
+        } = a
             && let Some((s, h)) = table.get(source)
         {
             *size = *s;

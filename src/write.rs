@@ -20,7 +20,10 @@ pub struct WriteError {
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError { path: path.to_path_buf(), source }
+    move |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,13 +42,21 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(err(&parent))?;
-    if out.is_dir() && !out.join("plan.json").is_file() && fs::read_dir(out).map_err(err(out))?.next().is_some() {
+    if out.is_dir()
+        && !out.join("plan.json").is_file()
+        && fs::read_dir(out).map_err(err(out))?.next().is_some()
+    {
         return Err(WriteError {
             path: out.to_path_buf(),
-            source: io::Error::other("refusing to replace a non-empty folder that is not a bootc output tree (it has no plan.json)"),
+            source: io::Error::other(
+                "refusing to replace a non-empty folder that is not a bootc output tree (it has no plan.json)",
+            ),
         });
     }
-    let base = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "public".into());
+    let base = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "public".into());
     remove_stale_staging(&parent, &base);
     let staging = parent.join(format!(".{base}{STAGING_MARK}{}", std::process::id()));
     if staging.exists() {
@@ -68,11 +79,15 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
 /// Removes staging folders left by builds that were killed.
 fn remove_stale_staging(parent: &Path, base: &str) {
     let prefix = format!(".{base}{STAGING_MARK}");
-    let Ok(entries) = fs::read_dir(parent) else { return };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix(&prefix) {
-            let alive = pid.parse::<u32>().is_ok_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+            let alive = pid.parse::<u32>().is_ok_and(|p| {
+                p != std::process::id() && Path::new(&format!("/proc/{p}")).exists()
+            });
             if !alive {
                 let _ = fs::remove_dir_all(e.path());
             }
@@ -126,7 +141,9 @@ fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteErro
 
 /// Whether `old` (a file of the previous tree) already holds `content`.
 fn unchanged(old: &Path, content: &Content) -> bool {
-    let Ok(meta) = fs::symlink_metadata(old) else { return false };
+    let Ok(meta) = fs::symlink_metadata(old) else {
+        return false;
+    };
     if !meta.is_file() || meta.len() != content.size() {
         return false;
     }
@@ -135,7 +152,10 @@ fn unchanged(old: &Path, content: &Content) -> bool {
         Content::Copy { .. } => true,
         Content::Bytes(b) => {
             let mut buf = Vec::with_capacity(b.len());
-            fs::File::open(old).and_then(|mut f| f.read_to_end(&mut buf)).is_ok() && buf == *b
+            fs::File::open(old)
+                .and_then(|mut f| f.read_to_end(&mut buf))
+                .is_ok()
+                && buf == *b
         }
     }
 }

@@ -15,7 +15,9 @@ pub fn run(site: &Path, out: Option<&Path>) -> Result<ExitCode> {
         eprintln!("nothing was written");
         return Ok(ExitCode::from(1));
     };
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| site.join("public"));
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| site.join("public"));
     let stats = write::write(&out, &tree).context("writing the output tree")?;
     let plan = c.plan.as_ref().expect("a tree comes with a plan");
     let scripts: usize = plan.machines.iter().map(|m| m.macs.len()).sum();

@@ -17,7 +17,11 @@ pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
             if !c.diags.has_errors()
                 && let Some(plan) = &c.plan
             {
-                eprintln!("site {} is valid: {} machines", plan.site, plan.machines.len());
+                eprintln!(
+                    "site {} is valid: {} machines",
+                    plan.site,
+                    plan.machines.len()
+                );
             }
         }
         Format::Json => print!("{}", reporter.json(&c.diags)),

@@ -16,22 +16,41 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
         print_human(&c.sources, &c.diags);
         return Ok(ExitCode::from(1));
     }
-    let (Some(plan), Some(s)) = (&c.plan, &c.site) else { return Ok(ExitCode::from(1)) };
+    let (Some(plan), Some(s)) = (&c.plan, &c.site) else {
+        return Ok(ExitCode::from(1));
+    };
     let mac = Mac::parse(what);
-    let Some(m) = plan.machines.iter().find(|m| m.name == what || mac.is_some_and(|x| m.macs.contains(&x))) else {
+    let Some(m) = plan
+        .machines
+        .iter()
+        .find(|m| m.name == what || mac.is_some_and(|x| m.macs.contains(&x)))
+    else {
         let hint = did_you_mean(what, plan.machines.iter().map(|m| m.name.as_str()));
         match mac {
-            Some(mac) => eprintln!("error: no machine has MAC {mac}: it would boot the fallback ({})", s.fallback),
-            None => eprintln!("error: no machine named `{what}`{}", hint.map(|h| format!("; {h}")).unwrap_or_default()),
+            Some(mac) => eprintln!(
+                "error: no machine has MAC {mac}: it would boot the fallback ({})",
+                s.fallback
+            ),
+            None => eprintln!(
+                "error: no machine named `{what}`{}",
+                hint.map(|h| format!("; {h}")).unwrap_or_default()
+            ),
         }
         return Ok(ExitCode::from(1));
     };
-    let boot_mac = mac.filter(|x| m.macs.contains(x)).or(m.macs.first().copied());
+    let boot_mac = mac
+        .filter(|x| m.macs.contains(x))
+        .or(m.macs.first().copied());
     let mut o = String::new();
     let _ = writeln!(o, "machine    {}", m.name);
     let macs: Vec<String> = m.macs.iter().map(Mac::to_string).collect();
     let _ = writeln!(o, "MACs       {}", macs.join(", "));
-    let _ = writeln!(o, "IP         {}", m.ip.map(|i| i.to_string()).unwrap_or_else(|| "dynamic".into()));
+    let _ = writeln!(
+        o,
+        "IP         {}",
+        m.ip.map(|i| i.to_string())
+            .unwrap_or_else(|| "dynamic".into())
+    );
     let _ = writeln!(o, "role       {}", m.role_chain.join(" -> "));
     let img = s.images.get(&m.image);
     let _ = writeln!(o, "image      {} ({})", m.image, m.boot);
@@ -39,28 +58,66 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
         let l: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(o, "labels     {}", l.join(" "));
     }
-    let _ = writeln!(o, "kernel     {}", if m.kernel_args.is_empty() { "(no arguments)".to_string() } else { m.kernel_args.join(" ") });
+    let _ = writeln!(
+        o,
+        "kernel     {}",
+        if m.kernel_args.is_empty() {
+            "(no arguments)".to_string()
+        } else {
+            m.kernel_args.join(" ")
+        }
+    );
     for (f, h) in &m.files {
-        let _ = writeln!(o, "file       machines/{}/{f}  (blake3 {})", m.name, &h[..16]);
+        let _ = writeln!(
+            o,
+            "file       machines/{}/{f}  (blake3 {})",
+            m.name,
+            &h[..16]
+        );
     }
-    let _ = writeln!(o, "\nfetch chain (paths relative to the web root{}):", s.base_url.as_deref().map(|b| format!(" {b}")).unwrap_or_default());
+    let _ = writeln!(
+        o,
+        "\nfetch chain (paths relative to the web root{}):",
+        s.base_url
+            .as_deref()
+            .map(|b| format!(" {b}"))
+            .unwrap_or_default()
+    );
     let mut step = 1;
     if s.dhcp.is_some() {
-        let _ = writeln!(o, "  {step}. DHCP: PXE firmware gets a chainloader from tftp/ (undionly.kpxe on BIOS, snponly.efi on UEFI); iPXE asks again and gets boot.ipxe");
+        let _ = writeln!(
+            o,
+            "  {step}. DHCP: PXE firmware gets a chainloader from tftp/ (undionly.kpxe on BIOS, snponly.efi on UEFI); iPXE asks again and gets boot.ipxe"
+        );
         step += 1;
     }
     let _ = writeln!(o, "  {step}. boot.ipxe");
     step += 1;
     if let Some(mac) = boot_mac {
-        let _ = writeln!(o, "  {step}. machines/{}.ipxe  (${{mac:hexhyp}} of {mac})", mac.hexhyp());
+        let _ = writeln!(
+            o,
+            "  {step}. machines/{}.ipxe  (${{mac:hexhyp}} of {mac})",
+            mac.hexhyp()
+        );
         step += 1;
     }
     if let Some(img) = img {
         for a in img.boot.artifacts() {
             let what = match a {
-                crate::site::Artifact::Local { path, size, .. } => format!("{}  (local {path}, {size} bytes)", a.url_from("")),
-                crate::site::Artifact::Remote { url, sha256, blake3, .. } => {
-                    let pin = sha256.as_ref().map(|p| format!("sha256 {}", &p[..16])).or(blake3.as_ref().map(|p| format!("blake3 {}", &p[..16]))).unwrap_or_default();
+                crate::site::Artifact::Local { path, size, .. } => {
+                    format!("{}  (local {path}, {size} bytes)", a.url_from(""))
+                }
+                crate::site::Artifact::Remote {
+                    url,
+                    sha256,
+                    blake3,
+                    ..
+                } => {
+                    let pin = sha256
+                        .as_ref()
+                        .map(|p| format!("sha256 {}", &p[..16]))
+                        .or(blake3.as_ref().map(|p| format!("blake3 {}", &p[..16])))
+                        .unwrap_or_default();
                     format!("{url}  (remote, {pin}…)")
                 }
                 crate::site::Artifact::Live { url } => format!("{url}  (chained iPXE service)"),

@@ -49,13 +49,19 @@ kernel-args = ["priority=high"]
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     if dir.join(crate::load::SITE_FILE).exists() {
-        bail!("{}: a site is already here (bootc.toml exists); nothing was changed", dir.display());
+        bail!(
+            "{}: a site is already here (bootc.toml exists); nothing was changed",
+            dir.display()
+        );
     }
     let name = dir
         .canonicalize()
         .ok()
         .or_else(|| Some(dir.to_path_buf()))
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()))
+        .and_then(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        })
         .filter(|n| is_host_label(n))
         .unwrap_or_else(|| "lab".to_string());
     let site = format!(
@@ -95,6 +101,10 @@ fallback = "menu"                       # unknown MACs: a role, "local", "menu" 
         }
         fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("created site {name} in {}; try: bootc build {}", dir.display(), dir.display());
+    println!(
+        "created site {name} in {}; try: bootc build {}",
+        dir.display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

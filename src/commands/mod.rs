@@ -53,15 +53,33 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
     let sources = loaded.sources;
     let Some(mut site) = site else {
         diags.sort();
-        return Ok(Compiled { sources, site: None, plan: None, tree: None, diags });
+        return Ok(Compiled {
+            sources,
+            site: None,
+            plan: None,
+            tree: None,
+            diags,
+        });
     };
     validate::hash_artifacts(&mut site, &mut diags);
     let resolver = Resolver::new(&site, &sources, &mut diags);
     let plan = resolver.plan(&mut diags);
-    let tree = if diags.has_errors() { None } else { Some(render::render(&site, &sources, &resolver, &plan, &mut diags)) };
+    let tree = if diags.has_errors() {
+        None
+    } else {
+        Some(render::render(
+            &site, &sources, &resolver, &plan, &mut diags,
+        ))
+    };
     drop(resolver);
     diags.sort();
-    Ok(Compiled { sources, site: Some(site), plan: Some(plan), tree, diags })
+    Ok(Compiled {
+        sources,
+        site: Some(site),
+        plan: Some(plan),
+        tree,
+        diags,
+    })
 }
 
 /// Whether to color output on stderr: a terminal, and NO_COLOR unset.

@@ -1,0 +1,179 @@
+//! A small builder harness: copy a fixture site into a temporary folder,
+//! edit it, run the real `bootc` binary on it, look at what it wrote.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn bootc() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bootc"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// The result of one run of bootc.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The diagnostics of one severity, each a block starting "error:" or
+    /// "warning:" (the closing summary line excluded).
+    pub fn blocks(&self, severity: &str) -> Vec<String> {
+        let mut blocks: Vec<String> = Vec::new();
+        for line in self.stderr.lines() {
+            if line.starts_with("error:")
+                || line.starts_with("warning:")
+                || line.starts_with("nothing was written")
+            {
+                blocks.push(String::new());
+            }
+            if let Some(b) = blocks.last_mut() {
+                b.push_str(line);
+                b.push('\n');
+            }
+        }
+        let prefix = format!("{severity}:");
+        blocks
+            .into_iter()
+            .filter(|b| b.starts_with(&prefix) && !b.starts_with("error: the site is invalid"))
+            .map(|b| b.trim_end().to_string() + "\n")
+            .collect()
+    }
+
+    pub fn errors(&self) -> String {
+        self.blocks("error").concat()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// A site in a temporary folder.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn fixture(name: &str) -> Site {
+        let dir = tempfile::Builder::new()
+            .prefix("bootc-site-")
+            .tempdir()
+            .expect("tempdir");
+        copy_dir(&fixtures().join(name), dir.path());
+        Site { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Replaces the one occurrence of `from` in `rel` by `to`.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) -> &Self {
+        let text = self.read(rel);
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{rel} should contain {from:?} exactly once"
+        );
+        self.write(rel, &text.replacen(from, to, 1))
+    }
+
+    pub fn append(&self, rel: &str, more: &str) -> &Self {
+        let text = fs::read_to_string(self.path(rel)).unwrap_or_default();
+        self.write(rel, &(text + more))
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        bootc()
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .expect("run bootc")
+            .into()
+    }
+
+    pub fn build(&self) -> Run {
+        self.run(&["build", "."])
+    }
+
+    pub fn out(&self, rel: &str) -> String {
+        self.read(&format!("public/{rel}"))
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dest).unwrap();
+        } else {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, relative path -> bytes.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in walkdir(dir) {
+        let rel = e.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        out.insert(rel, fs::read(&e).unwrap());
+    }
+    out
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
