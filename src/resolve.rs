@@ -22,8 +22,40 @@ pub struct Plan {
     pub site: String,
     pub fallback: String,
     pub machines: Vec<Resolved>,
+    /// What each image boots (artifacts with their hashes or pins).
+    pub images: BTreeMap<String, ImagePlan>,
     #[serde(skip)]
     pub fallback_script: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImagePlan {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl ImagePlan {
+    fn new(image: &Image) -> ImagePlan {
+        let method = match &image.boot {
+            Boot::Iso {
+                method: IsoMethod::Sanboot,
+                ..
+            } => Some("sanboot"),
+            Boot::Iso {
+                method: IsoMethod::Memdisk(_),
+                ..
+            } => Some("memdisk"),
+            _ => None,
+        };
+        ImagePlan {
+            kind: image.boot.kind(),
+            method,
+            artifacts: image.boot.artifacts().into_iter().cloned().collect(),
+        }
+    }
 }
 
 /// One machine's boot, everything decided.
@@ -528,6 +560,12 @@ impl<'a> Resolver<'a> {
             site: self.site.name.clone(),
             fallback: self.site.fallback.to_string(),
             machines,
+            images: self
+                .site
+                .images
+                .iter()
+                .map(|(n, i)| (n.clone(), ImagePlan::new(i)))
+                .collect(),
             fallback_script,
         }
     }

@@ -213,7 +213,11 @@ pub enum IsoMethod {
 }
 
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind"
+)]
 pub enum Artifact {
     /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
     Local {

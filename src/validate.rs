@@ -268,11 +268,10 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
             };
         }
     }
-    let where_ = candidates
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" or ");
+    let where_ = match configured {
+        Some(p) => p.get_ref().clone(),
+        None => IPXE_SEARCH.join(" or "),
+    };
     cx.diags.push(
         Diag::warning(format!("no iPXE binaries ({}) in {where_}", IPXE_BINARIES.join(", ")))
             .at_opt(configured.map(|p| loc(file, p)), "no chainloaders here")

@@ -224,7 +224,7 @@ invalid!(
 invalid!(
     subnets_overlap,
     "subnets 10.77.0.0/24 and 10.77.0.128/25 overlap",
-    "bootc.toml:17:1",
+    "bootc.toml:20:1",
     |s| {
         s.append(
             "bootc.toml",

@@ -1,0 +1,349 @@
+//! Building: the output tree, its determinism, atomicity and rsync-friendliness.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::harness::{Site, bootc, tree};
+
+#[test]
+fn builds_the_tree_of_spec_section_4() {
+    let s = Site::fixture("basic");
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files: Vec<String> = tree(&s.path("public")).into_keys().collect();
+    let images: Vec<&String> = files
+        .iter()
+        .filter(|f| f.starts_with("http/images/"))
+        .collect();
+    assert_eq!(images.len(), 2, "{files:?}");
+    for want in [
+        "http/boot.ipxe",
+        "http/fallback.ipxe",
+        "http/machines/52-54-00-aa-bb-01.ipxe",
+        "http/machines/52-54-00-aa-bb-02.ipxe",
+        "http/machines/52-54-00-aa-bb-12.ipxe",
+        "http/machines/52-54-00-aa-bb-03.ipxe",
+        "http/machines/node01/user-data",
+        "http/machines/node02/user-data",
+        "http/manifest.json",
+        "plan.json",
+        "report/index.html",
+    ] {
+        assert!(
+            files.contains(&want.to_string()),
+            "{want} missing from {files:?}"
+        );
+    }
+    // Content-addressed images: the folder is the BLAKE3 of the file.
+    for img in images {
+        let bytes = fs::read(s.path(&format!("public/{img}"))).unwrap();
+        let hash = img.split('/').nth(2).unwrap();
+        assert_eq!(hash, blake3::hash(&bytes).to_hex().as_str());
+    }
+    // No machine without a role file folder: node03 has no files.
+    assert!(!s.path("public/http/machines/node03").exists());
+}
+
+#[test]
+fn scripts_snapshot() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    insta::assert_snapshot!("boot.ipxe", s.out("http/boot.ipxe"));
+    insta::assert_snapshot!("fallback_local.ipxe", s.out("http/fallback.ipxe"));
+    insta::assert_snapshot!("node01.ipxe", s.out("http/machines/52-54-00-aa-bb-01.ipxe"));
+    insta::assert_snapshot!(
+        "node02_second_nic.ipxe",
+        s.out("http/machines/52-54-00-aa-bb-12.ipxe")
+    );
+    insta::assert_snapshot!(
+        "node03_local_disk.ipxe",
+        s.out("http/machines/52-54-00-aa-bb-03.ipxe")
+    );
+    insta::assert_snapshot!("node02_user_data", s.out("http/machines/node02/user-data"));
+    insta::assert_snapshot!("plan.json", s.out("plan.json"));
+    insta::assert_snapshot!("manifest.json", s.out("http/manifest.json"));
+}
+
+#[test]
+fn machine_args_follow_role_chain_and_vars_precedence() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&s.out("plan.json")).unwrap();
+    let node02 = plan["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "node02")
+        .unwrap();
+    // image args, then base, then worker, then the machine's; machine vars win.
+    assert_eq!(
+        node02["kernel-args"],
+        serde_json::json!([
+            "console=ttyS0",
+            "bootc.role=worker",
+            "worker.tier=silver",
+            "nomodeset"
+        ])
+    );
+    assert_eq!(node02["role-chain"], serde_json::json!(["worker", "base"]));
+    let script = s.out("http/machines/52-54-00-aa-bb-02.ipxe");
+    assert!(
+        script.contains(
+            "initrd=initrd.img console=ttyS0 bootc.role=worker worker.tier=silver nomodeset"
+        ),
+        "{script}"
+    );
+}
+
+#[test]
+fn fallback_modes() {
+    for (mode, must) in [
+        ("local", "exit"),
+        ("shell", "shell"),
+        ("menu", "choose --default bootc-local"),
+        ("base", "bootc.role=base"),
+    ] {
+        let s = Site::fixture("basic");
+        s.edit(
+            "bootc.toml",
+            "fallback = \"local\"",
+            &format!("fallback = \"{mode}\""),
+        );
+        let r = s.build();
+        assert_eq!(r.code, 0, "{mode}: {}", r.stderr);
+        let fb = s.out("http/fallback.ipxe");
+        assert!(fb.contains(must), "{mode}: {fb}");
+        insta::assert_snapshot!(format!("fallback_{mode}.ipxe"), fb);
+    }
+}
+
+#[test]
+fn deterministic_across_directories() {
+    let a = Site::fixture("basic");
+    let b = Site::fixture("basic");
+    assert_ne!(a.root(), b.root());
+    assert_eq!(a.build().code, 0);
+    // Build b from another working directory, with an explicit output path.
+    let out = b.path("elsewhere/out");
+    let r: crate::harness::Run = bootc()
+        .args([
+            "build",
+            b.root().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .current_dir("/")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ta = tree(&a.path("public"));
+    let tb = tree(&out);
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (k, v) in &ta {
+        assert!(tb[k] == *v, "{k} differs between the two builds");
+    }
+    for (k, v) in &ta {
+        let text = String::from_utf8_lossy(v);
+        assert!(
+            !text.contains(a.root().to_str().unwrap()),
+            "{k} holds an absolute local path"
+        );
+    }
+}
+
+fn mtimes(dir: &Path) -> std::collections::BTreeMap<String, SystemTime> {
+    tree(dir)
+        .into_keys()
+        .map(|k| {
+            let t = fs::metadata(dir.join(&k)).unwrap().modified().unwrap();
+            (k, t)
+        })
+        .collect()
+}
+
+fn age_tree(dir: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    for k in tree(dir).into_keys() {
+        fs::File::options()
+            .write(true)
+            .open(dir.join(&k))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+}
+
+#[test]
+fn unchanged_files_keep_their_mtime() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    age_tree(&out);
+    let before = mtimes(&out);
+    // A no-op rebuild touches nothing.
+    assert_eq!(s.build().code, 0);
+    assert_eq!(
+        mtimes(&out),
+        before,
+        "a no-op rebuild must keep every mtime"
+    );
+    // A one-machine change touches that machine's files, the plan, report and manifest.
+    s.edit(
+        "machines/sub/rack2.toml",
+        "name = \"node03\"",
+        "name = \"node03\"\nkernel-args = [\"quiet\"]",
+    );
+    s.edit(
+        "machines/sub/rack2.toml",
+        "role = \"disk\"",
+        "role = \"base\"",
+    );
+    assert_eq!(s.build().code, 0);
+    let after = mtimes(&out);
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            "http/machines/52-54-00-aa-bb-03.ipxe",
+            "http/manifest.json",
+            "plan.json",
+            "report/index.html"
+        ],
+        "only the changed machine and the summaries may change"
+    );
+}
+
+#[test]
+fn failed_build_leaves_the_previous_tree() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    age_tree(&out);
+    let before = tree(&out);
+    let before_m = mtimes(&out);
+    s.edit("roles/base.toml", "\"linux\"", "\"linx\"");
+    assert_eq!(s.build().code, 1);
+    assert!(
+        tree(&out) == before,
+        "the previous tree must stay as it was"
+    );
+    assert_eq!(mtimes(&out), before_m);
+}
+
+#[test]
+fn killed_build_leaves_the_previous_tree() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    let before = tree(&out);
+    // A large (sparse) artifact makes the copy slow enough to be killed in the middle.
+    let big = s.path("artifacts/big.img");
+    fs::File::create(&big).unwrap().set_len(6 << 30).unwrap();
+    s.write(
+        "images/disk.toml",
+        "iso = { path = \"artifacts/big.img\" }\n",
+    );
+    let mut child = bootc()
+        .args(["build", "."])
+        .current_dir(s.root())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let staging = loop {
+        let found = fs::read_dir(s.root()).unwrap().flatten().find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".public.bootc-staging-")
+        });
+        if let Some(e) = found
+            && e.path().join("http/images").exists()
+        {
+            break e.path();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the build ended ({status}) before it could be killed");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no staging folder appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        tree(&out) == before,
+        "a killed build must leave the previous tree"
+    );
+    // The next build clears the leftover staging folder and succeeds.
+    fs::remove_file(&big).unwrap();
+    s.write("images/disk.toml", "local = true\n");
+    assert_eq!(s.build().code, 0);
+    assert!(
+        !staging.exists(),
+        "stale staging folder {} not removed",
+        staging.display()
+    );
+}
+
+#[test]
+fn refuses_to_replace_a_foreign_folder() {
+    let s = Site::fixture("basic");
+    s.write("www/index.html", "not ours");
+    let r = s.run(&["build", ".", "-o", "www"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a bootc output tree"), "{}", r.stderr);
+    assert_eq!(s.read("www/index.html"), "not ours");
+}
+
+#[test]
+fn explain_names_the_fetch_chain() {
+    let s = Site::fixture("basic");
+    let r = s.run(&["explain", ".", "52-54-00-AA-BB-12"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!(r.stdout);
+    let by_name = s.run(&["explain", "node02"]);
+    assert_eq!(by_name.code, 0);
+    assert!(by_name.stdout.contains("machines/52-54-00-aa-bb-02.ipxe"));
+    let unknown = s.run(&["explain", "node2"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("did you mean `node02`?"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn init_makes_a_site_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("lab");
+    let r: crate::harness::Run = bootc()
+        .args(["init", site.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r: crate::harness::Run = bootc()
+        .args(["build", site.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        site.join("public/http/machines/52-54-00-aa-bb-01.ipxe")
+            .exists()
+    );
+    // A second init refuses to overwrite.
+    let again: crate::harness::Run = bootc()
+        .args(["init", site.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(again.code, 2);
+}

@@ -1,0 +1,7 @@
+//! The integration tests: they drive the real `bootc` binary on fixture sites.
+
+mod boot_smoke;
+mod boot_support;
+mod build;
+mod harness;
+mod validation;
