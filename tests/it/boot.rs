@@ -1,0 +1,139 @@
+//! Real boots: the `basic` fixture with a real Debian kernel and a busybox
+//! initramfs, built by bootc, served by nginx, network-booted by QEMU's iPXE
+//! under BIOS and UEFI. The initramfs prints /proc/cmdline, so each test sees
+//! exactly which kernel arguments the machine got.
+
+use std::fs;
+
+use crate::boot_support::{
+    Firmware, Nginx, busybox_initramfs, debian_kernel, default_boot_timeout, need_boot_tools,
+    qemu_boot,
+};
+use crate::harness::Site;
+
+/// The fixture with real artifacts, built. None (skipped) without the tools.
+fn bootable_site(firmware: Firmware, edit: impl FnOnce(&Site)) -> Option<Site> {
+    if !need_boot_tools(firmware) {
+        return None;
+    }
+    let kernel = debian_kernel()?;
+    let s = Site::fixture("basic");
+    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
+    let initrd = busybox_initramfs(&s.path("artifacts"));
+    assert_eq!(initrd, s.path("artifacts/initrd.img"));
+    edit(&s);
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    Some(s)
+}
+
+fn args(cmdline: &str) -> Vec<&str> {
+    cmdline.split_whitespace().collect()
+}
+
+/// Boots `macs` (the first one is the booting NIC) and returns the kernel
+/// command line and the paths nginx served.
+fn boot(s: &Site, firmware: Firmware, macs: &[&str]) -> (String, Vec<String>) {
+    let nginx = Nginx::start(&s.path("public/http"));
+    let result = qemu_boot(nginx.port(), macs, firmware, default_boot_timeout());
+    let cmdline = result.cmdline().to_string();
+    let served = nginx
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.uri)
+        .collect();
+    (cmdline, served)
+}
+
+fn known_machine(firmware: Firmware) {
+    let Some(s) = bootable_site(firmware, |_| {}) else {
+        return;
+    };
+    let (cmdline, served) = boot(&s, firmware, &["52:54:00:aa:bb:01"]);
+    let a = args(&cmdline);
+    for want in ["console=ttyS0", "bootc.role=worker", "worker.tier=gold"] {
+        assert!(a.contains(&want), "{want} missing from {cmdline:?}");
+    }
+    assert!(
+        !a.contains(&"nomodeset"),
+        "node02's argument reached node01: {cmdline:?}"
+    );
+    assert!(
+        served.contains(&"/machines/52-54-00-aa-bb-01.ipxe".to_string()),
+        "{served:?}"
+    );
+    assert!(
+        !served.iter().any(|u| u == "/fallback.ipxe"),
+        "a known machine must not fetch the fallback: {served:?}"
+    );
+}
+
+#[test]
+fn bios_known_machine_gets_its_role_args() {
+    known_machine(Firmware::Bios);
+}
+
+#[test]
+fn uefi_known_machine_gets_its_role_args() {
+    known_machine(Firmware::Uefi);
+}
+
+fn second_nic(firmware: Firmware) {
+    let Some(s) = bootable_site(firmware, |_| {}) else {
+        return;
+    };
+    // node02's second NIC boots: its script is machines/52-54-00-aa-bb-12.ipxe.
+    let (cmdline, served) = boot(&s, firmware, &["52:54:00:aa:bb:12", "52:54:00:aa:bb:02"]);
+    let a = args(&cmdline);
+    for want in [
+        "console=ttyS0",
+        "bootc.role=worker",
+        "worker.tier=silver",
+        "nomodeset",
+    ] {
+        assert!(a.contains(&want), "{want} missing from {cmdline:?}");
+    }
+    // machine args come last, after the image's and the roles'
+    assert_eq!(a.last(), Some(&"nomodeset"), "{cmdline:?}");
+    assert!(
+        served.contains(&"/machines/52-54-00-aa-bb-12.ipxe".to_string()),
+        "{served:?}"
+    );
+}
+
+#[test]
+fn uefi_second_nic_of_a_multi_nic_machine() {
+    second_nic(Firmware::Uefi);
+}
+
+#[test]
+fn bios_second_nic_of_a_multi_nic_machine() {
+    second_nic(Firmware::Bios);
+}
+
+fn unknown_machine(firmware: Firmware) {
+    let Some(s) = bootable_site(firmware, |s| {
+        s.edit("bootc.toml", "fallback = \"local\"", "fallback = \"base\"");
+    }) else {
+        return;
+    };
+    let (cmdline, served) = boot(&s, firmware, &["52:54:00:12:34:56"]);
+    let a = args(&cmdline);
+    assert!(a.contains(&"bootc.role=base"), "{cmdline:?}");
+    assert!(
+        !a.iter().any(|x| x.starts_with("worker.tier")),
+        "{cmdline:?}"
+    );
+    assert!(served.contains(&"/fallback.ipxe".to_string()), "{served:?}");
+}
+
+#[test]
+fn bios_unknown_mac_boots_the_fallback() {
+    unknown_machine(Firmware::Bios);
+}
+
+#[test]
+fn uefi_unknown_mac_boots_the_fallback() {
+    unknown_machine(Firmware::Uefi);
+}
