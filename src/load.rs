@@ -83,11 +83,10 @@ fn list(
         if name.starts_with('.') {
             continue;
         }
-        if entry.file_type().is_file() || (entry.file_type().is_symlink() && entry.path().is_file())
-        {
-            if keep(entry.path()) {
-                out.push(entry.into_path());
-            }
+        let is_file = entry.file_type().is_file()
+            || (entry.file_type().is_symlink() && entry.path().is_file());
+        if is_file && keep(entry.path()) {
+            out.push(entry.into_path());
         }
     }
     Ok(out)
@@ -139,7 +138,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
 
     let site = site_id.and_then(|id| parse::<SiteFile>(&sources, id, &mut diags).map(|s| (id, s)));
 
-    let parsed: Vec<(FileId, Result<MachineFile, Diag>)> = machine_ids
+    let parsed: Vec<(FileId, Result<MachineFile, Box<Diag>>)> = machine_ids
         .par_iter()
         .flatten()
         .map(|&id| (id, parse_one::<MachineFile>(&sources, id)))
@@ -148,7 +147,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     for (id, r) in parsed {
         match r {
             Ok(m) => machine_files.push((id, m)),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
 
@@ -195,11 +194,11 @@ fn stem(path: &Path) -> String {
 }
 
 fn parse<T: DeserializeOwned>(sources: &Sources, id: FileId, diags: &mut Diags) -> Option<T> {
-    parse_one(sources, id).map_err(|d| diags.push(d)).ok()
+    parse_one(sources, id).map_err(|d| diags.push(*d)).ok()
 }
 
-fn parse_one<T: DeserializeOwned>(sources: &Sources, id: FileId) -> Result<T, Diag> {
-    toml::from_str::<T>(sources.text(id)).map_err(|e| toml_diag(id, &e))
+fn parse_one<T: DeserializeOwned>(sources: &Sources, id: FileId) -> Result<T, Box<Diag>> {
+    toml::from_str::<T>(sources.text(id)).map_err(|e| Box::new(toml_diag(id, &e)))
 }
 
 /// Turns a TOML/serde error into a diagnostic with the wording of this tool:

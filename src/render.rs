@@ -127,6 +127,21 @@ pub fn render(
             }
         }
     }
+    for (name, path) in &site.ipxe.binaries {
+        match hash_file(path) {
+            Ok((size, blake3)) => {
+                tree.files.insert(
+                    format!("tftp/{name}"),
+                    Content::Copy {
+                        source: path.clone(),
+                        size,
+                        blake3,
+                    },
+                );
+            }
+            Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
     let plan_json = serde_json::to_string_pretty(plan).expect("plan serializes") + "\n";
     tree.add("plan.json", plan_json);
     let report = report(site, sources, resolver, plan, diags);
@@ -316,7 +331,9 @@ fn report(
     }
 }
 
-/// Problems that are not in any file (for commands that have no sources).
-pub fn plain(msg: impl Into<String>) -> Diag {
-    Diag::error(msg)
+/// Size and BLAKE3 of a file (memory-mapped, hashed on all cores).
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path)?;
+    Ok((h.count(), h.finalize().to_hex().to_string()))
 }

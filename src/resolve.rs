@@ -245,9 +245,9 @@ impl<'a> Resolver<'a> {
             .chain(site.machines.iter().flat_map(|m| &m.kernel_args));
         for t in all_args {
             let key = (t.loc.file, t.loc.span.start);
-            if !inline.contains_key(&key) {
-                inline.insert(key, templates.inline(t, sources, diags));
-            }
+            inline
+                .entry(key)
+                .or_insert_with(|| templates.inline(t, sources, diags));
         }
         Resolver {
             site,

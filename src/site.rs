@@ -69,7 +69,6 @@ pub struct Tpl {
 }
 
 pub struct Site {
-    pub root: PathBuf,
     pub name: String,
     /// With a trailing '/'.
     pub base_url: Option<String>,
@@ -105,8 +104,6 @@ impl fmt::Display for Fallback {
 
 /// The iPXE chainloaders found for tftp/.
 pub struct Ipxe {
-    /// The folder they come from, if one was found.
-    pub dir: Option<PathBuf>,
     /// File name -> path, for those present.
     pub binaries: BTreeMap<String, PathBuf>,
 }

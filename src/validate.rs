@@ -216,7 +216,6 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     }
 
     let site = Site {
-        root: loaded.root.clone(),
         name,
         base_url,
         fallback,
@@ -262,10 +261,7 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
             .filter(|(_, p)| p.is_file())
             .collect();
         if !binaries.is_empty() {
-            return Ipxe {
-                dir: Some(dir.clone()),
-                binaries,
-            };
+            return Ipxe { binaries };
         }
     }
     let where_ = match configured {
@@ -278,7 +274,6 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
             .help("install them (`apt install ipxe`) or set [ipxe] binaries = \"/path/to/ipxe\"; without them there is no tftp/ output"),
     );
     Ipxe {
-        dir: None,
         binaries: BTreeMap::new(),
     }
 }
@@ -1201,12 +1196,7 @@ pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
     let hashed: Vec<(PathBuf, std::io::Result<(u64, String)>)> = paths
         .into_par_iter()
         .map(|p| {
-            let r = (|| {
-                let mut h = blake3::Hasher::new();
-                h.update_mmap_rayon(&p)?;
-                let size = std::fs::metadata(&p)?.len();
-                Ok((size, h.finalize().to_hex().to_string()))
-            })();
+            let r = crate::render::hash_file(&p);
             (p, r)
         })
         .collect();

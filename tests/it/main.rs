@@ -6,3 +6,4 @@ mod boot_support;
 mod build;
 mod harness;
 mod validation;
+mod schema;
