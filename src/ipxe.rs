@@ -31,6 +31,14 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     None
 }
 
+/// Why free text (a description shown in a menu line) cannot be written into
+/// an iPXE script, if it can't: as [`unsafe_reason`], but spaces are fine.
+pub fn text_unsafe_reason(s: &str) -> Option<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .find_map(unsafe_reason)
+}
+
 /// A name used as a word in scripts and paths (roles, images, files):
 /// letters, digits, '.', '_' and '-', not starting with '.'.
 pub fn is_plain_name(s: &str) -> bool {

@@ -97,7 +97,7 @@ pub struct Machine {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RoleFile {
-    pub description: Option<String>,
+    pub description: Option<S<String>>,
     pub extends: Option<S<String>>,
     pub image: Option<S<String>>,
     #[serde(default)]
@@ -113,7 +113,7 @@ pub struct RoleFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageFile {
-    pub description: Option<String>,
+    pub description: Option<S<String>>,
     pub kernel: Option<S<Artifact>>,
     pub initrd: Option<S<Vec<S<Artifact>>>>,
     #[serde(default)]

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use rayon::prelude::*;
 
 use crate::diag::{Diag, Diags, FileId, Loc, did_you_mean};
-use crate::ipxe::{is_host_label, is_plain_name, unsafe_reason};
+use crate::ipxe::{is_host_label, is_plain_name, text_unsafe_reason, unsafe_reason};
 use crate::load::Loaded;
 use crate::model::{self, S, Vars};
 use crate::site::*;
@@ -592,12 +592,26 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
     };
     Some(Image {
         name: name.to_string(),
-        description: img.description.clone().unwrap_or_default(),
+        description: description(cx, file, img.description.as_ref()),
         boot,
         kernel_args: templates_list(cx, &img.kernel_args, file),
         vars: img.vars.clone(),
         file,
     })
+}
+
+/// A description: free text that may be shown in the fallback menu.
+fn description(cx: &mut Ctx, file: FileId, d: Option<&S<String>>) -> String {
+    let Some(d) = d else { return String::new() };
+    if let Some(why) = text_unsafe_reason(d.get_ref()) {
+        cx.diags.push(
+            Diag::error("description cannot be written into an iPXE menu")
+                .at(loc(file, d), why)
+                .help("descriptions are shown in the fallback menu: plain words only"),
+        );
+        return String::new();
+    }
+    d.get_ref().clone()
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -846,7 +860,7 @@ fn role(
     }
     Role {
         name: name.to_string(),
-        description: r.description.clone().unwrap_or_default(),
+        description: description(cx, file, r.description.as_ref()),
         extends: r
             .extends
             .as_ref()

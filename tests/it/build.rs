@@ -347,3 +347,116 @@ fn init_makes_a_site_that_builds() {
         .into();
     assert_eq!(again.code, 2);
 }
+
+#[test]
+fn every_image_form_snapshot() {
+    let s = Site::fixture("forms");
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (name, mac) in [
+        ("remote_kernel", "02-00-00-00-00-01"),
+        ("iso_sanboot", "02-00-00-00-00-02"),
+        ("iso_memdisk", "02-00-00-00-00-03"),
+        ("chain_local", "02-00-00-00-00-04"),
+        ("chain_live", "02-00-00-00-00-05"),
+        ("local_disk", "02-00-00-00-00-06"),
+        ("script_override", "02-00-00-00-00-07"),
+    ] {
+        insta::assert_snapshot!(
+            format!("form_{name}"),
+            s.out(&format!("http/machines/{mac}.ipxe"))
+        );
+    }
+    insta::assert_snapshot!("form_fallback_menu", s.out("http/fallback.ipxe"));
+    // The chained local script is copied content-addressed, byte for byte.
+    let menu = fs::read(s.path("artifacts/menu.ipxe")).unwrap();
+    let hash = blake3::hash(&menu).to_hex();
+    assert_eq!(
+        fs::read(s.path(&format!("public/http/images/{hash}/menu.ipxe"))).unwrap(),
+        menu
+    );
+    // The role that needs a machine is left out of the menu, with a warning.
+    assert!(
+        r.stderr
+            .contains("warning: role `custom` is left out of the fallback menu"),
+        "{}",
+        r.stderr
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&s.out("http/manifest.json")).unwrap();
+    let remote = manifest["remote"].as_array().unwrap();
+    assert_eq!(remote.len(), 3, "{remote:?}");
+}
+
+#[test]
+fn site_templates_override_built_ins() {
+    let s = Site::fixture("basic");
+    s.write(
+        "templates/boot.ipxe.j2",
+        "#!ipxe\n# our own entry for {{ site.name }}\nchain machines/${mac:hexhyp}.ipxe\n",
+    );
+    assert_eq!(s.build().code, 0);
+    assert_eq!(
+        s.out("http/boot.ipxe"),
+        "#!ipxe\n# our own entry for fixture\nchain machines/${mac:hexhyp}.ipxe\n"
+    );
+}
+
+#[test]
+fn machine_url_needs_base_url() {
+    let s = Site::fixture("forms");
+    s.write("templates/f.j2", "{{ machine.url }}\n");
+    s.edit(
+        "roles/disk.toml",
+        "image = \"disk\"",
+        "image = \"disk\"\nfiles = { \"f\" = \"f.j2\" }",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 1);
+    assert!(
+        r.errors().contains("`machine.url` is undefined"),
+        "{}",
+        r.stderr
+    );
+    s.edit(
+        "bootc.toml",
+        "name = \"forms\"",
+        "name = \"forms\"\nbase-url = \"http://boot.lab/x\"",
+    );
+    assert_eq!(s.build().code, 0);
+    assert_eq!(
+        s.out("http/machines/dsk/f"),
+        "http://boot.lab/x/machines/dsk/\n"
+    );
+}
+
+#[test]
+fn github_annotations_use_repository_paths() {
+    let repo = tempfile::tempdir().unwrap();
+    let site = repo.path().join("boot/site");
+    crate::harness::copy_dir(&crate::harness::fixtures().join("basic"), &site);
+    fs::create_dir(repo.path().join(".git")).unwrap();
+    let text = fs::read_to_string(site.join("roles/base.toml")).unwrap();
+    fs::write(
+        site.join("roles/base.toml"),
+        text.replace("\"linux\"", "\"linx\""),
+    )
+    .unwrap();
+    let r: crate::harness::Run = bootc()
+        .args(["check", "--format", "github", "boot/site"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.starts_with("::error file=boot/site/roles/base.toml,line=2,col=9,title=bootc::image `linx` does not exist"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("::warning file=boot/site/bootc.toml,line=18,col=12,"),
+        "{}",
+        r.stdout
+    );
+}

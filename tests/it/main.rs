@@ -5,5 +5,5 @@ mod boot_smoke;
 mod boot_support;
 mod build;
 mod harness;
-mod validation;
 mod schema;
+mod validation;

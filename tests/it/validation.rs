@@ -740,3 +740,12 @@ fn missing_site_is_a_usage_error() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no bootc.toml here"), "{}", r.stderr);
 }
+
+invalid!(
+    description_unsafe,
+    "description cannot be written into an iPXE menu",
+    "roles/worker.toml:1:15",
+    |s| {
+        s.edit("roles/worker.toml", "\"Worker\"", "\"Worker ${x}\"");
+    }
+);
