@@ -480,6 +480,12 @@ description = "Rescue ${net0/mac}"
 ## role: description with &&
 description = "Rescue && shell"
 
+## role: description with a word starting with #
+description = "Rescue #1"
+
+## role: description with a tab
+description = "Rescue\tmenu"
+
 ## image: no form
 description = "nothing"
 
