@@ -366,6 +366,25 @@ impl<'a> Resolver<'a> {
         };
         let what = format!("machine {}", m.name);
         let kernel_args = self.args(&ctx, image, &chain, &m.kernel_args, &what, &mut diags);
+        if !matches!(image.boot, Boot::Kernel { .. }) {
+            let first = chain
+                .iter()
+                .rev()
+                .flat_map(|r| &r.kernel_args)
+                .chain(&m.kernel_args)
+                .next();
+            if let Some(t) = first {
+                diags.push(
+                    Diag::warning(format!(
+                        "kernel arguments are not used: image `{}` boots {}",
+                        image.name,
+                        image.boot.kind()
+                    ))
+                    .at(t.loc.clone(), "ignored")
+                    .help("only kernel images take kernel arguments"),
+                );
+            }
+        }
 
         // Per-machine files: base roles first, nearer roles override.
         let mut file_templates: BTreeMap<&str, &str> = BTreeMap::new();

@@ -674,6 +674,12 @@ fn artifact(cx: &mut Ctx, file: FileId, a: &S<model::Artifact>, live_ok: bool) -
                 return None;
             }
             let path_part = url.split(['?', '#']).next().unwrap_or(url);
+            let after_scheme = path_part.split_once("://").map(|x| x.1).unwrap_or("");
+            let path_part = if after_scheme.contains('/') {
+                path_part
+            } else {
+                ""
+            };
             let file_name = path_part.rsplit('/').next().unwrap_or("").to_string();
             let pins: Vec<&S<String>> = [&a.sha256, &a.blake3].into_iter().flatten().collect();
             if pins.is_empty() {

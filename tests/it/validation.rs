@@ -749,3 +749,30 @@ invalid!(
         s.edit("roles/worker.toml", "\"Worker\"", "\"Worker ${x}\"");
     }
 );
+
+invalid!(
+    remote_url_names_no_file,
+    "artifact URL `http://mirror.lab` names no file",
+    "images/linux.toml:2:18",
+    |s| {
+        s.edit(
+        "images/linux.toml",
+        "{ path = \"artifacts/vmlinuz\" }",
+        "{ url = \"http://mirror.lab\", sha256 = \"d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d\" }",
+    );
+    }
+);
+
+#[test]
+fn kernel_args_of_a_non_kernel_image_warn() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "machines/sub/rack2.toml",
+        "role = \"disk\"",
+        "role = \"disk\"\nkernel-args = [\"quiet\"]",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let w = r.blocks("warning").concat();
+    assert!(w.contains("warning: kernel arguments are not used: image `disk` boots local\n  --> machines/sub/rack2.toml:6:16"), "{w}");
+}
