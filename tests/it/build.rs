@@ -460,3 +460,31 @@ fn github_annotations_use_repository_paths() {
         r.stdout
     );
 }
+
+#[test]
+fn report_lists_machines_by_role_and_escapes_html() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "machines/sub/rack2.toml",
+        "labels = { rack = \"r2\" }",
+        "labels = { rack = \"<b>r2</b>\" }",
+    );
+    s.write("roles/spare.toml", "image = \"disk\"\n");
+    assert_eq!(s.build().code, 0);
+    let html = s.out("report/index.html");
+    assert_eq!(html.matches("<tr class=\"machine\"").count(), 3);
+    for role in ["id=\"role-worker\"", "id=\"role-disk\""] {
+        assert!(html.contains(role), "{role} missing");
+    }
+    assert!(
+        html.contains("rack=&lt;b&gt;r2&lt;&#x2f;b&gt;")
+            || html.contains("rack=&lt;b&gt;r2&lt;/b&gt;"),
+        "label not escaped"
+    );
+    assert!(!html.contains("<b>r2</b>"));
+    assert!(
+        html.contains("role `spare` is not used by any machine"),
+        "warnings belong on the report"
+    );
+    assert!(html.contains("href=\"../http/machines/52-54-00-aa-bb-12.ipxe\""));
+}
