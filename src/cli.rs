@@ -36,6 +36,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Show what a change does to how machines boot (for review)
+    Diff {
+        /// The old side: a site folder, a built tree (its plan.json), or
+        /// git:REV[:PATH] (the site at a revision, read without touching the work tree)
+        base: String,
+        /// The new side, in the same forms
+        head: String,
+        /// How to print the changes
+        #[arg(long, value_enum, default_value_t = crate::diff::DiffFormat::Human)]
+        format: crate::diff::DiffFormat,
+        /// Exit 1 when anything changes, like `git diff --exit-code`
+        #[arg(long)]
+        exit_code: bool,
+    },
     /// Show how one machine boots: role chain, image, kernel args, files, fetch chain
     Explain {
         /// MAC address or machine name (with SITE first when given)

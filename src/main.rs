@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod diag;
+mod diff;
 mod ipxe;
 mod load;
 mod model;

@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+mod diff;
 mod explain;
 mod init;
 
@@ -23,6 +24,12 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Build { site, out } => build::run(&site, out.as_deref()),
         Command::Check { site, format } => check::run(&site, format),
+        Command::Diff {
+            base,
+            head,
+            format,
+            exit_code,
+        } => diff::run(&base, &head, format, exit_code),
         Command::Explain { args } => {
             let (site, what) = match args.as_slice() {
                 [what] => (PathBuf::from("."), what.clone()),

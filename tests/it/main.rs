@@ -4,6 +4,7 @@ mod boot;
 mod boot_smoke;
 mod boot_support;
 mod build;
+mod diff;
 mod harness;
 mod schema;
 mod validation;

@@ -1,0 +1,379 @@
+//! `bootc diff BASE HEAD`: turns each side (a site folder, a built tree, or
+//! `git:REV[:PATH]`) into a plan, compares the two and prints the report.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use super::{color_stderr, compile};
+use crate::diag::{Diags, Reporter, Severity};
+use crate::diff::{self, DiffFormat, PlanDoc, Side};
+use crate::render::Content;
+
+pub fn run(base: &str, head: &str, format: DiffFormat, exit_code: bool) -> Result<ExitCode> {
+    // Both sides first, so an invalid BASE and an invalid HEAD are both shown.
+    let b = side(base, head, "BASE")?;
+    let h = side(head, base, "HEAD")?;
+    let (Some(b), Some(h)) = (b, h) else {
+        return Ok(ExitCode::from(1));
+    };
+    let report = diff::diff(&b, &h);
+    print!("{}", report.render(format));
+    Ok(ExitCode::from(u8::from(exit_code && report.changed)))
+}
+
+/// One side, or None when its site is invalid (its errors are printed).
+fn side(spec: &str, other: &str, which: &str) -> Result<Option<Side>> {
+    if let Some(rest) = spec.strip_prefix("git:") {
+        let (rev, path) = match rest.split_once(':') {
+            Some((rev, path)) => (rev, Some(PathBuf::from(path))),
+            None => (rest, None),
+        };
+        if rev.is_empty() {
+            bail!(
+                "{spec}: a revision is missing after `git:` (for example git:main or git:HEAD~1)"
+            );
+        }
+        // Which site: the one named, else the other side's when it is a site
+        // folder (`bootc diff git:HEAD .`), else the current folder.
+        let anchor = path.unwrap_or_else(|| {
+            let o = Path::new(other);
+            if !other.starts_with("git:") && o.join("bootc.toml").is_file() {
+                o.to_path_buf()
+            } else {
+                PathBuf::from(".")
+            }
+        });
+        let export = GitExport::new(rev, &anchor).with_context(|| format!("{which} {spec}"))?;
+        return from_site(&export.site, export.label.clone(), which);
+    }
+    let p = Path::new(spec);
+    if p.is_file() {
+        let root = p.parent().unwrap_or(Path::new("."));
+        return from_tree(p, root, spec).map(Some);
+    }
+    if p.join("bootc.toml").is_file() {
+        return from_site(p, spec.to_string(), which);
+    }
+    if p.join("plan.json").is_file() {
+        return from_tree(&p.join("plan.json"), p, spec).map(Some);
+    }
+    if !p.exists() {
+        bail!("{which} {spec}: no such file or folder");
+    }
+    bail!(
+        "{which} {spec} is neither a site (it has no bootc.toml) nor a built tree (it has no plan.json)"
+    )
+}
+
+/// Compiles a site in memory; its plan is the plan.json `build` would write.
+fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
+    let c = compile(dir)?;
+    let tree = match c.tree {
+        Some(tree) if !c.diags.has_errors() => tree,
+        _ => {
+            let errors = Diags {
+                list: c
+                    .diags
+                    .list
+                    .into_iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .collect(),
+            };
+            eprintln!("error: {which} {label} is not a valid site");
+            eprint!(
+                "{}",
+                Reporter::new(&c.sources).human(&errors, color_stderr())
+            );
+            return Ok(None);
+        }
+    };
+    let plan = match tree.files.get("plan.json") {
+        Some(Content::Bytes(b)) => serde_json::from_slice::<PlanDoc>(b)
+            .with_context(|| format!("reading back the plan of {label}"))?,
+        _ => bail!("{label}: the compiled tree has no plan.json"),
+    };
+    let files = tree
+        .files
+        .iter()
+        .filter(|(p, _)| diff::tracked(p))
+        .map(|(p, c)| (p.clone(), c.blake3()))
+        .collect();
+    Ok(Some(Side {
+        label,
+        plan,
+        files: Some(files),
+    }))
+}
+
+/// A built tree: its plan.json, and the hashes of its files when it has http/.
+fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
+    let text = std::fs::read(plan).with_context(|| plan.display().to_string())?;
+    let plan: PlanDoc = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a bootc plan.json", plan.display()))?;
+    let files = if root.join("http").is_dir() {
+        Some(tree_hashes(root)?)
+    } else {
+        None
+    };
+    Ok(Side {
+        label: label.to_string(),
+        plan,
+        files,
+    })
+}
+
+fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            !(rel == Path::new("http/images") || rel == Path::new("report"))
+        });
+    for e in walk {
+        let e = e.with_context(|| root.display().to_string())?;
+        if e.file_type().is_dir() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+        let rel = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if !diff::tracked(&rel) {
+            continue;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut f =
+            std::fs::File::open(e.path()).with_context(|| e.path().display().to_string())?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| e.path().display().to_string())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        out.insert(rel, hasher.finalize().to_hex().to_string());
+    }
+    Ok(out)
+}
+
+/// The site at a git revision, exported into a temporary folder with
+/// `git archive` (read-only: the working tree, the index and HEAD are never
+/// touched). What git ignores in the working tree's copy of the site (local
+/// artifacts, typically) is linked in, since no revision has it.
+struct GitExport {
+    _dir: tempfile::TempDir,
+    site: PathBuf,
+    label: String,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `path` made absolute and without `.` or `..`, without touching the disk.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::env::current_dir()
+        .context("the current folder")?
+        .join(path);
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+impl GitExport {
+    fn new(rev: &str, anchor: &Path) -> Result<GitExport> {
+        // The nearest folder of the anchor that exists finds the repository;
+        // the site itself may exist only in the revision.
+        let abs = absolute(anchor)?;
+        let mut existing = abs.as_path();
+        while !existing.is_dir() {
+            existing = existing
+                .parent()
+                .ok_or_else(|| anyhow!("{}: no such folder", abs.display()))?;
+        }
+        let top = git(existing, &["rev-parse", "--show-toplevel"])
+            .with_context(|| format!("{} is not inside a git repository", abs.display()))?;
+        let top = PathBuf::from(top.trim_end_matches('\n'));
+        let inner = git(existing, &["rev-parse", "--show-prefix"])?;
+        let mut prefix = inner
+            .trim_end_matches('\n')
+            .trim_end_matches('/')
+            .to_string();
+        for c in abs
+            .strip_prefix(existing)
+            .unwrap_or(Path::new(""))
+            .components()
+        {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(&c.as_os_str().to_string_lossy());
+        }
+        let commit = git(
+            &top,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rev}^{{commit}}"),
+            ],
+        )
+        .map_err(|_| {
+            anyhow!(
+                "{rev} is not a commit of the repository at {}",
+                top.display()
+            )
+        })?;
+        let commit = commit.trim().to_string();
+        let short = git(&top, &["rev-parse", "--short", &commit])?
+            .trim()
+            .to_string();
+        let label = if rev.len() >= 7 && commit.starts_with(rev) {
+            format!("git:{short}")
+        } else {
+            format!("git:{rev} ({short})")
+        };
+
+        let dir = tempfile::Builder::new()
+            .prefix("bootc-diff-")
+            .tempdir()
+            .context("a temporary folder")?;
+        let mut archive = Command::new("git");
+        archive
+            .arg("-C")
+            .arg(&top)
+            .args(["archive", "--format=tar", &commit]);
+        if !prefix.is_empty() {
+            archive.args(["--", &prefix]);
+        }
+        let mut git_child = archive
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running git archive")?;
+        let tar_out = Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(dir.path())
+            .stdin(git_child.stdout.take().expect("piped"))
+            .stderr(Stdio::piped())
+            .output()
+            .context("running tar")?;
+        let git_out = git_child.wait_with_output().context("git archive")?;
+        if !git_out.status.success() {
+            let err = String::from_utf8_lossy(&git_out.stderr);
+            if err.contains("did not match any files") {
+                bail!(
+                    "{} does not exist at {rev} ({short})",
+                    if prefix.is_empty() {
+                        "the site"
+                    } else {
+                        &prefix
+                    }
+                );
+            }
+            bail!("git archive {rev}: {}", err.trim());
+        }
+        if !tar_out.status.success() {
+            bail!(
+                "tar (extracting {rev}): {}",
+                String::from_utf8_lossy(&tar_out.stderr).trim()
+            );
+        }
+        let site = dir.path().join(&prefix);
+        if !site.join("bootc.toml").is_file() {
+            bail!(
+                "{} at {rev} ({short}) is not a site: it has no bootc.toml",
+                if prefix.is_empty() {
+                    "the repository's root".to_string()
+                } else {
+                    prefix.clone()
+                }
+            );
+        }
+        let linked = link_ignored(&top.join(&prefix), &site)?;
+        if !linked.is_empty() {
+            eprintln!(
+                "note: {label}: using the working tree's {} (ignored by git, so in no revision)",
+                linked.join(", ")
+            );
+        }
+        Ok(GitExport {
+            _dir: dir,
+            site,
+            label,
+        })
+    }
+}
+
+/// Links what git ignores in `worktree_site` (local artifacts, typically)
+/// into the exported `site`, where it is missing. Returns what was linked.
+fn link_ignored(worktree_site: &Path, site: &Path) -> Result<Vec<String>> {
+    if !worktree_site.is_dir() {
+        return Ok(Vec::new());
+    }
+    let list = git(
+        worktree_site,
+        &[
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ],
+    )?;
+    let mut linked = Vec::new();
+    for entry in list.split('\0').filter(|e| !e.is_empty()) {
+        let rel = entry.trim_end_matches('/');
+        // The output tree is not an input.
+        if rel == "public" || rel.starts_with("../") {
+            continue;
+        }
+        let dest = site.join(rel);
+        if dest.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+        }
+        std::os::unix::fs::symlink(worktree_site.join(rel), &dest)
+            .with_context(|| dest.display().to_string())?;
+        linked.push(entry.to_string());
+    }
+    Ok(linked)
+}
