@@ -4,7 +4,9 @@
 //! temporary folder (`base/`, `head/`), edits `head/`, and runs
 //! `bootc diff base head` there, snapshotting all three formats. Then: built
 //! trees as sides, `git:REV` against a real repository, `--exit-code`,
-//! invalid sides, grouping at scale, GitHub annotations of a broken site.
+//! invalid sides, grouping at scale, GitHub annotations of a broken site,
+//! and the GitHub workflows (they parse, and every `bootc` command they run
+//! exists).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -658,4 +660,140 @@ fn check_github_annotations_of_a_broken_site() {
         );
         assert!(!line.contains('\n'));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Workflows
+
+fn workflows() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in [".github/workflows", "site.example/.github/workflows"] {
+        let mut files: Vec<PathBuf> = fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+            .collect();
+        assert!(!files.is_empty(), "{dir} has no workflow");
+        files.sort();
+        out.extend(files);
+    }
+    out
+}
+
+/// Every string under a `run:` key of a step.
+fn run_scripts(doc: &yaml_rust2::Yaml) -> Vec<String> {
+    use yaml_rust2::Yaml;
+    let mut out = Vec::new();
+    let jobs = doc["jobs"].as_hash().expect("jobs");
+    for (name, job) in jobs {
+        let steps = job["steps"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("job {name:?} has no steps"));
+        assert!(!job["runs-on"].is_badvalue(), "job {name:?} has no runs-on");
+        for step in steps {
+            assert!(
+                !step["run"].is_badvalue() || !step["uses"].is_badvalue(),
+                "a step of {name:?} neither runs nor uses: {step:?}"
+            );
+            if let Yaml::String(s) = &step["run"] {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `bootc SUB --flags…` invocations in shell text: the subcommand and the
+/// long options given to it (on that line, continuations joined).
+fn bootc_invocations(script: &str) -> Vec<(String, Vec<String>)> {
+    let joined = script.replace("\\\n", " ");
+    let mut out = Vec::new();
+    for line in joined.lines() {
+        // Text in single quotes is not a command (`echo '<!-- bootc diff -->'`).
+        let line: String = line.split('\'').step_by(2).collect::<Vec<_>>().join(" ");
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '`'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for (i, w) in words.iter().enumerate() {
+            let w = w.trim_matches('"');
+            if w != "bootc" && !w.ends_with("/bootc") {
+                continue;
+            }
+            let Some(sub) = words.get(i + 1) else {
+                continue;
+            };
+            if !sub.chars().all(|c| c.is_ascii_lowercase()) {
+                continue;
+            }
+            let flags = words[i + 2..]
+                .iter()
+                .take_while(|x| **x != "bootc" && !x.ends_with("/bootc"))
+                .filter(|x| x.starts_with("--"))
+                .map(|x| x.split('=').next().unwrap().to_string())
+                .collect();
+            out.push((sub.to_string(), flags));
+        }
+    }
+    out
+}
+
+#[test]
+fn workflows_parse_and_name_only_commands_that_exist() {
+    let mut seen: Vec<String> = Vec::new();
+    for path in workflows() {
+        let text = fs::read_to_string(&path).unwrap();
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(docs.len(), 1, "{}", path.display());
+        let doc = &docs[0];
+        assert!(!doc["on"].is_badvalue(), "{}: no `on`", path.display());
+        for script in run_scripts(doc) {
+            for (sub, flags) in bootc_invocations(&script) {
+                let r: Run = bootc()
+                    .args([sub.as_str(), "--help"])
+                    .output()
+                    .unwrap()
+                    .into();
+                assert_eq!(
+                    r.code,
+                    0,
+                    "{}: `bootc {sub}` is not a command:\n{}",
+                    path.display(),
+                    r.stderr
+                );
+                for f in flags {
+                    assert!(
+                        r.stdout.contains(&f),
+                        "{}: `bootc {sub}` has no option {f}:\n{}",
+                        path.display(),
+                        r.stdout
+                    );
+                }
+                seen.push(sub);
+            }
+        }
+    }
+    // The site workflow does what the review needs.
+    for sub in ["check", "build", "diff", "verify"] {
+        assert!(
+            seen.iter().any(|s| s == sub),
+            "no workflow runs `bootc {sub}`: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn invocations_are_found_in_shell_text() {
+    let found = bootc_invocations(
+        "set -e\necho '<!-- bootc diff -->'\nbootc check --format github\n./bin/bootc diff \"git:$BASE\" git:HEAD \\\n  --format markdown > d.md\ncargo install --locked bootc\necho bootc.pub\n",
+    );
+    assert_eq!(
+        found,
+        vec![
+            ("check".to_string(), vec!["--format".to_string()]),
+            ("diff".to_string(), vec!["--format".to_string()]),
+        ]
+    );
 }
