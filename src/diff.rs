@@ -121,6 +121,86 @@ pub struct Side {
     /// BLAKE3 of the output tree's files that the plan does not describe
     /// (see [`tracked`]), by path relative to the tree root, when known.
     pub files: Option<Hashes>,
+    /// The per-machine files' text, to say which lines changed.
+    pub texts: Texts,
+}
+
+/// Where the text of per-machine files (`http/machines/<name>/<file>`) is.
+pub enum Texts {
+    None,
+    /// In memory: a compiled site's, by path in the tree.
+    Map(BTreeMap<String, Vec<u8>>),
+    /// On disk: a built tree's root.
+    Dir(std::path::PathBuf),
+}
+
+impl Texts {
+    fn get(&self, path: &str) -> Option<String> {
+        match self {
+            Texts::None => None,
+            Texts::Map(m) => m.get(path).map(|b| String::from_utf8_lossy(b).into_owned()),
+            Texts::Dir(root) => std::fs::read(root.join(path))
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+}
+
+/// The lines of a file that go and come (as multisets, in file order).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Lines {
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+}
+
+impl Lines {
+    fn new(old: &str, new: &str) -> Lines {
+        let o: Vec<String> = old.lines().map(|l| l.trim_end().to_string()).collect();
+        let n: Vec<String> = new.lines().map(|l| l.trim_end().to_string()).collect();
+        Lines {
+            removed: minus(&o, &n),
+            added: minus(&n, &o),
+        }
+    }
+}
+
+/// How many removed and added lines of a file a change shows.
+const MAX_LINES: usize = 3;
+
+fn lines_text(l: &Lines, m: Option<&MachineDoc>, s: Style) -> String {
+    let show = |x: &String| {
+        let x = match m {
+            Some(m) => placeholders(x, m),
+            None => x.clone(),
+        };
+        match s {
+            Style::Plain => format!("`{x}`"),
+            Style::Markdown => code(&x),
+        }
+    };
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(
+        l.removed
+            .iter()
+            .take(MAX_LINES)
+            .map(|x| format!("- {}", show(x))),
+    );
+    parts.extend(
+        l.added
+            .iter()
+            .take(MAX_LINES)
+            .map(|x| format!("+ {}", show(x))),
+    );
+    let hidden =
+        l.removed.len().saturating_sub(MAX_LINES) + l.added.len().saturating_sub(MAX_LINES);
+    if hidden > 0 {
+        parts.push(format!("and {}", plural(hidden, "more line", "more lines")));
+    }
+    if parts.is_empty() {
+        // Only the order or trailing spaces changed.
+        return "changed".to_string();
+    }
+    format!("changed: {}", parts.join(", "))
 }
 
 /// Whether a file of the output tree is compared by hash: per-MAC scripts
@@ -179,6 +259,9 @@ pub enum Change {
         file: String,
         old: Option<String>,
         new: Option<String>,
+        /// What changes inside, when both sides' texts are at hand.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lines: Option<Lines>,
     },
     Mac {
         old: Option<String>,
@@ -276,7 +359,12 @@ impl Change {
                 v(&old.join(" ")),
                 v(&new.join(" "))
             ),
-            Change::File { file, old, new } => format!(
+            Change::File {
+                file,
+                lines: Some(l),
+                ..
+            } => format!("file {} {}", v(file), lines_text(l, None, s)),
+            Change::File { file, old, new, .. } => format!(
                 "file {} {}",
                 v(file),
                 added_removed(old.is_some(), new.is_some())
@@ -316,6 +404,11 @@ impl Change {
             }
             .full(s),
             Change::Other { field, .. } => format!("{field} changed"),
+            Change::File {
+                file,
+                lines: Some(l),
+                ..
+            } => format!("file {} {}", s.v(file), lines_text(l, Some(m), s)),
             _ => self.full(s),
         }
     }
@@ -410,28 +503,30 @@ fn replace_words(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// What is in `a` and not in `b`, as multisets, in `a`'s order.
+fn minus(a: &[String], b: &[String]) -> Vec<String> {
+    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
+    for x in b {
+        *left.entry(x).or_default() += 1;
+    }
+    a.iter()
+        .filter(|x| match left.get_mut(x.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
 /// Kernel args: removed and added (as multisets), a removed and an added one
 /// with the same `key=` paired as a change; the same args reordered.
 fn args_changes(old: &[String], new: &[String]) -> Vec<Change> {
     if old == new {
         return Vec::new();
     }
-    let minus = |a: &[String], b: &[String]| -> Vec<String> {
-        let mut left: BTreeMap<&str, usize> = BTreeMap::new();
-        for x in b {
-            *left.entry(x).or_default() += 1;
-        }
-        a.iter()
-            .filter(|x| match left.get_mut(x.as_str()) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    false
-                }
-                _ => true,
-            })
-            .cloned()
-            .collect()
-    };
     let removed = minus(old, new);
     let mut added: Vec<Option<String>> = minus(new, old).into_iter().map(Some).collect();
     if removed.is_empty() && added.is_empty() {
@@ -487,6 +582,7 @@ fn machine_changes(
     h: &MachineDoc,
     image_changed: &BTreeSet<String>,
     files: Option<(&Hashes, &Hashes)>,
+    texts: (&Texts, &Texts),
     site_renamed: bool,
 ) -> Vec<Change> {
     let mut out = Vec::new();
@@ -514,7 +610,20 @@ fn machine_changes(
     }
     out.extend(args_changes(&b.kernel_args, &h.kernel_args));
     out.extend(map_changes(&b.files, &h.files, |file, old, new| {
-        Change::File { file, old, new }
+        let lines = match (&old, &new) {
+            (Some(_), Some(_)) => texts
+                .0
+                .get(&format!("http/machines/{}/{file}", b.name))
+                .zip(texts.1.get(&format!("http/machines/{}/{file}", h.name)))
+                .map(|(o, n)| Lines::new(&o, &n)),
+            _ => None,
+        };
+        Change::File {
+            file,
+            old,
+            new,
+            lines,
+        }
     }));
     let removed: Vec<&String> = b.macs.iter().filter(|m| !h.macs.contains(m)).collect();
     let added: Vec<&String> = h.macs.iter().filter(|m| !b.macs.contains(m)).collect();
@@ -918,7 +1027,14 @@ pub fn diff(base: &Side, head: &Side) -> Report {
     let mut labels_only = Vec::new();
     for &(bi, hi) in &pairs {
         let (b, h) = (&bp.machines[bi], &hp.machines[hi]);
-        let changes = machine_changes(b, h, &image_changed, files, site_renamed);
+        let changes = machine_changes(
+            b,
+            h,
+            &image_changed,
+            files,
+            (&base.texts, &head.texts),
+            site_renamed,
+        );
         if changes.is_empty() {
             continue;
         }

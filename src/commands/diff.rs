@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::{color_stderr, compile};
 use crate::diag::{Diags, Reporter, Severity};
-use crate::diff::{self, DiffFormat, PlanDoc, Side};
+use crate::diff::{self, DiffFormat, PlanDoc, Side, Texts};
 use crate::render::Content;
 
 pub fn run(base: &str, head: &str, format: DiffFormat, exit_code: bool) -> Result<ExitCode> {
@@ -102,10 +102,25 @@ fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
         .filter(|(p, _)| diff::tracked(p))
         .map(|(p, c)| (p.clone(), c.blake3()))
         .collect();
+    // Per-machine files, for the lines that change in them.
+    let texts = tree
+        .files
+        .into_iter()
+        .filter_map(|(p, c)| match c {
+            Content::Bytes(b)
+                if p.strip_prefix("http/machines/")
+                    .is_some_and(|rest| rest.contains('/')) =>
+            {
+                Some((p, b))
+            }
+            _ => None,
+        })
+        .collect();
     Ok(Some(Side {
         label,
         plan,
         files: Some(files),
+        texts: Texts::Map(texts),
     }))
 }
 
@@ -114,15 +129,16 @@ fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
     let text = std::fs::read(plan).with_context(|| plan.display().to_string())?;
     let plan: PlanDoc = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not a bootc plan.json", plan.display()))?;
-    let files = if root.join("http").is_dir() {
-        Some(tree_hashes(root)?)
+    let (files, texts) = if root.join("http").is_dir() {
+        (Some(tree_hashes(root)?), Texts::Dir(root.to_path_buf()))
     } else {
-        None
+        (None, Texts::None)
     };
     Ok(Side {
         label: label.to_string(),
         plan,
         files,
+        texts,
     })
 }
 

@@ -201,7 +201,9 @@ fn changed_per_machine_template() {
     );
     let human = p.snapshots("changed_per_machine_template");
     assert!(
-        human.contains("  4 machines (rack=r1): node01..node04\n    file user-data changed\n"),
+        human.contains(
+            "  4 machines (rack=r1): node01..node04\n    file user-data changed: - `ssh_authorized_keys: []`, + `ssh_authorized_keys: [\"ssh-ed25519 AAAA ops\"]`\n"
+        ),
         "{human}"
     );
     let j = json(&p.diff("json"));
@@ -250,7 +252,7 @@ fn addresses_rename_and_labels() {
     // The rename is found by MAC: one machine renamed, not one removed and
     // one added; its hostname argument and cloud-init file follow.
     assert!(
-        human.contains("  node44 (rack=r1)\n    renamed from node04\n    kernel arg changed: hostname=node04 -> hostname=node44\n    file user-data changed\n"),
+        human.contains("  node44 (rack=r1)\n    renamed from node04\n    kernel arg changed: hostname=node04 -> hostname=node44\n    file user-data changed: - `hostname: node04`, + `hostname: node44`\n"),
         "{human}"
     );
     assert!(
