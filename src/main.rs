@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod dhcp;
 mod diag;
 mod diff;
 mod ipxe;

@@ -13,6 +13,7 @@ use crate::resolve::{Plan, Resolver};
 use crate::site::{Artifact, Site};
 
 /// One file of the output tree.
+#[derive(Clone)]
 pub enum Content {
     Bytes(Vec<u8>),
     /// A local artifact: copied from `source`; its hash is already known.
@@ -127,19 +128,34 @@ pub fn render(
             }
         }
     }
+    // tftp/: the chainloaders; the EFI one also in http/ for UEFI HTTP Boot.
+    let http_efi = crate::dhcp::efi_loader(site);
     for (name, path) in &site.ipxe.binaries {
         match hash_file(path) {
             Ok((size, blake3)) => {
-                tree.files.insert(
-                    format!("tftp/{name}"),
-                    Content::Copy {
-                        source: path.clone(),
-                        size,
-                        blake3,
-                    },
-                );
+                let copy = Content::Copy {
+                    source: path.clone(),
+                    size,
+                    blake3,
+                };
+                if http_efi == Some(name.as_str()) {
+                    tree.files.insert(format!("http/{name}"), copy.clone());
+                }
+                tree.files.insert(format!("tftp/{name}"), copy);
             }
             Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    if let Some(dhcp) = &site.dhcp {
+        let ctx = minijinja::context! {
+            site => crate::templates::val(serde_json::json!({ "name": site.name, "base_url": site.base_url })),
+            dhcp => crate::templates::val(crate::dhcp::view(site, dhcp, plan)),
+        };
+        for (template, out) in crate::dhcp::OUTPUTS {
+            match resolver.templates.render(template, &ctx) {
+                Ok(text) => tree.add(out, text),
+                Err(e) => diags.push(resolver.templates.diag(&e, sources, Some(out))),
+            }
         }
     }
     let plan_json = serde_json::to_string_pretty(plan).expect("plan serializes") + "\n";
@@ -229,6 +245,30 @@ fn report(
     plan: &Plan,
     diags: &mut Diags,
 ) -> String {
+    let ctx = report_context(site, sources, plan, diags, Value::from(false));
+    match resolver.templates.render("report.html.j2", &ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.push(
+                resolver
+                    .templates
+                    .diag(&e, sources, Some("report/index.html")),
+            );
+            String::new()
+        }
+    }
+}
+
+/// The template context of report.html.j2: the fleet (machines, roles,
+/// images, labels, problems) and `live`, which is false in a build; `bootc
+/// serve` renders the same page with its live state there.
+pub fn report_context(
+    site: &Site,
+    sources: &Sources,
+    plan: &Plan,
+    diags: &Diags,
+    live: Value,
+) -> Value {
     let machines: Vec<ReportMachine> = plan
         .machines
         .iter()
@@ -306,7 +346,7 @@ fn report(
         })
         .collect();
     let _ = reporter;
-    let ctx = minijinja::context! {
+    minijinja::context! {
         site => crate::templates::val(serde_json::json!({
             "name": site.name, "base_url": site.base_url, "fallback": site.fallback.to_string(),
             "dhcp": site.dhcp.is_some(),
@@ -316,18 +356,7 @@ fn report(
         images => crate::templates::val(&images),
         labels => crate::templates::val(&label_keys),
         problems => crate::templates::val(&problems),
-        live => Value::from(false),
-    };
-    match resolver.templates.render("report.html.j2", &ctx) {
-        Ok(s) => s,
-        Err(e) => {
-            diags.push(
-                resolver
-                    .templates
-                    .diag(&e, sources, Some("report/index.html")),
-            );
-            String::new()
-        }
+        live => live,
     }
 }
 

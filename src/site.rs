@@ -108,7 +108,13 @@ pub struct Ipxe {
     pub binaries: BTreeMap<String, PathBuf>,
 }
 
-pub const IPXE_BINARIES: [&str; 3] = ["undionly.kpxe", "ipxe.efi", "snponly.efi"];
+/// Chainloaders looked for (the arm64 one is optional, from a custom build).
+pub const IPXE_BINARIES: [&str; 4] = [
+    "undionly.kpxe",
+    "ipxe.efi",
+    "snponly.efi",
+    "snponly-arm64.efi",
+];
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]

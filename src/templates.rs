@@ -23,6 +23,12 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("templates/boot-commands.ipxe.j2"),
     ),
     ("report.html.j2", include_str!("templates/report.html.j2")),
+    ("dhcpd.conf.j2", include_str!("templates/dhcpd.conf.j2")),
+    (
+        "kea-dhcp4.json.j2",
+        include_str!("templates/kea-dhcp4.json.j2"),
+    ),
+    ("dnsmasq.conf.j2", include_str!("templates/dnsmasq.conf.j2")),
 ];
 
 pub struct Templates {

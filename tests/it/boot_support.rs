@@ -577,7 +577,7 @@ impl Nginx {
                 .tempdir()
                 .expect("nginx tempdir");
             let port = free_port();
-            let conf = nginx_config(dir.path(), &root, port, &features);
+            let conf = nginx_config(dir.path(), &root, &format!("127.0.0.1:{port}"), &features);
             let conf_path = dir.path().join("nginx.conf");
             fs::write(&conf_path, conf).expect("write nginx.conf");
             let stderr = File::create(dir.path().join("stderr.log")).expect("nginx stderr log");
@@ -619,6 +619,78 @@ impl Nginx {
             }
         }
         panic!("could not start nginx for {}: {last_error}", root.display());
+    }
+
+    /// Starts nginx inside the network namespace `netns`, serving `root` on
+    /// `listen` (an address of that namespace, like `10.77.0.1:8080`), and
+    /// waits until it answers there. [`Nginx::port`] is then that port.
+    pub fn start_in_netns(root: &Path, netns: &str, listen: &str) -> Nginx {
+        let root =
+            fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
+        let nginx =
+            find_program("nginx").expect("nginx not installed (apt-get install nginx-light)");
+        let features = Command::new(&nginx)
+            .arg("-V")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .unwrap_or_default();
+        let dir = tempfile::Builder::new()
+            .prefix("bootc-nginx-")
+            .tempdir()
+            .expect("nginx tempdir");
+        let conf_path = dir.path().join("nginx.conf");
+        fs::write(
+            &conf_path,
+            nginx_config(dir.path(), &root, listen, &features),
+        )
+        .expect("write nginx.conf");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(&nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx in netns");
+        let (host, port) = listen.rsplit_once(':').expect("listen is ADDRESS:PORT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for nginx") {
+                panic!(
+                    "nginx in {netns} exited with {status}:\n{}",
+                    fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+                );
+            }
+            let probe = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    netns,
+                    "bash",
+                    "-c",
+                    &format!("exec 3<>/dev/tcp/{host}/{port}"),
+                ])
+                .stderr(Stdio::null())
+                .status();
+            if probe.is_ok_and(|s| s.success()) {
+                return Nginx {
+                    child,
+                    port: port.parse().expect("port"),
+                    dir,
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {listen} in {netns}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The TCP port on 127.0.0.1 (and, from inside QEMU user networking, on
@@ -675,7 +747,7 @@ fn free_port() -> u16 {
 /// The nginx config. Temp path directives are emitted only for modules the
 /// binary has (`nginx -V` lists `--without-…` for the missing ones), since
 /// each compiled-in module otherwise wants its default dir under /var/lib.
-fn nginx_config(dir: &Path, root: &Path, port: u16, features: &str) -> String {
+fn nginx_config(dir: &Path, root: &Path, listen: &str, features: &str) -> String {
     let q = |p: &Path| {
         let s = p.display().to_string();
         assert!(!s.contains(['"', '\\', '$']), "awkward path for nginx: {s}");
@@ -705,7 +777,7 @@ http {{
     default_type application/octet-stream;
     sendfile on;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         root {root};
         autoindex off;
     }}
@@ -835,6 +907,27 @@ static QEMU_LOCK: Mutex<()> = Mutex::new(());
 /// once it is held), so parallel tests never run two QEMUs at once.
 pub fn qemu_boot(port: u16, macs: &[&str], firmware: Firmware, timeout: Duration) -> BootResult {
     assert!(!macs.is_empty(), "qemu_boot needs at least one MAC");
+    let mut nics = Vec::new();
+    for (i, mac) in macs.iter().enumerate() {
+        nics.push("-netdev".into());
+        nics.push(format!(
+            "user,id=n{i},bootfile=http://10.0.2.2:{port}/boot.ipxe"
+        ));
+        nics.push("-device".into());
+        nics.push(format!("virtio-net-pci,netdev=n{i},mac={mac}"));
+    }
+    qemu_run(&[], &nics, firmware, timeout)
+}
+
+/// Runs QEMU like [`qemu_boot`], but with the given network arguments
+/// (`-netdev …`/`-device …`) and a command prefix (for example
+/// `["ip", "netns", "exec", NAME]` to run it inside a network namespace).
+pub fn qemu_run(
+    prefix: &[&str],
+    nics: &[String],
+    firmware: Firmware,
+    timeout: Duration,
+) -> BootResult {
     let _one_at_a_time = lock_ignoring_poison(&QEMU_LOCK);
     let qemu = find_program("qemu-system-x86_64")
         .expect("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)");
@@ -857,20 +950,16 @@ pub fn qemu_boot(port: u16, macs: &[&str], firmware: Firmware, timeout: Duration
         args.push("-drive".into());
         args.push(format!("if=pflash,format=raw,file={}", vars.display()));
     }
-    for (i, mac) in macs.iter().enumerate() {
-        args.push("-netdev".into());
-        args.push(format!(
-            "user,id=n{i},bootfile=http://10.0.2.2:{port}/boot.ipxe"
-        ));
-        args.push("-device".into());
-        args.push(format!("virtio-net-pci,netdev=n{i},mac={mac}"));
-    }
-    let command = format!("{} {}", qemu.display(), args.join(" "));
+    args.extend(nics.iter().cloned());
+    let mut argv: Vec<String> = prefix.iter().map(|p| p.to_string()).collect();
+    argv.push(qemu.display().to_string());
+    argv.extend(args);
+    let command = argv.join(" ");
 
     let start = Instant::now();
     let mut child = KillOnDrop(
-        Command::new(&qemu)
-            .args(&args)
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

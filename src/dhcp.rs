@@ -1,0 +1,151 @@
+//! DHCP server configurations (ISC dhcpd, Kea, dnsmasq) from `[dhcp]`.
+//! One view of the network is computed here and handed to three templates,
+//! so the formats cannot drift apart: plain PXE firmware gets an iPXE
+//! chainloader over TFTP chosen by architecture (option 93), UEFI HTTP Boot
+//! clients get an EFI iPXE over HTTP, and iPXE itself (user-class "iPXE")
+//! gets the URL of boot.ipxe, so it never loops.
+
+use serde::Serialize;
+
+use crate::resolve::Plan;
+use crate::site::{Dhcp, Site};
+
+/// Built-in templates of the three formats, with the output file of each.
+pub const OUTPUTS: [(&str, &str); 3] = [
+    ("dhcpd.conf.j2", "dhcp/dhcpd.conf"),
+    ("kea-dhcp4.json.j2", "dhcp/kea-dhcp4.json"),
+    ("dnsmasq.conf.j2", "dhcp/dnsmasq.conf"),
+];
+
+/// Chainloader file names in tftp/, by client architecture.
+pub const BIOS_LOADER: &str = "undionly.kpxe";
+pub const ARM64_LOADER: &str = "snponly-arm64.efi";
+
+/// The EFI iPXE handed to x86-64 UEFI clients: snponly.efi (uses the
+/// firmware's network driver) when present, else ipxe.efi.
+pub fn efi_loader(site: &Site) -> Option<&'static str> {
+    ["snponly.efi", "ipxe.efi"]
+        .into_iter()
+        .find(|n| site.ipxe.binaries.contains_key(*n))
+}
+
+#[derive(Serialize)]
+pub struct View {
+    pub next_server: String,
+    pub interface: Option<String>,
+    pub proxy: bool,
+    /// The URL iPXE is handed: base-url + boot.ipxe.
+    pub boot_url: String,
+    /// The URL UEFI HTTP Boot clients are handed (an EFI iPXE in http/).
+    pub http_boot_url: Option<String>,
+    pub bios: &'static str,
+    pub efi64: &'static str,
+    pub arm64: Option<&'static str>,
+    pub subnets: Vec<SubnetView>,
+}
+
+#[derive(Serialize)]
+pub struct SubnetView {
+    /// 1-based, stable: the order of [[dhcp.subnet]].
+    pub id: usize,
+    pub cidr: String,
+    pub network: String,
+    pub netmask: String,
+    pub broadcast: String,
+    pub prefix: u8,
+    pub pool_start: Option<String>,
+    pub pool_end: Option<String>,
+    pub gateway: Option<String>,
+    pub dns: Vec<String>,
+    pub domain: Option<String>,
+    /// Machines with a fixed address in this subnet: one entry per MAC.
+    pub hosts: Vec<HostView>,
+    /// The same, one entry per machine (with all its MACs).
+    pub machines: Vec<MachineView>,
+}
+
+#[derive(Serialize)]
+pub struct MachineView {
+    pub name: String,
+    pub macs: Vec<String>,
+    pub ip: String,
+}
+
+#[derive(Serialize)]
+pub struct HostView {
+    pub name: String,
+    /// Unique among the hosts: the name, with `_nicN` for a machine's further NICs (never a host label).
+    pub id: String,
+    pub mac: String,
+    pub ip: String,
+}
+
+pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
+    let base = site.base_url.clone().unwrap_or_default();
+    let efi64 = efi_loader(site);
+    let subnets = dhcp
+        .subnets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut hosts = Vec::new();
+            let mut machines = Vec::new();
+            for m in plan
+                .machines
+                .iter()
+                .filter(|m| m.ip.is_some_and(|ip| s.cidr.contains(&ip)))
+            {
+                let ip = m.ip.map(|ip| ip.to_string()).unwrap_or_default();
+                machines.push(MachineView {
+                    name: m.name.clone(),
+                    macs: m.macs.iter().map(|x| x.to_string()).collect(),
+                    ip: ip.clone(),
+                });
+                for (n, mac) in m.macs.iter().enumerate() {
+                    hosts.push(HostView {
+                        name: m.name.clone(),
+                        id: if n == 0 {
+                            m.name.clone()
+                        } else {
+                            format!("{}_nic{n}", m.name)
+                        },
+                        mac: mac.to_string(),
+                        ip: ip.clone(),
+                    });
+                }
+            }
+            SubnetView {
+                id: i + 1,
+                cidr: s.cidr.to_string(),
+                network: s.cidr.network().to_string(),
+                netmask: s.cidr.netmask().to_string(),
+                broadcast: s.cidr.broadcast().to_string(),
+                prefix: s.cidr.prefix_len(),
+                pool_start: s.pool.map(|p| p.0.to_string()),
+                pool_end: s.pool.map(|p| p.1.to_string()),
+                gateway: s.gateway.map(|g| g.to_string()),
+                dns: s.dns.iter().map(|d| d.to_string()).collect(),
+                domain: s.domain.clone(),
+                hosts,
+                machines,
+            }
+        })
+        .collect();
+    View {
+        next_server: dhcp.next_server.to_string(),
+        interface: dhcp.interface.clone(),
+        proxy: dhcp.proxy,
+        boot_url: format!("{base}boot.ipxe"),
+        http_boot_url: efi64.map(|e| format!("{base}{e}")),
+        // Without binaries (a warning) the standard names are still handed
+        // out: the TFTP server may have them from elsewhere.
+        bios: BIOS_LOADER,
+        efi64: efi64.unwrap_or("snponly.efi"),
+        arm64: site
+            .ipxe
+            .binaries
+            .contains_key(ARM64_LOADER)
+            .then_some(ARM64_LOADER),
+        subnets,
+    }
+}
