@@ -137,3 +137,105 @@ fn bios_unknown_mac_boots_the_fallback() {
 fn uefi_unknown_mac_boots_the_fallback() {
     unknown_machine(Firmware::Uefi);
 }
+
+/// The real Debian 12 installer kernel and initrd, referenced by pinned URLs
+/// (the `forms` fixture's `installer` image) and fetched from a local mirror
+/// (nginx on 127.0.0.1, QEMU's 10.0.2.2): iPXE boots it and the kernel starts
+/// with the role's arguments.
+#[test]
+fn bios_debian_installer_from_pinned_urls() {
+    use crate::boot_support::{qemu_run_until, unavailable};
+    const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
+    const MIRROR_PATH: &str = "debian/dists/bookworm/main/installer-amd64/20230607+deb12u15/images/netboot/debian-installer/amd64";
+    if !need_boot_tools(Firmware::Bios) {
+        return;
+    }
+    if !std::path::Path::new(DI).is_dir()
+        && unavailable(
+            "the Debian installer netboot files",
+            "apt-get install debian-installer-12-netboot-amd64",
+        )
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mirror = root.path().join("mirror").join(MIRROR_PATH);
+    fs::create_dir_all(&mirror).unwrap();
+    for f in ["linux", "initrd.gz"] {
+        fs::copy(format!("{DI}/{f}"), mirror.join(f)).unwrap();
+    }
+    let nginx = Nginx::start(root.path());
+    let s = Site::fixture("forms");
+    let image = s.read("images/installer.toml");
+    // The pins in the fixture are those of the real files.
+    for (f, pin) in [
+        (
+            "linux",
+            "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d",
+        ),
+        (
+            "initrd.gz",
+            "cb24a28a5ba13dfb22e6e75bdd8ab997dbdee6e3ec6c1102f6c7f93044bd817d",
+        ),
+    ] {
+        assert!(image.contains(pin));
+        let out = std::process::Command::new("sha256sum")
+            .arg(mirror.join(f))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(pin),
+            "{f} is not the pinned file"
+        );
+    }
+    s.write(
+        "images/installer.toml",
+        &image
+            .replace(
+                "http://mirror.lab.internal",
+                &format!("http://10.0.2.2:{}/mirror", nginx.port()),
+            )
+            .replace("\"auto=true\"]", "\"auto=true\", \"console=ttyS0\"]"),
+    );
+    let out = root.path().join("out");
+    let r = s.run(&["build", ".", "-o", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nics = vec![
+        "-netdev".to_string(),
+        format!(
+            "user,id=n0,bootfile=http://10.0.2.2:{}/out/http/boot.ipxe",
+            nginx.port()
+        ),
+        "-device".to_string(),
+        "virtio-net-pci,netdev=n0,mac=02:00:00:00:00:01".to_string(),
+    ];
+    let result = qemu_run_until(
+        &[],
+        &nics,
+        Firmware::Bios,
+        default_boot_timeout(),
+        "Kernel command line: ",
+    );
+    let cmdline = result.cmdline();
+    for want in [
+        "initrd=initrd.gz",
+        "priority=critical",
+        "auto=true",
+        "console=ttyS0",
+    ] {
+        assert!(
+            args(cmdline).contains(&want),
+            "{want} missing from {cmdline:?}"
+        );
+    }
+    let served: Vec<String> = nginx
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.uri)
+        .collect();
+    for f in ["linux", "initrd.gz"] {
+        let uri = format!("/mirror/{MIRROR_PATH}/{f}");
+        assert!(served.contains(&uri), "{uri} not fetched: {served:?}");
+    }
+}

@@ -928,6 +928,20 @@ pub fn qemu_run(
     firmware: Firmware,
     timeout: Duration,
 ) -> BootResult {
+    qemu_run_until(prefix, nics, firmware, timeout, MARKER_PREFIX)
+}
+
+/// [`qemu_run`], stopping at a line that starts with `marker_prefix` instead
+/// of the initramfs marker (for kernels that are not ours, such as the Debian
+/// installer's: `"Kernel command line: "`). `BootResult::marker` is the rest
+/// of that line.
+pub fn qemu_run_until(
+    prefix: &[&str],
+    nics: &[String],
+    firmware: Firmware,
+    timeout: Duration,
+    marker_prefix: &str,
+) -> BootResult {
     let _one_at_a_time = lock_ignoring_poison(&QEMU_LOCK);
     let qemu = find_program("qemu-system-x86_64")
         .expect("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)");
@@ -979,7 +993,7 @@ pub fn qemu_run(
             break;
         }
         if marker.is_none() {
-            marker = find_marker(&stdout.lock().unwrap());
+            marker = find_marker(&stdout.lock().unwrap(), marker_prefix);
             if marker.is_some() {
                 elapsed = Some(start.elapsed());
             }
@@ -999,7 +1013,7 @@ pub fn qemu_run(
     // Give the reader threads a moment to drain the pipes.
     thread::sleep(Duration::from_millis(100));
     let raw = stdout.lock().unwrap().clone();
-    let marker = marker.or_else(|| find_marker(&raw));
+    let marker = marker.or_else(|| find_marker(&raw, marker_prefix));
     let qemu_stderr = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
     BootResult {
         output: clean_console(&raw),
@@ -1041,8 +1055,8 @@ fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
 
 /// The command line from a complete marker line (one ended by `\n`) in raw
 /// console output.
-fn find_marker(raw: &[u8]) -> Option<String> {
-    let prefix = MARKER_PREFIX.as_bytes();
+fn find_marker(raw: &[u8], prefix: &str) -> Option<String> {
+    let prefix = prefix.as_bytes();
     let at = raw.windows(prefix.len()).position(|w| w == prefix)?;
     let rest = &raw[at + prefix.len()..];
     let end = rest.iter().position(|&b| b == b'\n')?;
@@ -1086,9 +1100,12 @@ mod tests {
 
     #[test]
     fn marker_needs_a_complete_line() {
-        assert_eq!(find_marker(b"x\r\nBOOTC-MARKER cmdline=a b"), None);
         assert_eq!(
-            find_marker(b"x\r\nBOOTC-MARKER cmdline=a b=1 \r\nmore"),
+            find_marker(b"x\r\nBOOTC-MARKER cmdline=a b", MARKER_PREFIX),
+            None
+        );
+        assert_eq!(
+            find_marker(b"x\r\nBOOTC-MARKER cmdline=a b=1 \r\nmore", MARKER_PREFIX),
             Some("a b=1".into())
         );
     }
