@@ -38,14 +38,24 @@ fn side(spec: &str, other: &str, which: &str) -> Result<Option<Side>> {
             );
         }
         // Which site: the one named, else the other side's when it is a site
-        // folder (`bootc diff git:HEAD .`), else the current folder.
+        // folder (`bootc diff git:HEAD .`), else the site holding the current
+        // folder (the nearest with a bootc.toml), else the current folder.
         let anchor = path.unwrap_or_else(|| {
             let o = Path::new(other);
             if !other.starts_with("git:") && o.join("bootc.toml").is_file() {
-                o.to_path_buf()
-            } else {
-                PathBuf::from(".")
+                return o.to_path_buf();
             }
+            let mut dir = PathBuf::from(".");
+            for _ in 0..64 {
+                if dir.join("bootc.toml").is_file() {
+                    return dir;
+                }
+                if dir.join(".git").exists() {
+                    break;
+                }
+                dir.push("..");
+            }
+            PathBuf::from(".")
         });
         let export = GitExport::new(rev, &anchor).with_context(|| format!("{which} {spec}"))?;
         return from_site(&export.site, export.label.clone(), which);

@@ -568,6 +568,10 @@ fn git_revisions_of_a_temporary_repository() {
         "{}",
         r.stderr
     );
+    // From a folder inside the site: the site holding it.
+    let r = run(&site.join("machines"), &["diff", "git:HEAD~1", "git:HEAD"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("  node03 (rack=r1)\n"), "{}", r.stdout);
     // From the repository's root, with the site's path.
     let r = run(root, &["diff", "git:main~1:boot/lab", "git:main:boot/lab"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
