@@ -37,12 +37,7 @@ fn boot(s: &Site, firmware: Firmware, macs: &[&str]) -> (String, Vec<String>) {
     let nginx = Nginx::start(&s.path("public/http"));
     let result = qemu_boot(nginx.port(), macs, firmware, default_boot_timeout());
     let cmdline = result.cmdline().to_string();
-    let served = nginx
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.uri)
-        .collect();
+    let served = nginx.served();
     (cmdline, served)
 }
 
@@ -228,12 +223,7 @@ fn bios_debian_installer_from_pinned_urls() {
             "{want} missing from {cmdline:?}"
         );
     }
-    let served: Vec<String> = nginx
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.uri)
-        .collect();
+    let served: Vec<String> = nginx.served();
     for f in ["linux", "initrd.gz"] {
         let uri = format!("/mirror/{MIRROR_PATH}/{f}");
         assert!(served.contains(&uri), "{uri} not fetched: {served:?}");

@@ -47,12 +47,7 @@ fn boot_reaches_marker(firmware: Firmware) {
         "marker without bootc.test=1: {cmdline:?}\n{}",
         result.diagnostics()
     );
-    let fetched: Vec<String> = nginx
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.uri)
-        .collect();
+    let fetched: Vec<String> = nginx.served();
     for uri in ["/boot.ipxe", "/vmlinuz", "/initrd.img"] {
         assert!(
             fetched.iter().any(|u| u == uri),

@@ -561,13 +561,7 @@ impl Nginx {
     pub fn start(root: &Path) -> Nginx {
         let root =
             fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
-        let nginx =
-            find_program("nginx").expect("nginx not installed (apt-get install nginx-light)");
-        let features = Command::new(&nginx)
-            .arg("-V")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-            .unwrap_or_default();
+        let (nginx, features) = nginx_and_features();
         let mut last_error = String::new();
         // The port is picked by binding :0 and closing it, so another process
         // may grab it before nginx does: retry a few times.
@@ -627,13 +621,7 @@ impl Nginx {
     pub fn start_in_netns(root: &Path, netns: &str, listen: &str) -> Nginx {
         let root =
             fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
-        let nginx =
-            find_program("nginx").expect("nginx not installed (apt-get install nginx-light)");
-        let features = Command::new(&nginx)
-            .arg("-V")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-            .unwrap_or_default();
+        let (nginx, features) = nginx_and_features();
         let dir = tempfile::Builder::new()
             .prefix("bootc-nginx-")
             .tempdir()
@@ -724,6 +712,15 @@ impl Nginx {
             .collect()
     }
 
+    /// The URIs answered with 200, in request order.
+    pub fn served(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.uri)
+            .collect()
+    }
+
     /// nginx's error log so far, for diagnosis.
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
@@ -735,6 +732,17 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The nginx binary and its `nginx -V` output (which modules it lacks).
+fn nginx_and_features() -> (PathBuf, String) {
+    let nginx = find_program("nginx").expect("nginx not installed (apt-get install nginx-light)");
+    let features = Command::new(&nginx)
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .unwrap_or_default();
+    (nginx, features)
 }
 
 fn free_port() -> u16 {

@@ -272,12 +272,7 @@ fn chain(server: Server, firmware: Firmware) {
         args.contains(&"bootc.role=worker") && args.contains(&"worker.tier=gold"),
         "{cmdline}\n{context}"
     );
-    let served: Vec<String> = nginx
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.uri)
-        .collect();
+    let served: Vec<String> = nginx.served();
     for uri in ["/boot.ipxe", "/machines/52-54-00-aa-bb-01.ipxe"] {
         assert!(
             served.iter().any(|u| u == uri),
