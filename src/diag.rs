@@ -45,6 +45,12 @@ impl Sources {
         }
     }
 
+    /// `file:line:col` of a place.
+    pub fn place(&self, loc: &Loc) -> String {
+        let (line, col) = self.line_col(loc.file, loc.span.start);
+        format!("{}:{line}:{col}", self.name(loc.file))
+    }
+
     /// Byte range of a 1-based line (without its newline).
     pub fn line_range(&self, id: FileId, line: usize) -> Range<usize> {
         match self.files.line_range(id, line.saturating_sub(1)) {

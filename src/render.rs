@@ -330,22 +330,17 @@ pub fn report_context(
             })
         })
         .collect();
-    let reporter = crate::diag::Reporter::new(sources);
     let problems: Vec<serde_json::Value> = diags
         .list
         .iter()
         .map(|d| {
-            let at = d.primary.as_ref().map(|(l, _)| {
-                let (line, col) = sources.line_col(l.file, l.span.start);
-                format!("{}:{line}:{col}", sources.name(l.file))
-            });
+            let at = d.primary.as_ref().map(|(l, _)| sources.place(l));
             serde_json::json!({
                 "severity": if d.severity == Severity::Error { "error" } else { "warning" },
                 "message": d.message, "at": at, "help": d.help,
             })
         })
         .collect();
-    let _ = reporter;
     minijinja::context! {
         site => crate::templates::val(serde_json::json!({
             "name": site.name, "base_url": site.base_url, "fallback": site.fallback.to_string(),

@@ -129,7 +129,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     }
     let mut roles = BTreeMap::new();
     for (rname, (file, r)) in &loaded.roles {
-        roles.insert(rname.clone(), role(&mut cx, rname, *file, r, &images));
+        roles.insert(rname.clone(), role(&mut cx, rname, *file, r));
     }
     check_extends(&mut cx, &roles);
 
@@ -426,8 +426,7 @@ fn name_check(cx: &mut Ctx, what: &str, name: &str, file: FileId) {
     }
 }
 
-fn templates_list(cx: &Ctx, args: &[S<String>], file: FileId) -> Vec<Tpl> {
-    let _ = cx;
+fn templates_list(args: &[S<String>], file: FileId) -> Vec<Tpl> {
     args.iter()
         .map(|a| Tpl {
             text: a.get_ref().clone(),
@@ -594,7 +593,7 @@ fn image(cx: &mut Ctx, name: &str, file: FileId, img: &model::ImageFile) -> Opti
         name: name.to_string(),
         description: description(cx, file, img.description.as_ref()),
         boot,
-        kernel_args: templates_list(cx, &img.kernel_args, file),
+        kernel_args: templates_list(&img.kernel_args, file),
         vars: img.vars.clone(),
         file,
     })
@@ -805,7 +804,6 @@ fn role(
     name: &str,
     file: FileId,
     r: &model::RoleFile,
-    images: &BTreeMap<String, Image>,
 ) -> Role {
     name_check(cx, "role", name, file);
     let known_role = |n: &str| cx.loaded.roles.contains_key(n);
@@ -834,7 +832,6 @@ fn role(
                 })),
         );
     }
-    let _ = images;
     let template_ref = |cx: &mut Ctx, t: &S<String>, what: &str| {
         if !cx.loaded.templates.contains_key(t.get_ref()) {
             let hint = did_you_mean(t.get_ref(), cx.loaded.templates.keys().map(String::as_str));
@@ -874,7 +871,7 @@ fn role(
             .filter(|e| known_role(e)),
         // Kept even when unknown (reported above), so no second error follows.
         image: r.image.as_ref().map(|i| i.get_ref().clone()),
-        kernel_args: templates_list(cx, &r.kernel_args, file),
+        kernel_args: templates_list(&r.kernel_args, file),
         vars: r.vars.clone(),
         script: r.script.as_ref().map(|s| s.get_ref().clone()),
         files,
@@ -1082,8 +1079,8 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                     .iter()
                     .map(|(k, v)| (k.clone(), v.get_ref().clone())),
             );
-            let mut kernel_args = templates_list(cx, &d.kernel_args, file);
-            kernel_args.extend(templates_list(cx, &m.kernel_args, file));
+            let mut kernel_args = templates_list(&d.kernel_args, file);
+            kernel_args.extend(templates_list(&m.kernel_args, file));
             out.push(Machine {
                 name: name.clone(),
                 macs: parsed,
