@@ -134,7 +134,13 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     check_extends(&mut cx, &roles);
 
     // machines/
-    let machines = machines(&mut cx, &roles, dhcp.as_ref());
+    // Addresses are checked against the subnets only when every subnet was
+    // understood (a broken subnet is reported once, not once per machine).
+    let subnets_known = site_file
+        .dhcp
+        .as_ref()
+        .is_some_and(|d| Some(d.get_ref().subnet.len()) == dhcp.as_ref().map(|x| x.subnets.len()));
+    let machines = machines(&mut cx, &roles, dhcp.as_ref().filter(|_| subnets_known));
 
     // fallback
     let fallback = match &s.fallback {
@@ -799,12 +805,7 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
     })
 }
 
-fn role(
-    cx: &mut Ctx,
-    name: &str,
-    file: FileId,
-    r: &model::RoleFile,
-) -> Role {
+fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) -> Role {
     name_check(cx, "role", name, file);
     let known_role = |n: &str| cx.loaded.roles.contains_key(n);
     if let Some(e) = &r.extends
@@ -1046,9 +1047,7 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                 } else {
                     ips.insert(ip, (il.clone(), name.clone()));
                 }
-                if let Some(d) = dhcp
-                    && !d.subnets.is_empty()
-                {
+                if let Some(d) = dhcp {
                     check_ip_in_subnets(cx, d, ip, il);
                 }
                 Some(ip)
@@ -1166,7 +1165,11 @@ fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
         cx.diags.push(
             Diag::error(format!("IP address {ip} is not inside any subnet"))
                 .at(il, "outside every [[dhcp.subnet]]")
-                .help(format!("subnets: {nets}")),
+                .help(if nets.is_empty() {
+                    "[dhcp] declares no [[dhcp.subnet]]".to_string()
+                } else {
+                    format!("subnets: {nets}")
+                }),
         );
         return;
     };

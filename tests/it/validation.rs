@@ -776,3 +776,29 @@ fn kernel_args_of_a_non_kernel_image_warn() {
     let w = r.blocks("warning").concat();
     assert!(w.contains("warning: kernel arguments are not used: image `disk` boots local\n  --> machines/sub/rack2.toml:6:16"), "{w}");
 }
+
+invalid!(
+    ip_without_any_subnet,
+    "IP address 10.77.0.13 is not inside any subnet",
+    "machines/sub/rack2.toml:4:6",
+    |s| {
+        let text = s.read("bootc.toml");
+        let cut = text.find("[[dhcp.subnet]]").unwrap();
+        let end = text.find("[ipxe]").unwrap();
+        s.write("bootc.toml", &format!("{}{}", &text[..cut], &text[end..]));
+    }
+);
+
+#[test]
+fn a_broken_subnet_is_reported_once() {
+    let s = Site::fixture("basic");
+    s.edit("bootc.toml", "\"10.77.0.0/24\"", "\"10.77.0.0/33\"");
+    let r = s.build();
+    assert_eq!(r.code, 1);
+    assert_eq!(r.blocks("error").len(), 1, "{}", r.stderr);
+    assert!(
+        r.errors().contains("error: invalid subnet `10.77.0.0/33`"),
+        "{}",
+        r.stderr
+    );
+}
