@@ -27,6 +27,10 @@ pub enum Command {
         /// Output folder [default: SITE/public]
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Sign http/manifest.json with this minisign secret key (a protected
+        /// key's password: BOOTC_SIGN_KEY_PASSWORD, else asked on a terminal)
+        #[arg(long, env = "BOOTC_SIGN_KEY", value_name = "FILE")]
+        sign_key: Option<PathBuf>,
     },
     /// Validate the site without writing anything
     Check {
@@ -55,6 +59,28 @@ pub enum Command {
         /// MAC address or machine name (with SITE first when given)
         #[arg(num_args = 1..=2, required = true, value_names = ["SITE", "MAC|NAME"])]
         args: Vec<String>,
+    },
+    /// Check a built tree, a deployed web root or a URL against its signed manifest
+    Verify {
+        /// An output tree (public/), a web root as deployed (public/http/), or the URL serving it
+        #[arg(value_name = "TREE|URL")]
+        target: String,
+        /// The minisign public key (PREFIX.pub of `bootc keygen`, or minisign's)
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
+    },
+    /// Write a minisign key pair for signing manifests: PREFIX.key and PREFIX.pub
+    Keygen {
+        /// Path prefix of the two files
+        #[arg(short, long, value_name = "PREFIX")]
+        out: PathBuf,
+        /// No password on the secret key (for a key kept as a CI secret);
+        /// otherwise BOOTC_SIGN_KEY_PASSWORD, else asked on a terminal
+        #[arg(long)]
+        unencrypted: bool,
+        /// Replace existing key files
+        #[arg(long)]
+        force: bool,
     },
     /// Scaffold a new site that builds at once
     Init {

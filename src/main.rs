@@ -10,9 +10,11 @@ mod load;
 mod model;
 mod render;
 mod resolve;
+mod sign;
 mod site;
 mod templates;
 mod validate;
+mod verify;
 mod write;
 
 use std::process::ExitCode;

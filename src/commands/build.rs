@@ -1,4 +1,5 @@
-//! `bootc build`: validate, then write the tree.
+//! `bootc build`: validate, then write the tree (signing its manifest when a
+//! key is given).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,15 +7,33 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{compile, print_human};
+use crate::render::{Content, MANIFEST, Tree};
+use crate::sign::{self, Password, SecretKey};
+use crate::verify::SIGNATURE;
 use crate::write;
 
-pub fn run(site: &Path, out: Option<&Path>) -> Result<ExitCode> {
+pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<ExitCode> {
+    // The key first: a wrong password or path fails before any work, and the
+    // prompt (if any) comes before the compiler's output.
+    let key = match sign_key {
+        Some(path) => {
+            if let Some(w) = sign::permission_warning(path) {
+                eprintln!("warning: {w}");
+            }
+            Some(sign::load_secret_key(path, Password::Ask).context("loading the signing key")?)
+        }
+        None => None,
+    };
     let c = compile(site)?;
     print_human(&c.sources, &c.diags);
-    let Some(tree) = c.tree.filter(|_| !c.diags.has_errors()) else {
+    let Some(mut tree) = c.tree.filter(|_| !c.diags.has_errors()) else {
         eprintln!("nothing was written");
         return Ok(ExitCode::from(1));
     };
+    if let (Some(key), Some(path)) = (&key, sign_key) {
+        refuse_copying_key(&tree, path)?;
+        sign_tree(&mut tree, key)?;
+    }
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| site.join("public"));
@@ -30,5 +49,47 @@ pub fn run(site: &Path, out: Option<&Path>) -> Result<ExitCode> {
         out.display(),
         stats.unchanged
     );
+    if let Some(key) = &key {
+        println!("signed {MANIFEST} with key {}", key.id());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds `http/manifest.json.minisig` to the tree, so the one writer puts it
+/// in place together with everything else.
+fn sign_tree(tree: &mut Tree, key: &SecretKey) -> Result<()> {
+    let Some(Content::Bytes(manifest)) = tree.files.get(MANIFEST) else {
+        anyhow::bail!("the tree has no {MANIFEST} to sign");
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(manifest).context("reading back the manifest")?;
+    let field = |k: &str| {
+        doc.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let comment = sign::trusted_comment(&field("site"), &field("build-id"));
+    let sig = key.sign(manifest, &comment)?;
+    tree.add(SIGNATURE, sig);
+    Ok(())
+}
+
+/// The secret key must never end up in the output: refuse a tree that would
+/// copy the key file (an artifact pointing at it).
+fn refuse_copying_key(tree: &Tree, key_path: &Path) -> Result<()> {
+    let Ok(key) = key_path.canonicalize() else {
+        return Ok(());
+    };
+    for (rel, content) in &tree.files {
+        if let Content::Copy { source, .. } = content
+            && source.canonicalize().is_ok_and(|s| s == key)
+        {
+            anyhow::bail!(
+                "{rel} would be a copy of the signing key {}: refusing to publish a secret key",
+                key_path.display()
+            );
+        }
+    }
+    Ok(())
 }

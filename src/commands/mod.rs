@@ -6,6 +6,8 @@ mod check;
 mod diff;
 mod explain;
 mod init;
+mod keygen;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,11 @@ use crate::{load, render, validate};
 
 pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
-        Command::Build { site, out } => build::run(&site, out.as_deref()),
+        Command::Build {
+            site,
+            out,
+            sign_key,
+        } => build::run(&site, out.as_deref(), sign_key.as_deref()),
         Command::Check { site, format } => check::run(&site, format),
         Command::Diff {
             base,
@@ -39,6 +45,12 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             explain::run(&site, &what)
         }
         Command::Init { dir } => init::run(&dir),
+        Command::Verify { target, pubkey } => verify::run(&target, &pubkey),
+        Command::Keygen {
+            out,
+            unencrypted,
+            force,
+        } => keygen::run(&out, unencrypted, force),
     }
 }
 

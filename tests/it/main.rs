@@ -9,4 +9,5 @@ mod diff;
 mod harness;
 mod pxe_chain;
 mod schema;
+mod sign;
 mod validation;
