@@ -138,13 +138,11 @@ impl Report {
 
     /// The one-line success summary (for stdout).
     pub fn summary(&self) -> String {
-        let comment = match &self.signature {
-            Signature::Good { trusted_comment } => trusted_comment.as_str(),
-            Signature::Failed => "",
-        };
         format!(
-            "verified {}: signature good (key {}, {comment}); {} ({}) match the manifest",
+            "verified {}: site {}, build {}, signed by key {}; {} ({}) match the manifest",
             self.target,
+            self.site.as_deref().unwrap_or("?"),
+            self.build_id.as_deref().unwrap_or("?"),
             self.key_id,
             crate::diag::plural(self.checked, "file"),
             human_size(self.bytes),
@@ -348,7 +346,6 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
             Place::Dir { root, .. } => VerifyError::NotATree(root.clone()),
         });
     };
-    let manifest_name = MANIFEST;
     let sig_problem = |message: String| Problem {
         order: 0,
         path: SIGNATURE.to_string(),
@@ -375,7 +372,7 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
                 ),
                 Checked::Bad { why } => report.problems.push(
                     sig_problem(format!(
-                        "the signature does not match {manifest_name}: the manifest or its signature was changed after signing"
+                        "the signature does not match {MANIFEST}: the manifest or its signature was changed after signing"
                     ))
                     .note(format!("minisign: {why}")),
                 ),

@@ -853,7 +853,7 @@ fn verify_over_http_against_nginx() {
     let served: Vec<&String> = listed.iter().filter(|p| p.starts_with("http/")).collect();
     assert!(
         r.stdout
-            .contains(&format!("verified {}: signature good", nginx.url()))
+            .contains(&format!("verified {}: site fixture, build ", nginx.url()))
             && r.stdout.contains(&format!("{} files", served.len())),
         "{}",
         r.stdout
