@@ -82,6 +82,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Build the site, serve its http/ tree and rebuild on change (a preview server)
+    Serve {
+        /// The site's root (holds bootc.toml)
+        #[arg(default_value = ".")]
+        site: PathBuf,
+        /// Address to listen on: IP:PORT, or a port on 127.0.0.1
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        bind: String,
+        /// Watch the site by polling (for file systems without change events)
+        #[arg(long)]
+        poll: bool,
+    },
     /// Scaffold a new site that builds at once
     Init {
         #[arg(default_value = ".")]

@@ -10,6 +10,7 @@ mod load;
 mod model;
 mod render;
 mod resolve;
+mod serve;
 mod sign;
 mod site;
 mod templates;

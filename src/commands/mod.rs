@@ -7,6 +7,7 @@ mod diff;
 mod explain;
 mod init;
 mod keygen;
+mod serve;
 mod verify;
 
 use std::io::IsTerminal;
@@ -45,6 +46,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             explain::run(&site, &what)
         }
         Command::Init { dir } => init::run(&dir),
+        Command::Serve { site, bind, poll } => serve::run(&site, &bind, poll),
         Command::Verify { target, pubkey } => verify::run(&target, &pubkey),
         Command::Keygen {
             out,

@@ -1,0 +1,57 @@
+//! `bootc serve`: build the site, serve its http/ tree, rebuild on change.
+//! The server itself is in `crate::serve`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::serve;
+
+pub fn run(site: &Path, bind: &str, poll: bool) -> Result<ExitCode> {
+    let Some(bind) = parse_bind(bind) else {
+        eprintln!(
+            "error: --bind {bind:?}: expected IP:PORT (127.0.0.1:8080, [::1]:8080), HOST:PORT or a port"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    serve::run(serve::Options {
+        site: site.to_path_buf(),
+        bind,
+        poll,
+    })
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` (its first address) or `PORT` (on
+/// 127.0.0.1).
+fn parse_bind(s: &str) -> Option<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    s.to_socket_addrs().ok()?.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(parse_bind("8081"), Some("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(
+            parse_bind("0.0.0.0:80"),
+            Some("0.0.0.0:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind("[::1]:8080"),
+            Some("[::1]:8080".parse().unwrap())
+        );
+        assert_eq!(parse_bind("localhost:8080").map(|a| a.port()), Some(8080));
+        assert_eq!(parse_bind("nonsense"), None);
+        assert_eq!(parse_bind("127.0.0.1:99999"), None);
+    }
+}

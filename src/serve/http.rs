@@ -1,0 +1,667 @@
+//! HTTP for `bootc serve`, kept free of sockets so it can be tested alone:
+//! request paths (percent-decoding, refusals, aliases), conditional
+//! requests, single ranges, content types, and writing a response.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::time::{Duration, SystemTime};
+
+use crate::site::Mac;
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/`: the overview page (the report with live state).
+    Overview,
+    /// `/.bootc/status`: the build state and request counter, as JSON.
+    Status,
+    /// `/.bootc/requests`: the recent requests, as JSON.
+    Requests,
+    /// A file of the tree: its path under http/ ('/'-separated, decoded).
+    File(String),
+    /// `/http/<path>` (the report's links): redirect to `/<path>`.
+    Redirect(String),
+}
+
+/// A decoded request path and what it names. `path` is what the log shows:
+/// the decoded path without the leading '/'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: String,
+    pub target: Target,
+}
+
+/// Resolves a request target (origin-form `/a/b?q`, or absolute-form
+/// `http://host/a/b`) without touching the file system: the tree is looked
+/// up by the returned key, never by a file name built from the request.
+///
+/// Refused (Err, answered 400): a target that is not a path; bad
+/// percent-encoding; a NUL or control character; a segment that is `.` or
+/// `..` (also percent-encoded); an encoded `/` or `\` in a segment; an empty
+/// segment (`//`, which would make an absolute path); invalid UTF-8.
+///
+/// `machines/<MAC>.ipxe` with the MAC written any other way (`52:54:…`, as a
+/// script using `${net0/mac}` asks, or upper case) is an alias of the
+/// per-MAC script `machines/<hexhyp>.ipxe`.
+pub fn resolve(raw: &str) -> Result<Resolved, &'static str> {
+    let mut target = raw;
+    if let Some(i) = target.find(['?', '#']) {
+        target = &target[..i];
+    }
+    for scheme in ["http://", "https://"] {
+        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            target = rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    let Some(path) = target.strip_prefix('/') else {
+        return Err("the request target is not a path");
+    };
+    let mut segments: Vec<String> = Vec::new();
+    let raw_segments: Vec<&str> = path.split('/').collect();
+    let last = raw_segments.len() - 1;
+    for (i, seg) in raw_segments.iter().enumerate() {
+        let bytes = decode(seg).ok_or("bad percent-encoding")?;
+        let s = String::from_utf8(bytes).map_err(|_| "the path is not UTF-8")?;
+        if s.chars().any(char::is_control) {
+            return Err("a control character (NUL, ...) in the path");
+        }
+        if s.contains(['/', '\\']) {
+            return Err("an encoded slash or backslash in the path");
+        }
+        if s == "." || s == ".." {
+            return Err("a `.` or `..` segment in the path");
+        }
+        if s.is_empty() && i != last {
+            return Err("an empty segment (`//`) in the path");
+        }
+        segments.push(s);
+    }
+    let path = segments.join("/");
+    let target = match path.as_str() {
+        "" => Target::Overview,
+        ".bootc/status" => Target::Status,
+        ".bootc/requests" => Target::Requests,
+        p => {
+            if let Some(rest) = p.strip_prefix("http/") {
+                Target::Redirect(format!("/{}", encode_path(rest)))
+            } else if let Some(mac) = p
+                .strip_prefix("machines/")
+                .and_then(|f| f.strip_suffix(".ipxe"))
+                .and_then(Mac::parse)
+            {
+                Target::File(format!("machines/{}.ipxe", mac.hexhyp()))
+            } else {
+                Target::File(p.to_string())
+            }
+        }
+    };
+    Ok(Resolved { path, target })
+}
+
+/// Strict percent-decoding: every `%` must start two hex digits.
+fn decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hi = (hex[0] as char).to_digit(16)?;
+            let lo = (hex[1] as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Percent-encodes a decoded path for a Location header ('/' kept).
+pub fn encode_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for &c in p.as_bytes() {
+        if c.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&c) {
+            out.push(c as char);
+        } else {
+            let _ = write!(out, "%{c:02X}");
+        }
+    }
+    out
+}
+
+/// The Content-Type of a tree file.
+pub fn content_type(path: &str) -> &'static str {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    match ext.as_str() {
+        "ipxe" | "txt" | "cfg" | "conf" | "sh" | "yaml" | "yml" | "seed" | "preseed" | "ks"
+        | "minisig" | "sig" | "pub" | "toml" | "ini" => TEXT,
+        "json" => "application/json",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "iso" => "application/x-iso9660-image",
+        "gz" | "tgz" => "application/gzip",
+        "xz" => "application/x-xz",
+        "zst" => "application/zstd",
+        "bz2" => "application/x-bzip2",
+        "tar" => "application/x-tar",
+        "cpio" => "application/x-cpio",
+        "" if path.starts_with("machines/") => TEXT, // rendered files: user-data, meta-data, …
+        _ => "application/octet-stream",
+    }
+}
+
+/// The Cache-Control of a tree file: content-addressed images never change.
+pub fn cache_control(path: &str) -> &'static str {
+    if path.starts_with("images/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
+/// The request headers that decide the answer for a file.
+#[derive(Debug, Default, Clone)]
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+    pub if_unmodified_since: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+    pub range: Option<&'a str>,
+}
+
+/// How to answer a GET or HEAD of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200, the whole file.
+    Full,
+    /// 206, bytes `start..end` (end exclusive).
+    Partial { start: u64, end: u64 },
+    /// 304.
+    NotModified,
+    /// 412.
+    PreconditionFailed,
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Decides the answer for a file with `etag` (quoted), `modified` and `size`
+/// (RFC 9110 section 13.2.2 order: If-Match, If-Unmodified-Since,
+/// If-None-Match, If-Modified-Since, then If-Range and Range). A Range is
+/// only honoured on GET; several ranges or a malformed one get the whole file.
+pub fn answer(c: &Conditions, get: bool, etag: &str, modified: SystemTime, size: u64) -> Answer {
+    if let Some(v) = c.if_match {
+        if !etag_matches(v, etag, false) {
+            return Answer::PreconditionFailed;
+        }
+    } else if let Some(date) = c.if_unmodified_since.and_then(parse_date)
+        && secs(modified) > secs(date)
+    {
+        return Answer::PreconditionFailed;
+    }
+    if let Some(v) = c.if_none_match {
+        if etag_matches(v, etag, true) {
+            return Answer::NotModified;
+        }
+    } else if let Some(date) = c.if_modified_since.and_then(parse_date)
+        && secs(modified) <= secs(date)
+    {
+        return Answer::NotModified;
+    }
+    let Some(range) = c.range.filter(|_| get) else {
+        return Answer::Full;
+    };
+    if let Some(v) = c.if_range {
+        let v = v.trim();
+        let fresh = if v.starts_with('"') {
+            v == etag // strong comparison
+        } else {
+            parse_date(v).is_some_and(|d| secs(d) == secs(modified))
+        };
+        if !fresh {
+            return Answer::Full;
+        }
+    }
+    match parse_range(range, size) {
+        RangeSpec::Ignore => Answer::Full,
+        RangeSpec::Unsatisfiable => Answer::Unsatisfiable,
+        RangeSpec::Bytes(start, end) => Answer::Partial { start, end },
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    Ignore,
+    Unsatisfiable,
+    Bytes(u64, u64),
+}
+
+/// One byte range of `bytes=a-b`, `bytes=a-` or `bytes=-n`.
+fn parse_range(v: &str, size: u64) -> RangeSpec {
+    let v = v.trim();
+    let Some((unit, set)) = v.split_once('=') else {
+        return RangeSpec::Ignore;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || set.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = set.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // suffix: the last n bytes
+        let Some(n) = num(b) else {
+            return RangeSpec::Ignore;
+        };
+        if n == 0 || size == 0 {
+            return RangeSpec::Unsatisfiable;
+        }
+        return RangeSpec::Bytes(size - n.min(size), size);
+    }
+    let Some(start) = num(a) else {
+        return RangeSpec::Ignore;
+    };
+    let end = if b.is_empty() {
+        u64::MAX
+    } else {
+        match num(b) {
+            Some(e) if e >= start => e.saturating_add(1),
+            _ => return RangeSpec::Ignore,
+        }
+    };
+    if start >= size {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Bytes(start, end.min(size))
+}
+
+/// Whether an If-Match / If-None-Match list matches `etag`.
+fn etag_matches(list: &str, etag: &str, weak: bool) -> bool {
+    list.split(',').map(str::trim).any(|t| {
+        if t == "*" {
+            return true;
+        }
+        let (is_weak, t) = match t.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        (weak || !is_weak) && t == etag
+    })
+}
+
+fn parse_date(s: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(s.trim()).ok()
+}
+
+/// Whole seconds since the epoch (HTTP dates have no finer resolution).
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+pub fn http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+/// A response head.
+pub struct Head {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    /// The Content-Length header, when there is one.
+    pub length: Option<u64>,
+    pub close: bool,
+}
+
+impl Head {
+    pub fn new(status: u16) -> Head {
+        Head {
+            status,
+            headers: Vec::new(),
+            length: None,
+            close: false,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Head {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn length(mut self, n: u64) -> Head {
+        self.length = Some(n);
+        self
+    }
+
+    /// The head as bytes, appended to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>, date: &str) {
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nServer: bootc/{}\r\nDate: {date}\r\n",
+            self.status,
+            reason(self.status),
+            env!("CARGO_PKG_VERSION")
+        );
+        for (k, v) in &self.headers {
+            let _ = write!(out, "{k}: {v}\r\n");
+        }
+        if let Some(n) = self.length {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        412 => "Precondition Failed",
+        416 => "Range Not Satisfiable",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// How much of a file is copied per write.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Writes `head` then `body` (bytes already in memory) in one write.
+pub fn send_bytes(w: &mut dyn Write, head: &Head, date: &str, body: &[u8]) -> io::Result<u64> {
+    let mut buf = Vec::with_capacity(256 + body.len());
+    head.write_to(&mut buf, date);
+    buf.extend_from_slice(body);
+    w.write_all(&buf)?;
+    w.flush()?;
+    Ok(body.len() as u64)
+}
+
+/// Writes `head` then `len` bytes of `file`, in chunks of [`CHUNK`] through
+/// one buffer: memory stays constant whatever the file's size. `sent`
+/// counts the body bytes written, also when the client goes away (the error).
+pub fn send_file(
+    w: &mut dyn Write,
+    head: &Head,
+    date: &str,
+    file: &mut dyn Read,
+    len: u64,
+    sent: &mut u64,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(CHUNK + 512);
+    head.write_to(&mut buf, date);
+    let mut start = buf.len(); // the head goes out with the first chunk
+    buf.resize(start + CHUNK, 0);
+    let mut left = len;
+    while left > 0 {
+        let want = left.min((buf.len() - start) as u64) as usize;
+        let n = file.read(&mut buf[start..start + want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than it was",
+            ));
+        }
+        w.write_all(&buf[..start + n])?;
+        *sent += n as u64;
+        left -= n as u64;
+        start = 0;
+    }
+    if start > 0 {
+        w.write_all(&buf[..start])?; // an empty body: the head alone
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(raw: &str) -> Result<String, &'static str> {
+        match resolve(raw)?.target {
+            Target::File(p) => Ok(p),
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_are_decoded() {
+        assert_eq!(file("/boot.ipxe"), Ok("boot.ipxe".into()));
+        assert_eq!(file("/boot.ipxe?x=1#y"), Ok("boot.ipxe".into()));
+        assert_eq!(file("/b%6Fot.ipxe"), Ok("boot.ipxe".into()));
+        assert_eq!(
+            file("http://10.0.2.2:8080/boot.ipxe"),
+            Ok("boot.ipxe".into())
+        );
+        assert_eq!(
+            file("/images/ab/my%20disk.iso"),
+            Ok("images/ab/my disk.iso".into())
+        );
+        assert_eq!(resolve("/").unwrap().target, Target::Overview);
+        assert_eq!(resolve("/?x").unwrap().target, Target::Overview);
+        assert_eq!(resolve("/.bootc/status").unwrap().target, Target::Status);
+        assert_eq!(
+            resolve("/http/machines/node01/user-data").unwrap().target,
+            Target::Redirect("/machines/node01/user-data".into())
+        );
+    }
+
+    #[test]
+    fn mac_aliases() {
+        for raw in [
+            "/machines/52%3A54%3A00%3Aaa%3Abb%3A01.ipxe",
+            "/machines/52%3a54%3a00%3aAA%3aBB%3a01.ipxe",
+            "/machines/52:54:00:aa:bb:01.ipxe",
+            "/machines/52-54-00-AA-BB-01.ipxe",
+        ] {
+            let r = resolve(raw).unwrap();
+            assert_eq!(
+                r.target,
+                Target::File("machines/52-54-00-aa-bb-01.ipxe".into()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            resolve("/machines/52%3A54%3A00%3Aaa%3Abb%3A01.ipxe")
+                .unwrap()
+                .path,
+            "machines/52:54:00:aa:bb:01.ipxe"
+        );
+        // not a MAC: as is
+        assert_eq!(
+            file("/machines/node01.ipxe"),
+            Ok("machines/node01.ipxe".into())
+        );
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for raw in [
+            "/../etc/passwd",
+            "/machines/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E/%2E%2E/etc/passwd",
+            "/.%2e/etc/passwd",
+            "/..%2Fetc%2Fpasswd",
+            "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            "/images/..%5c..%5cetc%5cpasswd",
+            "/./boot.ipxe",
+            "//etc/passwd",
+            "/machines//etc/passwd",
+            "/boot.ipxe%00.png",
+            "/%00",
+            "/a%0Ab",
+            "/%",
+            "/%zz",
+            "/%e2%28%a1",
+            "etc/passwd",
+            "*",
+            "http://host/../etc/passwd",
+        ] {
+            assert!(resolve(raw).is_err(), "{raw} was not refused");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("boot.ipxe"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("manifest.json"), "application/json");
+        assert_eq!(
+            content_type("machines/node01/user-data"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("images/ab/vmlinuz"),
+            "application/octet-stream"
+        );
+        assert_eq!(content_type("images/ab/initrd.gz"), "application/gzip");
+        assert_eq!(
+            content_type("images/ab/tools.ISO"),
+            "application/x-iso9660-image"
+        );
+        assert_eq!(content_type("ipxe.efi"), "application/octet-stream");
+        assert_eq!(
+            cache_control("images/ab/vmlinuz"),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control("boot.ipxe"), "no-cache");
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Bytes(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), RangeSpec::Bytes(90, 100));
+        assert_eq!(parse_range("bytes=90-1000", 100), RangeSpec::Bytes(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), RangeSpec::Bytes(90, 100));
+        assert_eq!(parse_range("bytes=-1000", 100), RangeSpec::Bytes(0, 100));
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn conditions() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = http_date(t);
+        let older = http_date(t - Duration::from_secs(60));
+        let etag = "\"abc\"";
+        let get = |c: Conditions| answer(&c, true, etag, t, 100);
+        assert_eq!(get(Conditions::default()), Answer::Full);
+        let c = Conditions {
+            if_none_match: Some("\"x\", \"abc\""),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::NotModified);
+        let c = Conditions {
+            if_none_match: Some("W/\"abc\""),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::NotModified, "weak comparison");
+        let c = Conditions {
+            if_none_match: Some("\"x\""),
+            if_modified_since: Some(&date),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Full, "If-None-Match wins");
+        let c = Conditions {
+            if_modified_since: Some(&date),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::NotModified);
+        let c = Conditions {
+            if_modified_since: Some(&older),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Full);
+        let c = Conditions {
+            if_match: Some("\"x\""),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::PreconditionFailed);
+        let c = Conditions {
+            if_unmodified_since: Some(&older),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::PreconditionFailed);
+        let c = Conditions {
+            range: Some("bytes=10-19"),
+            ..Default::default()
+        };
+        assert_eq!(get(c.clone()), Answer::Partial { start: 10, end: 20 });
+        assert_eq!(answer(&c, false, etag, t, 100), Answer::Full, "HEAD");
+        let c = Conditions {
+            range: Some("bytes=10-19"),
+            if_range: Some("\"old\""),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Full, "If-Range with another ETag");
+        let c = Conditions {
+            range: Some("bytes=10-19"),
+            if_range: Some(etag),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Partial { start: 10, end: 20 });
+        let c = Conditions {
+            range: Some("bytes=10-19"),
+            if_range: Some(&date),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Partial { start: 10, end: 20 });
+        let c = Conditions {
+            range: Some("bytes=200-"),
+            ..Default::default()
+        };
+        assert_eq!(get(c), Answer::Unsatisfiable);
+    }
+
+    #[test]
+    fn files_stream_through_one_buffer() {
+        let data: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| i as u8).collect();
+        let head = Head::new(200).length(data.len() as u64);
+        let mut out = Vec::new();
+        let mut sent = 0;
+        send_file(
+            &mut out,
+            &head,
+            "d",
+            &mut &data[..],
+            data.len() as u64,
+            &mut sent,
+        )
+        .unwrap();
+        assert_eq!(sent, data.len() as u64);
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert_eq!(&out[split..], &data[..]);
+        // a file shorter than announced is an error, not a short answer
+        let mut out = Vec::new();
+        let mut sent = 0;
+        assert!(send_file(&mut out, &head, "d", &mut &data[..10], 100, &mut sent).is_err());
+    }
+}
