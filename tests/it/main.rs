@@ -9,5 +9,6 @@ mod diff;
 mod harness;
 mod pxe_chain;
 mod schema;
+mod serve;
 mod sign;
 mod validation;
