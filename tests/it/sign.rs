@@ -420,6 +420,72 @@ fn password_protected_keys() {
 }
 
 #[test]
+fn password_asked_on_a_terminal() {
+    // `script` gives bootc a pseudo-terminal; the password is typed on it.
+    if !need("script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(cmd(dir.path())
+        .args(["keygen", "-o", "k"])
+        .env("BOOTC_SIGN_KEY_PASSWORD", "typed on a tty"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let site = Site::fixture("basic");
+    let line = format!(
+        "{} build . --sign-key {}",
+        env!("CARGO_BIN_EXE_bootc"),
+        dir.path().join("k.key").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(site.root())
+        .env("NO_COLOR", "1")
+        .env_remove("BOOTC_SIGN_KEY")
+        .env_remove("BOOTC_SIGN_KEY_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script: {e}"));
+    // Type the password once the prompt is there (echo is off by then).
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("password for ") {
+        assert!(std::time::Instant::now() < deadline, "no password prompt");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(b"typed on a tty\n").unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let console = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(status.success(), "{console}");
+    assert!(console.contains("password for "), "{console}");
+    assert!(console.contains("signed http/manifest.json"), "{console}");
+    assert!(
+        !console.contains("typed on a tty"),
+        "the password is not echoed: {console}"
+    );
+    assert!(site.path("public/http/manifest.json.minisig").is_file());
+}
+
+#[test]
 fn debian_minisign_accepts_the_signature() {
     if !need("minisign") {
         return;
