@@ -145,23 +145,9 @@ impl Report {
             self.build_id.as_deref().unwrap_or("?"),
             self.key_id,
             crate::diag::plural(self.checked, "file"),
-            human_size(self.bytes),
+            crate::templates::human_size(self.bytes),
         )
     }
-}
-
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
 }
 
 #[derive(Deserialize)]
@@ -744,12 +730,5 @@ mod tests {
             encode_path("machines/n1/a b#?%"),
             "machines/n1/a%20b%23%3F%25"
         );
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_size(10), "10 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
     }
 }
