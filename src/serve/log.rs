@@ -10,7 +10,10 @@
 //!
 //! A client is known by its IP address; on the loopback (QEMU's user
 //! networking connects every VM from 127.0.0.1) only by its connection
-//! (address and port), as one address is then many machines.
+//! (address and port), as one address is then many machines. tiny_http does
+//! not tell when a connection closes, and the loopback may give its port to
+//! the next connection at once: that one passes for the old client until it
+//! asks for a script of its own.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;

@@ -191,6 +191,8 @@ struct State {
     /// Bumped by every build, good or not.
     generation: AtomicU64,
     watch_kind: OnceLock<String>,
+    /// The last good build's warnings, as printed.
+    warnings: Mutex<Option<String>>,
     log: log::Log,
     no_build_env: Environment<'static>,
 }
@@ -239,6 +241,7 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         failure: Mutex::new(None),
         generation: AtomicU64::new(0),
         watch_kind: OnceLock::new(),
+        warnings: Mutex::new(None),
         log: log::Log::start(),
         no_build_env: no_build_env(),
     });
@@ -396,9 +399,16 @@ impl State {
         let time = log::clock(now);
         match result {
             Ok((snap, stats, warnings)) => {
-                if let Some(w) = warnings {
+                // The same warnings again after every save would drown the
+                // log: printed when they change.
+                let mut last = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(w) = &warnings
+                    && last.as_ref() != Some(w)
+                {
                     eprint!("{w}");
                 }
+                *last = warnings;
+                drop(last);
                 println!(
                     "{time} built site {}: {} machines, {} files ({} unchanged) in {} ms",
                     snap.site_name,
@@ -589,7 +599,7 @@ fn build(
     }
     let http_dir = out.join("http");
     let mut files = HashMap::new();
-    for (path, content) in &tree.files {
+    for (path, content) in tree.files {
         let Some(rel) = path.strip_prefix("http/") else {
             continue;
         };
@@ -600,14 +610,15 @@ fn build(
         let modified = fs::metadata(http_dir.join(rel))
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| SystemTime::now());
+        let size = content.size();
         let body = match content {
-            Content::Bytes(b) => Body::Memory(b.clone()),
+            Content::Bytes(b) => Body::Memory(b),
             Content::Copy { .. } => Body::Disk,
         };
         files.insert(
             rel.to_string(),
             FileEntry {
-                size: content.size(),
+                size,
                 etag: format!("\"{blake3}\""),
                 modified,
                 last_modified: http::http_date(modified),

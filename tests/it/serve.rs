@@ -768,17 +768,21 @@ fn the_log_names_the_machine_behind_each_request() {
     let s = site(None);
     let serve = Serve::start(&s, &[]);
     let kernel = kernel_path(&serve);
-    // one client's whole fetch chain on one connection, as iPXE does
-    let rs = keep_alive(
-        serve.addr(),
-        &[
-            "/boot.ipxe",
-            "/machines/52-54-00-aa-bb-12.ipxe",
-            &format!("/{kernel}"),
-            "/machines/node02/user-data",
-        ],
-    );
-    assert!(rs.iter().all(|r| r.status == 200));
+    // one client's whole fetch chain on one connection, as iPXE does; the
+    // connection stays open (once closed, the loopback may hand its port to
+    // the next connection at once, which would then pass for the same client)
+    let conn = connect(serve.addr());
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    for t in [
+        "/boot.ipxe",
+        "/machines/52-54-00-aa-bb-12.ipxe",
+        &format!("/{kernel}"),
+        "/machines/node02/user-data",
+    ] {
+        send(&mut w, "GET", t, &[], false);
+        assert_eq!(read_response(&mut r, false).status, 200, "{t}");
+    }
     let size = crate::harness::Site::fixture("basic")
         .read("artifacts/vmlinuz")
         .len();
@@ -894,6 +898,40 @@ fn edit_break_and_fix_while_serving() {
 #[test]
 fn edit_break_and_fix_while_serving_by_polling() {
     edit_break_fix(&["--poll"]);
+}
+
+#[test]
+fn a_site_broken_at_start_is_served_once_fixed() {
+    let s = site(None);
+    s.append("roles/worker.toml", "\nkernel-args = [\n");
+    let serve = Serve::start(&s, &[]);
+    serve.wait_log("nothing to serve until it is fixed");
+    let r = serve.get("/boot.ipxe");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let page = serve.get("/");
+    assert_eq!(page.status, 200);
+    let page = page.html_text();
+    assert!(page.contains("id=\"bootc-build-error\""), "{page}");
+    assert!(page.contains("roles/worker.toml:"), "{page}");
+    assert!(page.contains("No good build yet"), "{page}");
+    let g = serve.generation();
+    s.edit("roles/worker.toml", "\nkernel-args = [\n", "\n");
+    serve.wait_build(g);
+    assert_eq!(serve.get("/boot.ipxe").status, 200);
+    assert!(serve.status()["error"].is_null());
+    // the warnings of a good build are printed once, not after every save
+    serve.wait_stderr("no iPXE binaries");
+    let n = serve.stderr().matches("no iPXE binaries").count();
+    let g = serve.generation();
+    s.append("machines/rack1.toml", "\n");
+    serve.wait_build(g);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        serve.stderr().matches("no iPXE binaries").count(),
+        n,
+        "{}",
+        serve.stderr()
+    );
 }
 
 #[test]
