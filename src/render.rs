@@ -175,7 +175,9 @@ pub fn manifest(site: &Site, tree: &Tree) -> Manifest {
     let files: Vec<ManifestFile> = tree
         .files
         .par_iter()
-        .filter(|(p, _)| p.as_str() != MANIFEST && !p.ends_with(".minisig"))
+        // The signature is added after the manifest is made, so only the
+        // manifest itself needs leaving out.
+        .filter(|(p, _)| p.as_str() != MANIFEST)
         .map(|(path, c)| ManifestFile {
             path: path.clone(),
             size: c.size(),
