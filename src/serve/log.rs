@@ -319,7 +319,7 @@ impl Log {
                     let batch: Vec<Logged> = std::iter::once(first)
                         .chain(rx.try_iter().take(4096))
                         .collect();
-                    let n = batch.len() as u64;
+                    let n = batch.iter().filter(|l| l.tree).count() as u64;
                     text.clear();
                     {
                         let mut inner = i.lock().unwrap_or_else(|e| e.into_inner());
@@ -347,7 +347,8 @@ impl Log {
         let _ = self.tx.send(l);
     }
 
-    /// Number of requests logged (printed) so far.
+    /// Number of tree requests logged (printed) so far: what the overview
+    /// page watches to reload (its own requests do not count).
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::SeqCst)
     }

@@ -14,6 +14,21 @@
 //! system is only opened for files of that index, beneath the tree and
 //! without following symlinks (see [`http::resolve`] for what is refused).
 
+/// `println!` and `eprint!` that never panic: the terminal may be gone (a
+/// closed pipe) while the server goes on serving.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod http;
 mod log;
 mod watch;
@@ -278,14 +293,14 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         } else {
             names.join(", ")
         };
-        println!("{} changed: {shown}", log::clock(SystemTime::now()));
+        say!("{} changed: {shown}", log::clock(SystemTime::now()));
         state.rebuild();
         let dirs = state
             .snapshot()
             .map(|s| s.artifact_dirs.clone())
             .unwrap_or_default();
         if let Err(e) = watcher.sync(&dirs) {
-            eprintln!("warning: watching the site: {e}");
+            say_err!("warning: watching the site: {e}\n");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -405,11 +420,11 @@ impl State {
                 if let Some(w) = &warnings
                     && last.as_ref() != Some(w)
                 {
-                    eprint!("{w}");
+                    say_err!("{w}");
                 }
                 *last = warnings;
                 drop(last);
-                println!(
+                say!(
                     "{time} built site {}: {} machines, {} files ({} unchanged) in {} ms",
                     snap.site_name,
                     snap.machine_count,
@@ -421,13 +436,13 @@ impl State {
                 *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
             Err((f, colored)) => {
-                eprint!("{colored}");
+                say_err!("{colored}");
                 let kept = match self.snapshot() {
                     Some(s) => format!("still serving the build of {}", log::clock(s.built_at)),
                     None => "nothing to serve until it is fixed".to_string(),
                 };
                 let n = f.errors();
-                println!(
+                say!(
                     "{time} build failed ({n} error{}): {kept}; the errors are also on {}",
                     if n == 1 { "" } else { "s" },
                     self.url
@@ -477,7 +492,7 @@ impl State {
             self.qemu_command()
         ));
         o.push_str("requests (Ctrl-C stops):");
-        println!("{o}");
+        say!("{o}");
     }
 
     fn live(&self) -> serde_json::Value {
@@ -978,6 +993,8 @@ fn respond(
                 return out;
             };
             let Some(entry) = snap.files.get(&key) else {
+                // A browser's own request on the overview: not worth a line.
+                out.quiet = key == "favicon.ico";
                 out.status = 404;
                 let text = format!("not found: /{}\n", resolved.path);
                 text_answer(w, head(404), &date, &text, head_only, &mut out);

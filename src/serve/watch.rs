@@ -15,6 +15,7 @@
 //! are ignored, as the loader skips them too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -170,7 +171,7 @@ fn handler(
         }
         Err(errors) => {
             for e in errors {
-                eprintln!("warning: watching the site: {e}");
+                let _ = writeln!(std::io::stderr(), "warning: watching the site: {e}");
             }
         }
     }

@@ -465,6 +465,11 @@ fn content_types_and_caching() {
         page.header("Content-Type"),
         Some("text/html; charset=utf-8")
     );
+    // the report links to ../http/…, which from / is /http/…
+    assert!(page.html_text().contains("href=\"../http/machines/"));
+    let r = serve.get("/http/machines/node01/user-data");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("Location"), Some("/machines/node01/user-data"));
 }
 
 #[test]
