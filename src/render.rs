@@ -146,22 +146,27 @@ pub fn render(
             Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
         }
     }
-    if let Some(dhcp) = &site.dhcp {
-        let ctx = minijinja::context! {
-            site => crate::templates::val(serde_json::json!({ "name": site.name, "base_url": site.base_url })),
-            dhcp => crate::templates::val(crate::dhcp::view(site, dhcp, plan)),
-        };
-        for (template, out) in crate::dhcp::OUTPUTS {
-            match resolver.templates.render(template, &ctx) {
-                Ok(text) => tree.add(out, text),
-                Err(e) => diags.push(resolver.templates.diag(&e, sources, Some(out))),
-            }
+    // The large summaries do not depend on each other: render them at once.
+    let (dhcp_files, (plan_json, report)) = rayon::join(
+        || dhcp_files(site, sources, resolver, plan),
+        || {
+            rayon::join(
+                || serde_json::to_string_pretty(plan).expect("plan serializes") + "\n",
+                || report(site, sources, resolver, plan, diags),
+            )
+        },
+    );
+    for file in dhcp_files {
+        match file {
+            Ok((out, text)) => tree.add(out, text),
+            Err(d) => diags.push(*d),
         }
     }
-    let plan_json = serde_json::to_string_pretty(plan).expect("plan serializes") + "\n";
     tree.add("plan.json", plan_json);
-    let report = report(site, sources, resolver, plan, diags);
-    tree.add("report/index.html", report);
+    match report {
+        Ok(text) => tree.add("report/index.html", text),
+        Err(d) => diags.push(*d),
+    }
     let manifest = manifest(site, &tree);
     tree.add(
         MANIFEST,
@@ -240,25 +245,50 @@ struct ReportMachine<'a> {
     files: Vec<(String, String)>,
 }
 
+/// dhcp/: the three DHCP server configurations, when `[dhcp]` is set.
+fn dhcp_files(
+    site: &Site,
+    sources: &Sources,
+    resolver: &Resolver,
+    plan: &Plan,
+) -> Vec<Result<(&'static str, String), Box<Diag>>> {
+    let Some(dhcp) = &site.dhcp else {
+        return Vec::new();
+    };
+    let ctx = minijinja::context! {
+        site => crate::templates::val(serde_json::json!({ "name": site.name, "base_url": site.base_url })),
+        dhcp => crate::templates::val(crate::dhcp::view(site, dhcp, plan)),
+    };
+    crate::dhcp::OUTPUTS
+        .iter()
+        .map(|(template, out)| {
+            resolver
+                .templates
+                .render(template, &ctx)
+                .map(|text| (*out, text))
+                .map_err(|e| Box::new(resolver.templates.diag(&e, sources, Some(out))))
+        })
+        .collect()
+}
+
 fn report(
     site: &Site,
     sources: &Sources,
     resolver: &Resolver,
     plan: &Plan,
-    diags: &mut Diags,
-) -> String {
+    diags: &Diags,
+) -> Result<String, Box<Diag>> {
     let ctx = report_context(site, sources, plan, diags, Value::from(false));
-    match resolver.templates.render("report.html.j2", &ctx) {
-        Ok(s) => s,
-        Err(e) => {
-            diags.push(
+    resolver
+        .templates
+        .render("report.html.j2", &ctx)
+        .map_err(|e| {
+            Box::new(
                 resolver
                     .templates
                     .diag(&e, sources, Some("report/index.html")),
-            );
-            String::new()
-        }
-    }
+            )
+        })
 }
 
 /// The template context of report.html.j2: the fleet (machines, roles,
