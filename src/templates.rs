@@ -49,24 +49,7 @@ enum Origin {
 impl Templates {
     /// Compiles every template; syntax errors become diagnostics.
     pub fn new(site: &Site, sources: &Sources, diags: &mut Diags) -> Templates {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html.j2") || name.ends_with(".html") {
-                AutoEscape::Html
-            } else if name.ends_with(".json.j2") || name.ends_with(".json") {
-                AutoEscape::Json
-            } else {
-                AutoEscape::None
-            }
-        });
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .keep_trailing_newline(true)
-                .build()
-                .expect("default syntax with trailing newlines"),
-        );
-        env.add_filter("filesizeformat", |n: u64| human_size(n));
+        let env = base_env();
         let mut t = Templates {
             env,
             origin: HashMap::new(),
@@ -156,6 +139,31 @@ impl Templates {
         }
         d
     }
+}
+
+/// An environment set up as every bootc template expects: strict undefined,
+/// HTML and JSON auto-escaping by file name, trailing newlines kept, the
+/// `filesizeformat` filter. No templates yet.
+pub fn base_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html.j2") || name.ends_with(".html") {
+            AutoEscape::Html
+        } else if name.ends_with(".json.j2") || name.ends_with(".json") {
+            AutoEscape::Json
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .expect("default syntax with trailing newlines"),
+    );
+    env.add_filter("filesizeformat", |n: u64| human_size(n));
+    env
 }
 
 /// A template value from anything serde can serialize.

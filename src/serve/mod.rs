@@ -47,7 +47,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, Value};
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 
@@ -172,10 +172,7 @@ impl Failure {
                     "warning"
                 },
                 message: d.message.clone(),
-                at: d.primary.as_ref().map(|(l, _)| {
-                    let (line, col) = sources.line_col(l.file, l.span.start);
-                    format!("{}:{line}:{col}", sources.name(l.file))
-                }),
+                at: d.primary.as_ref().map(|(l, _)| sources.place(l)),
                 help: d.help.clone(),
             })
             .collect();
@@ -353,22 +350,7 @@ fn tune(listener: &TcpListener) {
 }
 
 fn new_env() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html.j2") || name.ends_with(".html") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .keep_trailing_newline(true)
-            .build()
-            .expect("default syntax with trailing newlines"),
-    );
-    env.add_filter("filesizeformat", |n: u64| templates::human_size(n));
+    let mut env = templates::base_env();
     env.add_template("serve-live.html.j2", LIVE_TEMPLATE)
         .expect("the live template compiles");
     env
