@@ -70,7 +70,7 @@ pub struct MachineFile {
 pub struct Defaults {
     pub role: Option<S<String>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, S<String>>,
+    pub labels: BTreeMap<String, Label>,
     #[serde(default)]
     pub vars: Vars,
     #[serde(default)]
@@ -88,7 +88,7 @@ pub struct Machine {
     #[serde(default)]
     pub kernel_args: Vec<S<String>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, S<String>>,
+    pub labels: BTreeMap<String, Label>,
     #[serde(default)]
     pub vars: Vars,
 }
@@ -135,4 +135,37 @@ pub struct Artifact {
     pub url: Option<S<String>>,
     pub sha256: Option<S<String>>,
     pub blake3: Option<S<String>>,
+}
+
+/// A label value: written as a string, a number or a boolean
+/// (`rack = 12` means `rack = "12"`), kept as text.
+#[derive(Debug, Clone)]
+pub struct Label(pub String);
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Label;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Label, E> {
+                Ok(Label(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Label, E> {
+                Ok(Label(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Label, E> {
+                Ok(Label(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Label, E> {
+                Ok(Label(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Label, E> {
+                Ok(Label(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

@@ -1071,13 +1071,9 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
             let mut labels: BTreeMap<String, String> = d
                 .labels
                 .iter()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .map(|(k, v)| (k.clone(), v.0.clone()))
                 .collect();
-            labels.extend(
-                m.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.get_ref().clone())),
-            );
+            labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.0.clone())));
             let mut kernel_args = templates_list(&d.kernel_args, file);
             kernel_args.extend(templates_list(&m.kernel_args, file));
             out.push(Machine {

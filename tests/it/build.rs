@@ -492,3 +492,26 @@ fn report_lists_machines_by_role_and_escapes_html() {
             .contains("href=\"../http/machines/52-54-00-aa-bb-12.ipxe\"")
     );
 }
+
+#[test]
+fn label_values_may_be_numbers_and_booleans() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "machines/sub/rack2.toml",
+        "labels = { rack = \"r2\" }",
+        "labels = { rack = 2, spare = true }",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&s.out("plan.json")).unwrap();
+    let node03 = plan["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "node03")
+        .unwrap();
+    assert_eq!(
+        node03["labels"],
+        serde_json::json!({ "rack": "2", "spare": "true" })
+    );
+}

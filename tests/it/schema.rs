@@ -397,11 +397,11 @@ name = "n1"
 mac = "52:54:00:aa:bb:01"
 ip = "10.77.0"
 
-## machines: label value not a string
+## machines: label value a list
 [[machine]]
 name = "n1"
 mac = "52:54:00:aa:bb:01"
-labels = { rack = 1 }
+labels = { rack = [1] }
 
 ## machines: kernel-args not a list
 [[machine]]
