@@ -246,6 +246,37 @@ struct ReportMachine<'a> {
 }
 
 /// dhcp/: the three DHCP server configurations, when `[dhcp]` is set.
+/// Machines listed per role on the report page; beyond that the page says
+/// how many more there are (plan.json has them all), so a 100,000-machine
+/// fleet still gives a page a browser can open.
+pub const REPORT_MACHINES_PER_ROLE: usize = 500;
+
+impl<'a> ReportMachine<'a> {
+    fn new(m: &'a crate::resolve::Resolved) -> Self {
+        ReportMachine {
+            name: &m.name,
+            macs: m.macs.iter().map(|x| x.to_string()).collect(),
+            scripts: m
+                .macs
+                .iter()
+                .map(|x| format!("machines/{}.ipxe", x.hexhyp()))
+                .collect(),
+            ip: m.ip.map(|i| i.to_string()),
+            role: &m.role,
+            role_chain: &m.role_chain,
+            image: &m.image,
+            boot: &m.boot,
+            kernel_args: m.kernel_args.join(" "),
+            labels: &m.labels,
+            files: m
+                .files
+                .keys()
+                .map(|f| (f.clone(), format!("machines/{}/{f}", m.name)))
+                .collect(),
+        }
+    }
+}
+
 fn dhcp_files(
     site: &Site,
     sources: &Sources,
@@ -301,31 +332,6 @@ pub fn report_context(
     diags: &Diags,
     live: Value,
 ) -> Value {
-    let machines: Vec<ReportMachine> = plan
-        .machines
-        .iter()
-        .map(|m| ReportMachine {
-            name: &m.name,
-            macs: m.macs.iter().map(|x| x.to_string()).collect(),
-            scripts: m
-                .macs
-                .iter()
-                .map(|x| format!("machines/{}.ipxe", x.hexhyp()))
-                .collect(),
-            ip: m.ip.map(|i| i.to_string()),
-            role: &m.role,
-            role_chain: &m.role_chain,
-            image: &m.image,
-            boot: &m.boot,
-            kernel_args: m.kernel_args.join(" "),
-            labels: &m.labels,
-            files: m
-                .files
-                .keys()
-                .map(|f| (f.clone(), format!("machines/{}/{f}", m.name)))
-                .collect(),
-        })
-        .collect();
     let mut by_role: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut by_image: BTreeMap<&str, usize> = BTreeMap::new();
     let mut label_keys: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
@@ -340,11 +346,17 @@ pub fn report_context(
         .iter()
         .map(|(r, idx)| {
             let role = site.roles.get(*r);
+            let shown: Vec<ReportMachine> = idx
+                .iter()
+                .take(REPORT_MACHINES_PER_ROLE)
+                .map(|&i| ReportMachine::new(&plan.machines[i]))
+                .collect();
             serde_json::json!({
                 "name": r,
                 "description": role.map(|x| x.description.as_str()).unwrap_or(""),
                 "extends": role.and_then(|x| x.extends.as_deref()),
-                "machines": idx,
+                "count": idx.len(),
+                "machines": shown,
             })
         })
         .collect();
@@ -378,7 +390,7 @@ pub fn report_context(
             "name": site.name, "base_url": site.base_url, "fallback": site.fallback.to_string(),
             "dhcp": site.dhcp.is_some(),
         })),
-        machines => crate::templates::val(&machines),
+        machine_count => Value::from(plan.machines.len()),
         roles => crate::templates::val(&roles),
         images => crate::templates::val(&images),
         labels => crate::templates::val(&label_keys),
