@@ -576,12 +576,7 @@ impl Nginx {
             fs::write(&conf_path, conf).expect("write nginx.conf");
             let stderr = File::create(dir.path().join("stderr.log")).expect("nginx stderr log");
             let mut child = Command::new(&nginx)
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&conf_path)
+                .args(nginx_args(dir.path(), &conf_path))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr)
@@ -635,12 +630,7 @@ impl Nginx {
         let mut child = Command::new("ip")
             .args(["netns", "exec", netns])
             .arg(&nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
+            .args(nginx_args(dir.path(), &conf_path))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -732,6 +722,18 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// nginx's arguments: its prefix, error log and config in `dir`.
+fn nginx_args(dir: &Path, conf: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "-p".into(),
+        dir.into(),
+        "-e".into(),
+        dir.join("error.log").into(),
+        "-c".into(),
+        conf.into(),
+    ]
 }
 
 /// The nginx binary and its `nginx -V` output (which modules it lacks).
