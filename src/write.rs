@@ -115,7 +115,7 @@ fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteErro
         .map(|(rel, content)| {
             let dest = staging.join(rel);
             let old = previous.join(rel);
-            if unchanged(&old, content) && fs::hard_link(&old, &dest).is_ok() {
+            if unchanged(&old, rel, content) && fs::hard_link(&old, &dest).is_ok() {
                 return Ok((true, content.size()));
             }
             match content {
@@ -140,7 +140,7 @@ fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteErro
 }
 
 /// Whether `old` (a file of the previous tree) already holds `content`.
-fn unchanged(old: &Path, content: &Content) -> bool {
+fn unchanged(old: &Path, rel: &str, content: &Content) -> bool {
     let Ok(meta) = fs::symlink_metadata(old) else {
         return false;
     };
@@ -148,8 +148,12 @@ fn unchanged(old: &Path, content: &Content) -> bool {
         return false;
     }
     match content {
-        // Content-addressed: the path names the hash, the size matches.
-        Content::Copy { .. } => true,
+        // Content-addressed images: the path names the hash.
+        Content::Copy { .. } if rel.starts_with("http/images/") => true,
+        // Other copies (the chainloaders) keep their name across versions.
+        Content::Copy { blake3, .. } => {
+            crate::render::hash_file(old).is_ok_and(|(_, h)| h == *blake3)
+        }
         Content::Bytes(b) => {
             let mut buf = Vec::with_capacity(b.len());
             fs::File::open(old)

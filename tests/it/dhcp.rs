@@ -231,3 +231,17 @@ fn report_shows_addresses() {
     }
     let _ = fs::metadata(s.path("public/report/index.html")).unwrap();
 }
+
+#[test]
+fn a_new_chainloader_of_the_same_size_is_copied() {
+    let s = Site::fixture("basic");
+    with_all_loaders(&s);
+    build(&s);
+    // Same size, other bytes: an upgraded iPXE package.
+    let old = s.read("ipxe/undionly.kpxe");
+    let new = old.replace("test", "TEST");
+    assert_eq!(old.len(), new.len());
+    s.write("ipxe/undionly.kpxe", &new);
+    build(&s);
+    assert_eq!(s.out("tftp/undionly.kpxe"), new);
+}
