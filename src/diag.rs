@@ -375,6 +375,18 @@ impl<'a> Reporter<'a> {
                 }
                 None => out.push_str(&format!("::{kind} title=bootc::{}\n", gh_data(&msg))),
             }
+            // The other places of a problem (the first use of a duplicate
+            // MAC, …) as notices, so the pull request shows them on their
+            // lines too, without counting the problem twice.
+            for (loc, label) in &d.secondary {
+                let (file, line, col) = self.location(loc);
+                let path = self.repo_prefix.join(&file);
+                out.push_str(&format!(
+                    "::notice file={},line={line},col={col},title=bootc::{}\n",
+                    gh_property(&path.to_string_lossy()),
+                    gh_data(&format!("{}: {label}", d.message))
+                ));
+            }
         }
         out
     }

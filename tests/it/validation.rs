@@ -802,3 +802,27 @@ fn a_broken_subnet_is_reported_once() {
         r.stderr
     );
 }
+
+#[test]
+fn github_annotations_show_the_other_place_as_a_notice() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "machines/sub/rack2.toml",
+        "52:54:00:aa:bb:03",
+        "52-54-00-AA-BB-01",
+    );
+    let r = s.run(&["check", ".", "--format", "github"]);
+    assert_eq!(r.code, 1);
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("::warning"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "::error file=machines/sub/rack2.toml,line=3,col=7,title=bootc::MAC address 52:54:00:aa:bb:01 is used twice: again here, for `node03`%0Ahelp: one NIC belongs to one machine",
+            "::notice file=machines/rack1.toml,line=7,col=7,title=bootc::MAC address 52:54:00:aa:bb:01 is used twice: first used by `node01`",
+        ]
+    );
+}
