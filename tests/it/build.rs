@@ -521,14 +521,25 @@ fn report_caps_machines_per_role() {
     let s = Site::fixture("basic");
     let mut text = String::from("[defaults]\nrole = \"disk\"\n");
     for i in 0..510 {
-        text.push_str(&format!("\n[[machine]]\nname = \"big{i}\"\nmac = \"02:00:00:00:{:02x}:{:02x}\"\n", i / 256, i % 256));
+        text.push_str(&format!(
+            "\n[[machine]]\nname = \"big{i}\"\nmac = \"02:00:00:00:{:02x}:{:02x}\"\n",
+            i / 256,
+            i % 256
+        ));
     }
     s.write("machines/big.toml", &text);
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let html = s.out("report/index.html");
     assert!(html.contains("<b id=\"count-machines\">513</b>"));
-    assert!(html.contains("511 machines"), "the role's header counts them all");
-    assert_eq!(html.matches("<tr class=\"machine\"").count(), 500 + 2, "500 of role disk, 2 of role worker");
+    assert!(
+        html.contains("511 machines"),
+        "the role's header counts them all"
+    );
+    assert_eq!(
+        html.matches("<tr class=\"machine\"").count(),
+        500 + 2,
+        "500 of role disk, 2 of role worker"
+    );
     assert!(html.contains("and 11 more machines of role disk"));
 }
