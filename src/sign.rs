@@ -91,7 +91,7 @@ impl fmt::Debug for SecretKey {
 }
 
 impl SecretKey {
-    /// The key id, as minisign prints it (16 hex digits).
+    /// The key id, as minisign prints it.
     pub fn id(&self) -> String {
         key_id(&self.keynum)
     }
@@ -140,11 +140,13 @@ fn b64(bytes: &[u8]) -> String {
     Base64::encode_to_string(bytes).expect("base64 of a small buffer")
 }
 
-/// A key id as minisign prints it: the 8 bytes as a little-endian u64, in hex.
+/// A key id as minisign (the C tool) prints it: the 8 bytes as a
+/// little-endian u64, in upper-case hex without leading zeros
+/// (`89E00518B41E621`, not `089E00518B41E621`).
 pub fn key_id(keynum: &[u8]) -> String {
     let mut n = [0u8; 8];
     n.copy_from_slice(&keynum[..8]);
-    format!("{:016X}", u64::from_le_bytes(n))
+    format!("{:X}", u64::from_le_bytes(n))
 }
 
 /// Where a password comes from.
@@ -386,11 +388,12 @@ pub fn keygen(prefix: &Path, password: Option<String>, force: bool) -> Result<St
         .to_box(Some(&comment))
         .map_err(|e| KeyError::Other(e.to_string()))?
         .to_string();
-    let pk_text = pair
-        .pk
-        .to_box()
-        .map_err(|e| KeyError::Other(e.to_string()))?
-        .to_string();
+    // Written as minisign writes it (the crate's `to_box` pads the id to 16
+    // digits and adds a colon), so the first line reads as minisign's does.
+    let pk_text = format!(
+        "{UNTRUSTED_PREFIX}minisign public key {id}\n{}\n",
+        pair.pk.to_base64()
+    );
     write_new(&sk_path, sk_text.as_bytes(), 0o600, force)?;
     write_new(&pk_path, pk_text.as_bytes(), 0o644, force)?;
     Ok(id)
@@ -439,6 +442,16 @@ mod tests {
         .unwrap();
         let pk = load_public_key(&prefix.with_extension("pub")).unwrap();
         (sk, pk)
+    }
+
+    #[test]
+    fn key_ids_are_written_as_minisign_writes_them() {
+        // minisign 0.11 prints this key as 89E00518B41E621: no leading zero.
+        let leading_zero = [0x21, 0xE6, 0x41, 0x8B, 0x51, 0x00, 0x9E, 0x08];
+        assert_eq!(key_id(&leading_zero), "89E00518B41E621");
+        let full = [0x21, 0xE6, 0x41, 0x8B, 0x51, 0x00, 0x9E, 0xF8];
+        assert_eq!(key_id(&full), "F89E00518B41E621");
+        assert_eq!(key_id(&[0; 8]), "0");
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn keygen_writes_a_minisign_pair_and_keeps_the_secret() {
     let pub_text = fs::read_to_string(&public).unwrap();
     let lines: Vec<&str> = pub_text.lines().collect();
     assert_eq!(lines.len(), 2, "{pub_text}");
-    assert!(lines[0].starts_with("untrusted comment: minisign public key: "));
+    assert!(lines[0].starts_with("untrusted comment: minisign public key "));
     assert_eq!(lines[1].len(), 56, "Ed + key id + key, base64");
     assert!(lines[1].starts_with("RW"), "base64 of \"Ed\": {}", lines[1]);
     let key_id = lines[0].rsplit(' ').next().unwrap();
@@ -541,13 +541,36 @@ fn debian_minisign_accepts_the_signature() {
     assert!(!bad.status.success());
 }
 
-#[test]
-fn a_key_made_by_minisign_signs_through_bootc() {
-    if !need("minisign") {
-        return;
+/// The key id on the first line of a .pub file, as its writer put it.
+fn pub_key_id(public: &Path) -> String {
+    let text = fs::read_to_string(public).unwrap();
+    let first = text.lines().next().unwrap();
+    first
+        .strip_prefix("untrusted comment: minisign public key ")
+        .unwrap_or_else(|| panic!("not minisign's first line: {first:?}"))
+        .to_string()
+}
+
+/// Makes key pairs with `make` until `want` holds for the key id of the .pub
+/// (a leading zero nibble comes once in 16 keys: 400 tries miss it with a
+/// probability of about 1e-11).
+fn key_where(
+    dir: &Path,
+    want: impl Fn(&str) -> bool,
+    make: impl Fn(&Path) -> (PathBuf, PathBuf),
+) -> (PathBuf, PathBuf) {
+    for _ in 0..400 {
+        let sub = tempfile::tempdir_in(dir).unwrap().keep();
+        let (key, public) = make(&sub);
+        if want(&pub_key_id(&public)) {
+            return (key, public);
+        }
     }
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = (keys.path().join("mk.key"), keys.path().join("mk.pub"));
+    panic!("no key with the wanted id in 400 tries");
+}
+
+fn minisign_keypair(dir: &Path) -> (PathBuf, PathBuf) {
+    let (key, public) = (dir.join("mk.key"), dir.join("mk.pub"));
     let out = Command::new("minisign")
         .args(["-G", "-W", "-p"])
         .arg(&public)
@@ -561,29 +584,104 @@ fn a_key_made_by_minisign_signs_through_bootc() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (key, public)
+}
+
+/// A key id that minisign writes with fewer than 16 digits (its top nibble
+/// is zero), and one with all 16.
+fn short_id(id: &str) -> bool {
+    id.len() < 16
+}
+fn full_id(id: &str) -> bool {
+    id.len() == 16
+}
+
+/// Signs the basic fixture with `key` and checks it with `minisign -V` and
+/// `bootc verify`; the key id bootc prints must be the .pub file's.
+fn signs_and_verifies_with_the_pub_files_key_id(key: &Path, public: &Path) {
     let site = Site::fixture("basic");
     let r = run(cmd(site.root())
         .args(["build", "."])
-        .env("BOOTC_SIGN_KEY", &key));
+        .env("BOOTC_SIGN_KEY", key));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let ok = Command::new("minisign")
-        .current_dir(site.path("public/http"))
-        .args(["-Vm", "manifest.json", "-p"])
-        .arg(&public)
-        .output()
-        .unwrap();
+    let key_id = pub_key_id(public);
     assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        names_key(&r.stdout, &key_id),
+        "build must print the key id {key_id}: {}",
+        r.stdout
     );
+    if need("minisign") {
+        let ok = Command::new("minisign")
+            .current_dir(site.path("public/http"))
+            .args(["-Vm", "manifest.json", "-p"])
+            .arg(public)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
     let v = run(cmd(site.root())
         .args(["verify", "public", "--pubkey"])
-        .arg(&public));
+        .arg(public));
     assert_eq!(v.code, 0, "{}", v.stderr);
-    let pub_text = fs::read_to_string(&public).unwrap();
-    let key_id = pub_text.lines().next().unwrap().rsplit(' ').next().unwrap();
-    assert!(v.stdout.contains(&format!("key {key_id}")), "{}", v.stdout);
+    assert!(
+        names_key(&v.stdout, &key_id),
+        "verify must print the key id {key_id}: {}",
+        v.stdout
+    );
+}
+
+/// `text` says "key ID" with exactly this id (no padding, nothing after).
+fn names_key(text: &str, id: &str) -> bool {
+    text.match_indices(&format!("key {id}"))
+        .any(|(at, m)| !text[at + m.len()..].starts_with(|c: char| c.is_ascii_hexdigit()))
+}
+
+#[test]
+fn a_key_made_by_minisign_signs_through_bootc() {
+    if !need("minisign") {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    for want in [short_id, full_id] {
+        let (key, public) = key_where(keys.path(), want, minisign_keypair);
+        signs_and_verifies_with_the_pub_files_key_id(&key, &public);
+    }
+}
+
+#[test]
+fn keygen_writes_key_ids_as_minisign_does() {
+    let keys = tempfile::tempdir().unwrap();
+    for want in [short_id, full_id] {
+        let (key, public) = key_where(keys.path(), want, |dir| {
+            let prefix = dir.join("k");
+            let r = run(cmd(dir)
+                .args(["keygen", "--unencrypted", "-o"])
+                .arg(&prefix));
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            let id = r
+                .stdout
+                .split("key id ")
+                .nth(1)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap();
+            let (key, public) = (dir.join("k.key"), dir.join("k.pub"));
+            assert_eq!(id, pub_key_id(&public), "keygen's line and its .pub differ");
+            (key, public)
+        });
+        let secret_comment = fs::read_to_string(&key).unwrap();
+        let id = pub_key_id(&public);
+        assert_eq!(
+            secret_comment.lines().next().unwrap(),
+            format!("untrusted comment: bootc secret key {id}")
+        );
+        signs_and_verifies_with_the_pub_files_key_id(&key, &public);
+    }
 }
 
 #[test]
