@@ -18,12 +18,12 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     if s.contains("${") {
         return Some("it contains `${`, which iPXE expands as a setting".into());
     }
-    for token in ["||", "&&", ";"] {
-        if s.contains(token) {
-            return Some(format!(
-                "it contains `{token}`, which iPXE reads as a command separator"
-            ));
-        }
+    // iPXE splits a line on whitespace and only then compares whole words
+    // with its separators, so `ds=nocloud-net;s=http://x/` is one argument.
+    if matches!(s, "||" | "&&" | ";") {
+        return Some(format!(
+            "it is `{s}`, which iPXE reads as a command separator"
+        ));
     }
     if s.starts_with('#') {
         return Some("it starts with `#`, which iPXE reads as a comment".into());
@@ -67,9 +67,9 @@ mod tests {
             "a b",
             "a\tb",
             "x${net0/mac}",
-            "a||b",
-            "a&&b",
-            "a;b",
+            "||",
+            "&&",
+            ";",
             "#x",
             "a\u{7}",
             "",
@@ -82,6 +82,9 @@ mod tests {
             "url=http://x/a?b=c#frag",
             "a#b",
             "quiet",
+            "ds=nocloud-net;s=http://10.0.2.2/ci/",
+            "a||b",
+            "a&&b",
         ] {
             assert_eq!(unsafe_reason(good), None, "{good:?} should pass");
         }

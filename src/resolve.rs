@@ -306,7 +306,7 @@ impl<'a> Resolver<'a> {
                 diags.push(
                     Diag::error(format!("kernel argument `{}` cannot be written into an iPXE script", text.escape_debug()))
                         .at(t.loc.clone(), why)
-                        .help("iPXE has no quoting: one argument per list item, no spaces, `${`, `||`, `&&`, `;` or leading `#`")
+                        .help("iPXE has no quoting: one argument per list item, no spaces, no `${`, not `||`, `&&` or `;` alone, no leading `#`")
                         .help(format!("while rendering {what}")),
                 );
                 continue;

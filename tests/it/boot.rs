@@ -41,13 +41,28 @@ fn boot(s: &Site, firmware: Firmware, macs: &[&str]) -> (String, Vec<String>) {
     (cmdline, served)
 }
 
+/// cloud-init NoCloud's argument: `;` inside one word is no separator for
+/// iPXE, so it must reach the kernel whole.
+const NOCLOUD: &str = "ds=nocloud-net;s=http://10.0.2.2/ci/";
+
 fn known_machine(firmware: Firmware) {
-    let Some(s) = bootable_site(firmware, |_| {}) else {
+    let Some(s) = bootable_site(firmware, |s| {
+        s.edit(
+            "machines/rack1.toml",
+            "ip = \"10.77.0.11\"",
+            &format!("ip = \"10.77.0.11\"\nkernel-args = [\"{NOCLOUD}\"]"),
+        );
+    }) else {
         return;
     };
     let (cmdline, served) = boot(&s, firmware, &["52:54:00:aa:bb:01"]);
     let a = args(&cmdline);
-    for want in ["console=ttyS0", "bootc.role=worker", "worker.tier=gold"] {
+    for want in [
+        "console=ttyS0",
+        "bootc.role=worker",
+        "worker.tier=gold",
+        NOCLOUD,
+    ] {
         assert!(a.contains(&want), "{want} missing from {cmdline:?}");
     }
     assert!(

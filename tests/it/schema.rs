@@ -415,11 +415,11 @@ name = "n1"
 mac = "52:54:00:aa:bb:01"
 kernel-args = ["quiet splash"]
 
-## machines: kernel arg with ;
+## machines: kernel arg that is ;
 [[machine]]
 name = "n1"
 mac = "52:54:00:aa:bb:01"
-kernel-args = ["ds=nocloud;s=http://10.77.0.1/"]
+kernel-args = [";"]
 
 ## machines: kernel arg with ${
 [[machine]]
@@ -427,11 +427,11 @@ name = "n1"
 mac = "52:54:00:aa:bb:01"
 kernel-args = ["BOOTIF=${mac}"]
 
-## machines: kernel arg with ||
+## machines: kernel arg that is ||
 [[machine]]
 name = "n1"
 mac = "52:54:00:aa:bb:01"
-kernel-args = ["a||b"]
+kernel-args = ["||"]
 
 ## machines: kernel arg starting with #
 [[machine]]
@@ -581,13 +581,23 @@ kernel = { path = "artifacts/my linux" }
 ## image: unknown key in an artifact
 kernel = { file = "artifacts/linux" }
 
-## image: description with ;
-description = "a; b"
+## image: description with the word ;
+description = "a ; b"
 local = true
 "##;
 
 /// Valid edge cases, each must be accepted (same layout as `BROKEN`).
 const VALID: &str = r##"
+## machines: `;` inside one kernel argument (cloud-init NoCloud)
+[[machine]]
+name = "n1"
+mac = "52:54:00:aa:bb:01"
+kernel-args = ["ds=nocloud-net;s=http://10.77.0.1/ci/", "a||b", "x&&y"]
+
+## image: description with ; inside a word
+description = "first; then second"
+local = true
+
 ## bootc: only a name
 [site]
 name = "lab"
