@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
-use crate::diag::{Diag, Diags, FileId, Loc, Sources, did_you_mean};
+use crate::diag::{Diag, Diags, FileId, Sources};
 use crate::model::{ImageFile, MachineFile, RoleFile, SiteFile};
 
 pub const SITE_FILE: &str = "bootc.toml";
@@ -138,16 +138,18 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
 
     let site = site_id.and_then(|id| parse::<SiteFile>(&sources, id, &mut diags).map(|s| (id, s)));
 
-    let parsed: Vec<(FileId, Result<MachineFile, Box<Diag>>)> = machine_ids
+    let parsed: Vec<(FileId, (Option<MachineFile>, Vec<Diag>))> = machine_ids
         .par_iter()
         .flatten()
         .map(|&id| (id, parse_one::<MachineFile>(&sources, id)))
         .collect();
     let mut machine_files = Vec::new();
-    for (id, r) in parsed {
-        match r {
-            Ok(m) => machine_files.push((id, m)),
-            Err(d) => diags.push(*d),
+    for (id, (file, problems)) in parsed {
+        for d in problems {
+            diags.push(d);
+        }
+        if let Some(m) = file {
+            machine_files.push((id, m));
         }
     }
 
@@ -194,38 +196,14 @@ fn stem(path: &Path) -> String {
 }
 
 fn parse<T: DeserializeOwned>(sources: &Sources, id: FileId, diags: &mut Diags) -> Option<T> {
-    parse_one(sources, id).map_err(|d| diags.push(*d)).ok()
+    let (value, problems) = parse_one(sources, id);
+    for d in problems {
+        diags.push(d);
+    }
+    value
 }
 
-fn parse_one<T: DeserializeOwned>(sources: &Sources, id: FileId) -> Result<T, Box<Diag>> {
-    toml::from_str::<T>(sources.text(id)).map_err(|e| Box::new(toml_diag(id, &e)))
-}
-
-/// Turns a TOML/serde error into a diagnostic with the wording of this tool:
-/// "key" rather than "field", and a "did you mean" for unknown keys.
-pub fn toml_diag(id: FileId, e: &toml::de::Error) -> Diag {
-    let msg = e.message().trim();
-    let loc = e.span().map(|s| Loc::new(id, s));
-    let first_line = msg.lines().next().unwrap_or(msg);
-    if let Some(rest) = first_line.strip_prefix("unknown field ") {
-        let quoted: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-        let key = quoted.first().copied().unwrap_or("?");
-        let expected = &quoted[1.min(quoted.len())..];
-        let mut d = Diag::error(format!("unknown key `{key}`")).at_opt(loc, "not a key here");
-        d = d.help_opt(did_you_mean(key, expected.iter().copied()));
-        if !expected.is_empty() {
-            d = d.help(format!("keys allowed here: {}", expected.join(", ")));
-        }
-        return d;
-    }
-    if let Some(rest) = first_line.strip_prefix("missing field ") {
-        let key = rest.trim_matches('`');
-        return Diag::error(format!("missing key `{key}`"))
-            .at_opt(loc, format!("this table needs `{key}`"));
-    }
-    if first_line.starts_with("invalid type") || first_line.starts_with("invalid value") {
-        let text = first_line.replace("invalid type: ", "");
-        return Diag::error(format!("wrong type: {text}")).at_opt(loc, "wrong type");
-    }
-    Diag::error(format!("TOML syntax error: {first_line}")).at_opt(loc, "here")
+/// The file as `T` (what of it could be read) and every problem in it.
+fn parse_one<T: DeserializeOwned>(sources: &Sources, id: FileId) -> (Option<T>, Vec<Diag>) {
+    crate::tomlde::from_str_all(id, sources.text(id))
 }

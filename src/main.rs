@@ -14,6 +14,7 @@ mod serve;
 mod sign;
 mod site;
 mod templates;
+mod tomlde;
 mod validate;
 mod verify;
 mod write;

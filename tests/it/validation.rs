@@ -660,6 +660,43 @@ fn every_problem_is_reported_in_one_run() {
 }
 
 #[test]
+fn every_toml_problem_of_one_file_is_reported() {
+    let s = Site::fixture("basic");
+    // node02 gets an unknown key and a value of the wrong type, a new machine
+    // misses its name, and node01 stays valid: three errors, all reported,
+    // and node01 still counts (no "role not used" warnings follow).
+    s.edit(
+        "machines/rack1.toml",
+        "kernel-args = [\"nomodeset\"]",
+        "kernel-args = [\"nomodeset\"]\ncolour = \"red\"\nlabels = { rack = [2] }",
+    );
+    s.append(
+        "machines/rack1.toml",
+        "\n[[machine]]\nmac = \"52:54:00:aa:bb:07\"\n",
+    );
+    s.edit(
+        "roles/worker.toml",
+        "description = \"Worker\"",
+        "descripton = \"Worker\"\nextend = \"base\"",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!s.path("public").exists());
+    assert_eq!(r.blocks("error").len(), 5, "{}", r.stderr);
+    for want in [
+        "--> machines/rack1.toml:15:1",
+        "--> machines/rack1.toml:16:19",
+        "--> machines/rack1.toml:19:1",
+        "--> roles/worker.toml:1:1",
+        "--> roles/worker.toml:2:1",
+    ] {
+        assert!(r.stderr.contains(want), "{want} missing:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("is not used"), "{}", r.stderr);
+    insta::assert_snapshot!(r.errors());
+}
+
+#[test]
 fn check_json_gives_file_line_column() {
     let s = Site::fixture("basic");
     s.edit(
