@@ -138,7 +138,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
 
     let site = site_id.and_then(|id| parse::<SiteFile>(&sources, id, &mut diags).map(|s| (id, s)));
 
-    let parsed: Vec<(FileId, (Option<MachineFile>, Vec<Diag>))> = machine_ids
+    let parsed: Vec<_> = machine_ids
         .par_iter()
         .flatten()
         .map(|&id| (id, parse_one::<MachineFile>(&sources, id)))
