@@ -111,10 +111,25 @@ impl Templates {
                     (None, Some(line)) => sources.line_range(*id, line),
                     (None, None) => 0..0,
                 };
-                Diag::error(format!(
+                let d = Diag::error(format!(
                     "template error in templates/{name}: {kind}{detail}"
-                ))
-                .at(Loc::new(*id, span), kind.clone())
+                ));
+                // The parser notices an unclosed `{{` where the next thing
+                // fails to parse; the author needs the line that opened it.
+                let unclosed = (e.kind() == minijinja::ErrorKind::SyntaxError)
+                    .then(|| unclosed_tag(sources.text(*id), span.start))
+                    .flatten();
+                match unclosed {
+                    Some(open) => {
+                        let tag = sources.text(*id)[open.clone()].to_string();
+                        Diag::error(format!(
+                            "template error in templates/{name}: `{tag}` is never closed"
+                        ))
+                        .at(Loc::new(*id, open), format!("`{tag}` opened here"))
+                        .also(Loc::new(*id, span), format!("{kind}{detail}"))
+                    }
+                    None => d.at(Loc::new(*id, span), kind.clone()),
+                }
             }
             Some(Origin::Inline(loc)) => {
                 let span = match e.range() {
@@ -139,6 +154,31 @@ impl Templates {
         }
         d
     }
+}
+
+/// The first `{{`, `{%` or `{#` before `before` that has no closing
+/// delimiter ahead of the next opening one (or of the end).
+fn unclosed_tag(src: &str, before: usize) -> Option<std::ops::Range<usize>> {
+    let opener = |from: usize| {
+        ["{{", "{%", "{#"]
+            .iter()
+            .filter_map(|o| src[from..].find(o).map(|i| from + i))
+            .min()
+    };
+    let mut at = 0;
+    while let Some(open) = opener(at).filter(|&o| o < before) {
+        let close = match &src[open..open + 2] {
+            "{{" => "}}",
+            "{%" => "%}",
+            _ => "#}",
+        };
+        let closed = src[open + 2..].find(close).map(|i| open + 2 + i);
+        match closed {
+            Some(c) if opener(open + 2).is_none_or(|next| c < next) => at = c + 2,
+            _ => return Some(open..open + 2),
+        }
+    }
+    None
 }
 
 /// An environment set up as every bootc template expects: strict undefined,

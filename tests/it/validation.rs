@@ -590,9 +590,37 @@ invalid!(
 // --- Templates ---------------------------------------------------------------
 
 invalid!(
+    template_unclosed_at_the_end,
+    "template error in templates/cloud-init.yaml.j2: `{%` is never closed",
+    "templates/cloud-init.yaml.j2:4:1",
+    |s| {
+        s.edit(
+            "templates/cloud-init.yaml.j2",
+            "# tier",
+            "{% if true\n# tier",
+        );
+    }
+);
+
+invalid!(
     template_syntax,
     "template error in templates/cloud-init.yaml.j2: syntax error",
-    "templates/cloud-init.yaml.j2:2:",
+    "templates/cloud-init.yaml.j2:3:",
+    |s| {
+        s.edit(
+            "templates/cloud-init.yaml.j2",
+            "fqdn: {{ machine.name }}",
+            "fqdn: {{ machine.name + }}",
+        );
+    }
+);
+
+// An unclosed `{{` is reported where it opens, not where the parser noticed
+// (the next line, or the end of the file).
+invalid!(
+    template_unclosed_at_its_line,
+    "template error in templates/cloud-init.yaml.j2: `{{` is never closed",
+    "templates/cloud-init.yaml.j2:2:11",
     |s| {
         s.edit(
             "templates/cloud-init.yaml.j2",
