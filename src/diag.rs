@@ -26,6 +26,11 @@ impl Sources {
         self.files.add(name, text)
     }
 
+    /// Every file, in the order they were added.
+    pub fn ids(&self) -> Range<FileId> {
+        0..self.count
+    }
+
     pub fn name(&self, id: FileId) -> &str {
         self.files.get(id).map(|f| f.name().as_str()).unwrap_or("?")
     }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use std::collections::BTreeSet;
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::diag::{Diag, Diags, FileId, Loc, Sources};
 use crate::site::{Site, Tpl};
@@ -49,7 +51,20 @@ enum Origin {
 impl Templates {
     /// Compiles every template; syntax errors become diagnostics.
     pub fn new(site: &Site, sources: &Sources, diags: &mut Diags) -> Templates {
-        let env = base_env();
+        let mut env = base_env();
+        // A role's `script =` is an iPXE script whatever its file is named.
+        let scripts: BTreeSet<String> = site
+            .roles
+            .values()
+            .filter_map(|r| r.script.clone())
+            .collect();
+        env.set_auto_escape_callback(move |name| {
+            if scripts.contains(name) {
+                IPXE
+            } else {
+                escape_for(name)
+            }
+        });
         let mut t = Templates {
             env,
             origin: HashMap::new(),
@@ -146,6 +161,23 @@ impl Templates {
                 "template error in built-in template {name}: {kind}{detail}"
             )),
         };
+        if let Some(UnsafeValue(value)) =
+            std::error::Error::source(e).and_then(|s| s.downcast_ref())
+        {
+            // Where the value is written, when a site file holds it as is.
+            let from = sources
+                .ids()
+                .filter(|&id| sources.name(id).ends_with(".toml"))
+                .find_map(|id| {
+                    crate::tomlde::find_string(sources.text(id), value)
+                        .map(|span| Loc::new(id, span))
+                });
+            d = match from {
+                Some(loc) => d.also(loc, "the value comes from here"),
+                None => d,
+            }
+            .help("iPXE has no quoting: a value written into a script must be words separated by spaces, without control characters, `${`, a word that is `||`, `&&` or `;`, or a word starting with `#`");
+        }
         if e.kind() == minijinja::ErrorKind::UndefinedError {
             d = d.help("available: site, machine, role, image, vars (and boot in scripts); the fallback has no machine; machine.url needs [site] base-url");
         }
@@ -181,21 +213,59 @@ fn unclosed_tag(src: &str, before: usize) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// The "escaping" of iPXE scripts: iPXE has no quoting, so every value a
+/// script template writes is checked as kernel arguments are, and one that
+/// could change the script's meaning fails the render.
+const IPXE: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("ipxe"));
+
+/// A value a script template may not write (the error's source).
+#[derive(Debug, thiserror::Error)]
+#[error("unsafe value in an iPXE script")]
+struct UnsafeValue(String);
+
+fn escape_for(name: &str) -> AutoEscape {
+    if name.ends_with(".html.j2") || name.ends_with(".html") {
+        AutoEscape::Html
+    } else if name.ends_with(".json.j2") || name.ends_with(".json") {
+        AutoEscape::Json
+    } else if name.ends_with(".ipxe.j2") || name.ends_with(".ipxe") {
+        IPXE
+    } else {
+        AutoEscape::None
+    }
+}
+
+/// Writes `{{ value }}` into an iPXE script, or refuses to.
+fn ipxe_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &mut minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    if *state.auto_escape() != IPXE {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    if let Some(why) = crate::ipxe::text_unsafe_reason(&text) {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "`{}` cannot be written into an iPXE script: {why}",
+                text.escape_debug()
+            ),
+        )
+        .with_source(UnsafeValue(text)));
+    }
+    out.write_str(&text).map_err(minijinja::Error::from)
+}
+
 /// An environment set up as every bootc template expects: strict undefined,
-/// HTML and JSON auto-escaping by file name, trailing newlines kept, the
-/// `filesizeformat` filter. No templates yet.
+/// HTML and JSON auto-escaping by file name, values checked in iPXE scripts,
+/// trailing newlines kept, the `filesizeformat` filter. No templates yet.
 pub fn base_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html.j2") || name.ends_with(".html") {
-            AutoEscape::Html
-        } else if name.ends_with(".json.j2") || name.ends_with(".json") {
-            AutoEscape::Json
-        } else {
-            AutoEscape::None
-        }
-    });
+    env.set_auto_escape_callback(escape_for);
+    env.set_formatter(ipxe_formatter);
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
             .keep_trailing_newline(true)

@@ -176,6 +176,20 @@ fn drop_in(value: &mut Spanned<DeValue<'_>>, spans: &[Range<usize>]) {
     }
 }
 
+/// Where the string `value` is written in the TOML file `text`, if it is.
+pub fn find_string(text: &str, value: &str) -> Option<Range<usize>> {
+    fn walk(v: &Spanned<DeValue<'_>>, want: &str) -> Option<Range<usize>> {
+        match v.get_ref() {
+            DeValue::String(s) if s.as_ref() == want => Some(v.span()),
+            DeValue::Table(t) => t.iter().find_map(|(_, v)| walk(v, want)),
+            DeValue::Array(items) => items.iter().find_map(|i| walk(i, want)),
+            _ => None,
+        }
+    }
+    let doc = DeTable::parse(text).ok()?;
+    doc.get_ref().iter().find_map(|(_, v)| walk(v, value))
+}
+
 /// The extent of the table whose own span is `at` (a `[[machine]]` header).
 fn table_at(table: &DeTable<'_>, at: &Range<usize>) -> Option<Range<usize>> {
     table.iter().find_map(|(_, v)| {
