@@ -68,15 +68,19 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
     }
     fs::create_dir(&staging).map_err(err(&staging))?;
 
-    let previous = target.exists.then_some(target.dir.as_path());
-    let stats =
-        match fill(&staging, previous, tree).and_then(|s| sync_dirs(&staging, tree).map(|()| s)) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&staging);
-                return Err(e);
-            }
-        };
+    let previous = target
+        .exists
+        .then(|| reuse::Previous::open(&target.dir))
+        .flatten();
+    let stats = match fill(&staging, previous.as_ref(), tree)
+        .and_then(|s| sync_dirs(&staging, tree).map(|()| s))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     swap(&staging, &target.dir, &target.parent)?;
     Ok(stats)
 }
@@ -113,7 +117,11 @@ fn folders(tree: &Tree) -> Vec<PathBuf> {
     dirs
 }
 
-fn fill(staging: &Path, previous: Option<&Path>, tree: &Tree) -> Result<Stats, WriteError> {
+fn fill(
+    staging: &Path,
+    previous: Option<&reuse::Previous>,
+    tree: &Tree,
+) -> Result<Stats, WriteError> {
     // Folders first (sequentially, sorted), then files in parallel.
     set_mode(staging, DIR_MODE)?;
     for d in folders(tree) {
@@ -127,7 +135,7 @@ fn fill(staging: &Path, previous: Option<&Path>, tree: &Tree) -> Result<Stats, W
         .map(|(rel, content)| {
             let dest = staging.join(rel);
             if let Some(prev) = previous
-                && reuse::link_if_unchanged(&prev.join(rel), content, &dest)?
+                && reuse::link_if_unchanged(prev, rel, content, &dest)?
             {
                 return Ok((true, content.size()));
             }
@@ -193,7 +201,10 @@ fn sync(dir: &Path) -> Result<(), WriteError> {
 /// The parent folder is flushed after the swap, so it survives a crash.
 fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
     if fs::symlink_metadata(out).is_err() {
-        fs::rename(staging, out).map_err(err(out))?;
+        if let Err(e) = fs::rename(staging, out) {
+            let _ = fs::remove_dir_all(staging);
+            return Err(err(out)(e));
+        }
         return sync(parent);
     }
     match rustix::fs::renameat_with(
@@ -209,10 +220,22 @@ fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
             fs::remove_dir_all(staging).map_err(err(staging))
         }
         Err(_) => {
-            // File systems without RENAME_EXCHANGE: two renames.
-            let old = staging.with_extension("old");
-            fs::rename(out, &old).map_err(err(out))?;
-            fs::rename(staging, out).map_err(err(out))?;
+            // File systems without RENAME_EXCHANGE: two renames. The old
+            // tree's name starts like the staging folder's, so a killed
+            // build's leftover is removed by the next one.
+            let mut old = staging.as_os_str().to_owned();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            if let Err(e) = fs::rename(out, &old) {
+                let _ = fs::remove_dir_all(staging);
+                return Err(err(out)(e));
+            }
+            if let Err(e) = fs::rename(staging, out) {
+                // Put the previous tree back.
+                let _ = fs::rename(&old, out);
+                let _ = fs::remove_dir_all(staging);
+                return Err(err(out)(e));
+            }
             sync(parent)?;
             fs::remove_dir_all(&old).map_err(err(&old))
         }

@@ -17,16 +17,54 @@ use crate::render::Content;
 /// Read size for hashing and copying (hashed on all cores per chunk).
 const CHUNK: usize = 4 << 20;
 
-/// Hard-links `old` (a file of the previous tree) to `dest` when it holds
-/// exactly `content` and has the tree's file mode. Returns whether it did.
-/// Anything unexpected (missing, a symlink, another mode, changed while
-/// read) is simply "not reusable": the caller writes the file afresh.
-pub fn link_if_unchanged(old: &Path, content: &Content, dest: &Path) -> Result<bool, WriteError> {
-    let Ok(mut f) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(old)
-    else {
+/// The previous tree, open: its files are reached beneath it, through no
+/// symlink.
+pub struct Previous {
+    pub path: std::path::PathBuf,
+    dir: fs::File,
+}
+
+impl Previous {
+    pub fn open(path: &Path) -> Option<Previous> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .ok()?;
+        Some(Previous {
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    fn open_file(&self, rel: &str) -> io::Result<fs::File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        match rustix::fs::openat2(&self.dir, rel, flags, Mode::empty(), how) {
+            Ok(fd) => Ok(fd.into()),
+            // Kernels before 5.6 (or a sandbox without openat2): the last
+            // component at least is no symlink; the inode check below holds.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                Ok(rustix::fs::openat(&self.dir, rel, flags, Mode::empty())?.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Hard-links `rel` of the previous tree to `dest` when it holds exactly
+/// `content` and has the tree's file mode. Returns whether it did. Anything
+/// unexpected (missing, a symlink, another mode, changed while read) is
+/// simply "not reusable": the caller writes the file afresh.
+pub fn link_if_unchanged(
+    prev: &Previous,
+    rel: &str,
+    content: &Content,
+    dest: &Path,
+) -> Result<bool, WriteError> {
+    let old = prev.path.join(rel);
+    let Ok(mut f) = prev.open_file(rel) else {
         return Ok(false);
     };
     let Ok(before) = f.metadata() else {
@@ -55,7 +93,7 @@ pub fn link_if_unchanged(old: &Path, content: &Content, dest: &Path) -> Result<b
     if !same || stamp(&before) != stamp(&after) {
         return Ok(false);
     }
-    if fs::hard_link(old, dest).is_err() {
+    if fs::hard_link(&old, dest).is_err() {
         return Ok(false);
     }
     // The name linked must still be the file that was checked.

@@ -295,3 +295,28 @@ fn modes_are_explicit_whatever_the_umask() {
         }
     }
 }
+
+#[test]
+fn a_symlink_in_the_previous_tree_is_not_followed() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    let kernel = the_kernel(&out);
+    let folder = kernel.parent().unwrap().to_path_buf();
+    // The image's folder moved out of the tree, a symlink left in its place.
+    let elsewhere = s.path("elsewhere");
+    fs::rename(&folder, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &folder).unwrap();
+    let outside = fs::metadata(elsewhere.join("vmlinuz")).unwrap();
+
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = fs::symlink_metadata(&folder).unwrap();
+    assert!(m.is_dir(), "the image folder must be a real folder again");
+    let inside = fs::metadata(&kernel).unwrap();
+    assert!(
+        (inside.dev(), inside.ino()) != (outside.dev(), outside.ino()),
+        "the tree must not share a file with a folder outside it"
+    );
+    assert!(fs::read(&kernel).unwrap() == fs::read(elsewhere.join("vmlinuz")).unwrap());
+}
