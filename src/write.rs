@@ -17,16 +17,18 @@ use rayon::prelude::*;
 use crate::render::{Content, Tree};
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+// Not a `source` field: the message holds the error once (anyhow's `{:#}`
+// would print a source again).
+#[error("{path}: {error}")]
 pub struct WriteError {
     pub path: PathBuf,
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError {
+    move |error| WriteError {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

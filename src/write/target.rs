@@ -25,14 +25,14 @@ pub struct Target {
 fn refuse(path: &Path, msg: String) -> WriteError {
     WriteError {
         path: path.to_path_buf(),
-        source: io::Error::other(msg),
+        error: io::Error::other(msg),
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError {
+    move |error| WriteError {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -85,10 +85,13 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
     if !target.exists {
         return Ok(target);
     }
-    let shown = if dir == out {
-        String::new()
-    } else {
+    // Name the real folder when the user's name hides it (a link, `.`).
+    let hidden =
+        link.as_ref().is_some_and(|m| m.file_type().is_symlink()) || out.file_name().is_none();
+    let shown = if hidden {
         format!(" ({})", dir.display())
+    } else {
+        String::new()
     };
     let meta = fs::metadata(&dir).map_err(io_err(out))?;
     if !meta.is_dir() {
@@ -97,6 +100,17 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             format!(
                 "is not a folder{shown}: refusing to replace it with the output tree \
                  (choose a folder with -o)"
+            ),
+        ));
+    }
+    // A site is never an output, whatever marker it holds (a hostile change
+    // could add one).
+    if fs::symlink_metadata(dir.join("bootc.toml")).is_ok() {
+        return Err(refuse(
+            out,
+            format!(
+                "holds bootc.toml{shown}: it is a site, not an output tree; refusing to replace it \
+                 (choose another -o folder)"
             ),
         ));
     }
