@@ -104,7 +104,6 @@ pub fn link_if_unchanged(
             return Ok(false);
         }
     }
-    f.sync_all().map_err(err(dest))?;
     Ok(true)
 }
 
