@@ -1,8 +1,8 @@
 //! Where the writer may write: the output folder, symlinks resolved, and
 //! whether it is bootc's to replace. A folder is bootc's only if it is empty,
 //! holds bootc's marker file, or is a tree an earlier bootc wrote (a plan.json
-//! and an http/manifest.json of bootc's formats). Anything else is refused
-//! and left untouched.
+//! and an http/manifest.json of bootc's formats, and no file the manifest
+//! does not list). Anything else is refused and left untouched.
 
 use std::fs;
 use std::io;
@@ -191,5 +191,35 @@ fn earlier_tree(dir: &Path) -> bool {
         && manifest.get("build-id").is_some_and(|v| v.is_string())
         && manifest.get("site") == plan.get("site")
         && files_ok;
-    plan_ok && manifest_ok
+    plan_ok && manifest_ok && only_listed_files(dir, &manifest)
+}
+
+/// Every file of `dir` is one the manifest lists (or the manifest and its
+/// signature), and nothing is a symlink or special file: a folder where
+/// someone copied a plan.json and a manifest beside files of their own is
+/// not a tree bootc wrote.
+fn only_listed_files(dir: &Path, manifest: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let mut listed: std::collections::HashSet<&str> = manifest
+        .get("files")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("path").and_then(|v| v.as_str()))
+        .collect();
+    listed.insert(crate::render::MANIFEST);
+    listed.insert(crate::verify::SIGNATURE);
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let Ok(e) = e else {
+            return false;
+        };
+        let ft = e.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(dir).ok().and_then(|p| p.to_str());
+        if !ft.is_file() || !rel.is_some_and(|r| listed.contains(r)) {
+            return false;
+        }
+    }
+    true
 }

@@ -92,16 +92,23 @@ fn trees_of_bootc_are_replaced_with_or_without_the_marker() {
     assert!(!s.path("out/http/stale.ipxe").exists());
 
     // A tree an earlier bootc wrote has no marker, but its plan.json and
-    // manifest are bootc's: it is still replaced (deployments keep working).
+    // manifest are bootc's, and it holds only what the manifest lists: it is
+    // still replaced (deployments keep working).
     fs::remove_file(s.path("out/.bootc-output")).unwrap();
-    s.write("out/http/stale.ipxe", "old");
     let r = build_to(&s, "out");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(s.path("out/.bootc-output").is_file());
-    assert!(!s.path("out/http/stale.ipxe").exists());
+
+    // The same with a file of someone else's in it: refused, kept.
+    fs::remove_file(s.path("out/.bootc-output")).unwrap();
+    s.write("out/http/mine.html", "not bootc's");
+    let before = tree(&s.path("out"));
+    let r = build_to(&s, "out");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(tree(&s.path("out")) == before);
+    fs::remove_file(s.path("out/http/mine.html")).unwrap();
 
     // Without the manifest it is not recognisably bootc's any more.
-    fs::remove_file(s.path("out/.bootc-output")).unwrap();
     fs::remove_file(s.path("out/http/manifest.json")).unwrap();
     let before = tree(&s.path("out"));
     let r = build_to(&s, "out");
