@@ -83,6 +83,19 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
             return Err(e);
         }
     };
+    // The build may have taken minutes: the folder replaced must still be
+    // the one checked, and still bootc's.
+    let again = target::resolve(out);
+    if !again
+        .as_ref()
+        .is_ok_and(|t| t.dir == target.dir && t.id == target.id)
+    {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(again.err().unwrap_or_else(|| WriteError {
+            path: out.to_path_buf(),
+            error: io::Error::other("was replaced while the tree was built; nothing was written"),
+        }));
+    }
     swap(&staging, &target.dir, &target.parent)?;
     Ok(stats)
 }

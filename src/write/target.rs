@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{MARKER, MARKER_FIRST_LINE, WriteError};
@@ -20,6 +21,9 @@ pub struct Target {
     pub name: String,
     /// Whether it exists (a previous tree to reuse files from and to swap).
     pub exists: bool,
+    /// Its device and inode when it exists: the folder checked is the one
+    /// replaced.
+    pub id: Option<(u64, u64)>,
 }
 
 fn refuse(path: &Path, msg: String) -> WriteError {
@@ -80,6 +84,7 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
         parent: parent.to_path_buf(),
         name: name.to_string_lossy().into_owned(),
         exists: link.is_some(),
+        id: None,
         dir: dir.clone(),
     };
     if !target.exists {
@@ -94,6 +99,10 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
         String::new()
     };
     let meta = fs::metadata(&dir).map_err(io_err(out))?;
+    let target = Target {
+        id: Some((meta.dev(), meta.ino())),
+        ..target
+    };
     if !meta.is_dir() {
         return Err(refuse(
             out,
