@@ -4,8 +4,12 @@
 //! content did not change is hard-linked from the previous tree, keeping its
 //! mtime, so `rsync -a` sends only what changed.
 
+mod reuse;
+mod target;
+
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -13,16 +17,18 @@ use rayon::prelude::*;
 use crate::render::{Content, Tree};
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+// Not a `source` field: the message holds the error once (anyhow's `{:#}`
+// would print a source again).
+#[error("{path}: {error}")]
 pub struct WriteError {
     pub path: PathBuf,
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError {
+    move |error| WriteError {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -35,44 +41,62 @@ pub struct Stats {
 
 const STAGING_MARK: &str = ".bootc-staging-";
 
-/// Writes `tree` to `out` atomically.
+/// bootc's marker, at the root of every tree it writes: a folder holding it
+/// is bootc's to replace (see [`target`]). It is a file of the tree like any
+/// other, so the manifest lists it.
+pub const MARKER: &str = ".bootc-output";
+pub const MARKER_FIRST_LINE: &str = "bootc output tree, format 1";
+pub const MARKER_TEXT: &str = "bootc output tree, format 1\n\
+    `bootc build` writes this folder and replaces it as a whole on every build;\n\
+    it refuses to replace a non-empty folder without this file.\n";
+
+/// Every file of the tree gets this mode, every folder [`DIR_MODE`],
+/// whatever the umask and the mode of the file copied.
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Writes `tree` to `out` atomically. `out` must be absent, empty, or a tree
+/// bootc wrote; a symlink is followed (the link stays, its target is replaced).
 pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(err(&parent))?;
-    if out.is_dir()
-        && !out.join("plan.json").is_file()
-        && fs::read_dir(out).map_err(err(out))?.next().is_some()
-    {
-        return Err(WriteError {
-            path: out.to_path_buf(),
-            source: io::Error::other(
-                "refusing to replace a non-empty folder that is not a bootc output tree (it has no plan.json)",
-            ),
-        });
-    }
-    let base = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "public".into());
-    remove_stale_staging(&parent, &base);
-    let staging = parent.join(format!(".{base}{STAGING_MARK}{}", std::process::id()));
-    if staging.exists() {
+    let target = target::resolve(out)?;
+    remove_stale_staging(&target.parent, &target.name);
+    let staging = target.parent.join(format!(
+        ".{}{STAGING_MARK}{}",
+        target.name,
+        std::process::id()
+    ));
+    if fs::symlink_metadata(&staging).is_ok() {
         fs::remove_dir_all(&staging).map_err(err(&staging))?;
     }
     fs::create_dir(&staging).map_err(err(&staging))?;
 
-    let result = fill(&staging, out, tree);
-    let stats = match result {
+    let previous = target
+        .exists
+        .then(|| reuse::Previous::open(&target.dir))
+        .flatten();
+    let stats = match fill(&staging, previous.as_ref(), tree)
+        .and_then(|s| sync_tree(&staging, tree).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
         }
     };
-    swap(&staging, out)?;
+    // The build may have taken minutes: the folder replaced must still be
+    // the one checked, and still bootc's.
+    let again = target::resolve(out);
+    if !again
+        .as_ref()
+        .is_ok_and(|t| t.dir == target.dir && t.id == target.id)
+    {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(again.err().unwrap_or_else(|| WriteError {
+            path: out.to_path_buf(),
+            error: io::Error::other("was replaced while the tree was built; nothing was written"),
+        }));
+    }
+    swap(&staging, &target.dir, &target.parent)?;
     Ok(stats)
 }
 
@@ -95,35 +119,42 @@ fn remove_stale_staging(parent: &Path, base: &str) {
     }
 }
 
-fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteError> {
-    // Folders first (sequentially, sorted), then files in parallel.
+/// Every folder of the tree (relative), parents before children.
+fn folders(tree: &Tree) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = tree
         .files
         .keys()
-        .filter_map(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .flat_map(|p| Path::new(p).ancestors().skip(1).map(Path::to_path_buf))
         .filter(|d| !d.as_os_str().is_empty())
         .collect();
     dirs.sort();
     dirs.dedup();
-    for d in &dirs {
+    dirs
+}
+
+fn fill(
+    staging: &Path,
+    previous: Option<&reuse::Previous>,
+    tree: &Tree,
+) -> Result<Stats, WriteError> {
+    // Folders first (sequentially, sorted), then files in parallel.
+    set_mode(staging, DIR_MODE)?;
+    for d in folders(tree) {
         let full = staging.join(d);
-        fs::create_dir_all(&full).map_err(err(&full))?;
+        fs::create_dir(&full).map_err(err(&full))?;
+        set_mode(&full, DIR_MODE)?;
     }
     let results: Vec<Result<(bool, u64), WriteError>> = tree
         .files
         .par_iter()
         .map(|(rel, content)| {
             let dest = staging.join(rel);
-            let old = previous.join(rel);
-            if unchanged(&old, rel, content) && fs::hard_link(&old, &dest).is_ok() {
+            if let Some(prev) = previous
+                && reuse::link_if_unchanged(prev, rel, content, &dest)?
+            {
                 return Ok((true, content.size()));
             }
-            match content {
-                Content::Bytes(b) => fs::write(&dest, b).map_err(err(&dest))?,
-                Content::Copy { source, .. } => {
-                    fs::copy(source, &dest).map_err(err(source))?;
-                }
-            }
+            write_file(&dest, content)?;
             Ok((false, content.size()))
         })
         .collect();
@@ -139,35 +170,69 @@ fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteErro
     Ok(stats)
 }
 
-/// Whether `old` (a file of the previous tree) already holds `content`.
-fn unchanged(old: &Path, rel: &str, content: &Content) -> bool {
-    let Ok(meta) = fs::symlink_metadata(old) else {
-        return false;
-    };
-    if !meta.is_file() || meta.len() != content.size() {
-        return false;
-    }
+fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err(path))
+}
+
+/// Writes one new file: mode 0644 whatever the umask, its bytes checked
+/// against the hash the manifest lists.
+fn write_file(dest: &Path, content: &Content) -> Result<(), WriteError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(dest)
+        .map_err(err(dest))?;
+    // The umask applies to open's mode, not to fchmod.
+    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+        .map_err(err(dest))?;
     match content {
-        // Content-addressed images: the path names the hash.
-        Content::Copy { .. } if rel.starts_with("http/images/") => true,
-        // Other copies (the chainloaders) keep their name across versions.
-        Content::Copy { blake3, .. } => {
-            crate::render::hash_file(old).is_ok_and(|(_, h)| h == *blake3)
-        }
-        Content::Bytes(b) => {
-            let mut buf = Vec::with_capacity(b.len());
-            fs::File::open(old)
-                .and_then(|mut f| f.read_to_end(&mut buf))
-                .is_ok()
-                && buf == *b
-        }
+        Content::Bytes(b) => f.write_all(b).map_err(err(dest))?,
+        Content::Copy {
+            source,
+            size,
+            blake3,
+        } => reuse::copy_checked(source, *size, blake3, &mut f, dest)?,
     }
+    Ok(())
+}
+
+/// Flushes the staged tree (files and folders) to disk, so the swap
+/// publishes a tree that is there after a crash: one syncfs for the whole
+/// file system (cheaper than an fsync per file on a large fleet), or, where
+/// that fails, every file and folder one by one.
+fn sync_tree(staging: &Path, tree: &Tree) -> Result<(), WriteError> {
+    let dir = fs::File::open(staging).map_err(err(staging))?;
+    if rustix::fs::syncfs(&dir).is_ok() {
+        return Ok(());
+    }
+    tree.files.par_iter().try_for_each(|(rel, _)| {
+        let p = staging.join(rel);
+        fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(err(&p))
+    })?;
+    for d in folders(tree).iter().rev() {
+        sync(&staging.join(d))?;
+    }
+    dir.sync_all().map_err(err(staging))
+}
+
+fn sync(dir: &Path) -> Result<(), WriteError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(err(dir))
 }
 
 /// Puts `staging` in place of `out` in one step, then removes the old tree.
-fn swap(staging: &Path, out: &Path) -> Result<(), WriteError> {
+/// The parent folder is flushed after the swap, so it survives a crash.
+fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
     if fs::symlink_metadata(out).is_err() {
-        return fs::rename(staging, out).map_err(err(out));
+        if let Err(e) = fs::rename(staging, out) {
+            let _ = fs::remove_dir_all(staging);
+            return Err(err(out)(e));
+        }
+        return sync(parent);
     }
     match rustix::fs::renameat_with(
         rustix::fs::CWD,
@@ -177,14 +242,28 @@ fn swap(staging: &Path, out: &Path) -> Result<(), WriteError> {
         rustix::fs::RenameFlags::EXCHANGE,
     ) {
         Ok(()) => {
+            sync(parent)?;
             // `staging` now holds the previous tree.
             fs::remove_dir_all(staging).map_err(err(staging))
         }
         Err(_) => {
-            // File systems without RENAME_EXCHANGE: two renames.
-            let old = staging.with_extension("old");
-            fs::rename(out, &old).map_err(err(out))?;
-            fs::rename(staging, out).map_err(err(out))?;
+            // File systems without RENAME_EXCHANGE: two renames. The old
+            // tree's name starts like the staging folder's, so a killed
+            // build's leftover is removed by the next one.
+            let mut old = staging.as_os_str().to_owned();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            if let Err(e) = fs::rename(out, &old) {
+                let _ = fs::remove_dir_all(staging);
+                return Err(err(out)(e));
+            }
+            if let Err(e) = fs::rename(staging, out) {
+                // Put the previous tree back.
+                let _ = fs::rename(&old, out);
+                let _ = fs::remove_dir_all(staging);
+                return Err(err(out)(e));
+            }
+            sync(parent)?;
             fs::remove_dir_all(&old).map_err(err(&old))
         }
     }

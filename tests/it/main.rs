@@ -13,3 +13,4 @@ mod schema;
 mod serve;
 mod sign;
 mod validation;
+mod writer;

@@ -1,0 +1,190 @@
+//! The bytes the writer publishes are the bytes the manifest lists. A file of
+//! the previous tree is reused (hard-linked, so it keeps its mtime) only once
+//! its content is proven the same: compared byte for byte, or re-hashed, never
+//! trusted by its name or size (someone may have edited it in place). A copied
+//! artifact is hashed as it is copied, and a copy whose bytes differ from the
+//! hash checked at validation fails the build: a signed manifest never
+//! describes a tree it doesn't match.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use super::{FILE_MODE, WriteError, err};
+use crate::render::Content;
+
+/// Read size for hashing and copying (hashed on all cores per chunk).
+const CHUNK: usize = 4 << 20;
+
+/// The previous tree, open: its files are reached beneath it, through no
+/// symlink.
+pub struct Previous {
+    pub path: std::path::PathBuf,
+    dir: fs::File,
+}
+
+impl Previous {
+    pub fn open(path: &Path) -> Option<Previous> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .ok()?;
+        Some(Previous {
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    fn open_file(&self, rel: &str) -> io::Result<fs::File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        match rustix::fs::openat2(&self.dir, rel, flags, Mode::empty(), how) {
+            Ok(fd) => Ok(fd.into()),
+            // Kernels before 5.6 (or a sandbox without openat2): the last
+            // component at least is no symlink; the inode check below holds.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                Ok(rustix::fs::openat(&self.dir, rel, flags, Mode::empty())?.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Hard-links `rel` of the previous tree to `dest` when it holds exactly
+/// `content` and has the tree's file mode. Returns whether it did. Anything
+/// unexpected (missing, a symlink, another mode, changed while read) is
+/// simply "not reusable": the caller writes the file afresh.
+pub fn link_if_unchanged(
+    prev: &Previous,
+    rel: &str,
+    content: &Content,
+    dest: &Path,
+) -> Result<bool, WriteError> {
+    let old = prev.path.join(rel);
+    let Ok(mut f) = prev.open_file(rel) else {
+        return Ok(false);
+    };
+    let Ok(before) = f.metadata() else {
+        return Ok(false);
+    };
+    if !before.is_file() || before.len() != content.size() || before.mode() & 0o7777 != FILE_MODE {
+        return Ok(false);
+    }
+    let same = match content {
+        Content::Bytes(b) => {
+            let mut buf = Vec::with_capacity(b.len());
+            (&mut f)
+                .take(b.len() as u64 + 1)
+                .read_to_end(&mut buf)
+                .is_ok()
+                && buf == *b
+        }
+        Content::Copy { size, blake3, .. } => {
+            hash_reader(&mut f, None).is_ok_and(|(n, h)| n == *size && h == *blake3)
+        }
+    };
+    // Changed while it was read: not proven.
+    let Ok(after) = f.metadata() else {
+        return Ok(false);
+    };
+    if !same || stamp(&before) != stamp(&after) {
+        return Ok(false);
+    }
+    if fs::hard_link(&old, dest).is_err() {
+        return Ok(false);
+    }
+    // The name linked must still be the file that was checked.
+    match fs::symlink_metadata(dest) {
+        Ok(m) if m.dev() == after.dev() && m.ino() == after.ino() => {}
+        _ => {
+            fs::remove_file(dest).map_err(err(dest))?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// What changes when a file's content or metadata is changed (ctime cannot
+/// be set back by its owner the way mtime can).
+fn stamp(m: &fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
+    (
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
+}
+
+/// Which side of a copy failed.
+enum Side {
+    Read,
+    Write,
+}
+
+/// BLAKE3 of everything `r` yields (and its length), optionally copying it
+/// to `to` on the way. Reads, never maps: a file that shrinks meanwhile is an
+/// error, not a SIGBUS.
+fn hash_reader(
+    r: &mut impl Read,
+    mut to: Option<&mut fs::File>,
+) -> Result<(u64, String), (Side, io::Error)> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((Side::Read, e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let chunk = &buf[..filled];
+        match to.as_deref_mut() {
+            Some(w) => {
+                rayon::join(|| h.update_rayon(chunk), || w.write_all(chunk))
+                    .1
+                    .map_err(|e| (Side::Write, e))?;
+            }
+            None => {
+                h.update_rayon(chunk);
+            }
+        }
+    }
+    Ok((h.count(), h.finalize().to_hex().to_string()))
+}
+
+/// Copies `source` into `to` (the new file `dest`), checking that the bytes
+/// copied are the `size` and `blake3` validation found and the manifest lists.
+pub fn copy_checked(
+    source: &Path,
+    size: u64,
+    blake3: &str,
+    to: &mut fs::File,
+    dest: &Path,
+) -> Result<(), WriteError> {
+    let mut from = fs::File::open(source).map_err(err(source))?;
+    let (n, h) = match hash_reader(&mut from, Some(to)) {
+        Ok(r) => r,
+        // A failed read names the source, a failed write the destination.
+        Err((Side::Read, e)) => return Err(err(source)(e)),
+        Err((Side::Write, e)) => return Err(err(dest)(e)),
+    };
+    if n != size || h != blake3 {
+        return Err(err(source)(io::Error::other(format!(
+            "changed while the tree was being written (checked: {size} bytes, blake3 {blake3}; \
+             copied: {n} bytes, blake3 {h}); nothing was written, build again"
+        ))));
+    }
+    Ok(())
+}
