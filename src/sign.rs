@@ -347,7 +347,9 @@ pub fn check(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Checked {
             signed_by: key_id(sig_box.keynum()),
         };
     }
-    match minisign::verify(&pk.key, &sig_box, Cursor::new(data), true, false, false) {
+    // Legacy signatures (algorithm `Ed`, of the data itself rather than its
+    // BLAKE2b hash: `minisign -S -l`) are accepted, as `minisign -V` does.
+    match minisign::verify(&pk.key, &sig_box, Cursor::new(data), true, false, true) {
         Ok(()) => Checked::Good {
             trusted_comment: sig_box.trusted_comment().unwrap_or_default(),
         },

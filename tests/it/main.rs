@@ -12,3 +12,4 @@ mod schema;
 mod serve;
 mod sign;
 mod validation;
+mod verify_hostile;
