@@ -13,3 +13,4 @@ mod serve;
 mod sign;
 mod validation;
 mod verify_hostile;
+mod wording;
