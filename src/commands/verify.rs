@@ -12,9 +12,9 @@ use crate::{sign, verify};
 pub fn run(target: &str, pubkey: &Path, timeout: f64) -> Result<ExitCode> {
     let Some(timeout) = Duration::try_from_secs_f64(timeout)
         .ok()
-        .filter(|t| *t >= Duration::from_millis(100))
+        .filter(|t| *t >= Duration::from_millis(100) && *t <= Duration::from_secs(86_400))
     else {
-        bail!("--timeout {timeout}: give a number of seconds, at least 0.1");
+        bail!("--timeout {timeout}: give a number of seconds from 0.1 to 86400");
     };
     let pk = sign::load_public_key(pubkey)?;
     let report = verify::verify(target, &pk, timeout)?;

@@ -38,7 +38,9 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 
 /// How long the whole body of `size` bytes may take.
 fn body_time(timeout: Duration, size: u64) -> Duration {
-    timeout * 3 + Duration::from_secs(size / MIN_RATE)
+    timeout
+        .saturating_mul(3)
+        .saturating_add(Duration::from_secs(size / MIN_RATE))
 }
 
 fn secs(d: Duration) -> String {
