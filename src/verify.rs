@@ -546,9 +546,14 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
     Ok(report)
 }
 
+/// `1 byte`, `2 bytes`.
+fn bytes(n: u64) -> String {
+    crate::diag::plural(usize::try_from(n).unwrap_or(usize::MAX), "byte")
+}
+
 fn size_problem(path: &str, expected: u64, found: String) -> Problem {
     Problem::file(path, "size differs from the manifest")
-        .note(format!("expected: {expected} bytes"))
+        .note(format!("expected: {}", bytes(expected)))
         .note(format!("found:    {found}"))
 }
 

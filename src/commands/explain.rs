@@ -112,7 +112,11 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
         for a in img.boot.artifacts() {
             let what = match a {
                 crate::site::Artifact::Local { path, size, .. } => {
-                    format!("{}  (local {path}, {size} bytes)", a.url_from(""))
+                    format!(
+                        "{}  (local {path}, {})",
+                        a.url_from(""),
+                        crate::diag::plural(usize::try_from(*size).unwrap_or(usize::MAX), "byte")
+                    )
                 }
                 crate::site::Artifact::Remote {
                     url,

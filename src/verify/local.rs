@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::{Problem, hash_problem, size_problem};
+use super::{Problem, bytes, hash_problem, size_problem};
 use crate::render::ManifestFile;
 
 /// Why a file of the tree is not read.
@@ -128,7 +128,8 @@ pub fn read_small(root: &Path, rel: &str, max: u64) -> Result<Vec<u8>, Refused> 
     let (f, size) = open(root, rel, None)?;
     if size > max {
         return Err(Refused::Unsafe(format!(
-            "is {size} bytes, more than the {max} bytes verify reads"
+            "is {}, more than the {max} bytes verify reads",
+            bytes(size)
         )));
     }
     let mut out = Vec::with_capacity(size as usize);
@@ -152,7 +153,7 @@ pub fn check(root: &Path, rel: &str, f: &ManifestFile, walk: &Walk) -> Option<Pr
         Err(Refused::Io(e)) => return Some(Problem::file(&f.path, format!("cannot be read: {e}"))),
     };
     if size != f.size {
-        return Some(size_problem(&f.path, f.size, format!("{size} bytes")));
+        return Some(size_problem(&f.path, f.size, bytes(size)));
     }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 << 10];
@@ -175,7 +176,7 @@ pub fn check(root: &Path, rel: &str, f: &ManifestFile, walk: &Walk) -> Option<Pr
         return Some(size_problem(
             &f.path,
             f.size,
-            format!("{done} bytes (it changed while it was read)"),
+            format!("{} (it changed while it was read)", bytes(done)),
         ));
     }
     let h = hasher.finalize().to_hex().to_string();

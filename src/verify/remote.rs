@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Place, Problem, hash_problem, size_problem};
+use super::{Place, Problem, bytes, hash_problem, size_problem};
 use crate::render::ManifestFile;
 
 /// The most bytes of a manifest verify reads (a fleet of 100 000 files
@@ -123,7 +123,7 @@ pub fn read_small(
     if let Some(len) = resp.body().content_length()
         && len > max
     {
-        return Err(too_big(format!("{len} bytes (Content-Length)")));
+        return Err(too_big(format!("{} (Content-Length)", bytes(len))));
     }
     match resp.body_mut().with_config().limit(max).read_to_vec() {
         Ok(b) => Ok(Some(b)),
@@ -231,7 +231,7 @@ fn fetch_and_check(
             return Some(size_problem(
                 &f.path,
                 f.size,
-                format!("{len} bytes (Content-Length)"),
+                format!("{} (Content-Length)", bytes(len)),
             ));
         }
         let mut reader = resp.body_mut().as_reader();
@@ -248,7 +248,7 @@ fn fetch_and_check(
                             &f.path,
                             format!(
                                 "download failed after {}: {}",
-                                crate::diag::plural(done as usize, "byte"),
+                                bytes(done),
                                 describe_io(&e, timeout, body)
                             ),
                         )
@@ -268,7 +268,7 @@ fn fetch_and_check(
             }
         }
         if done != f.size {
-            return Some(size_problem(&f.path, f.size, format!("{done} bytes")));
+            return Some(size_problem(&f.path, f.size, bytes(done)));
         }
         let h = hasher.finalize().to_hex().to_string();
         (h != f.blake3).then(|| hash_problem(&f.path, &f.blake3, &h))
