@@ -136,7 +136,28 @@ fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
 
 /// A built tree: its plan.json, and the hashes of its files when it has http/.
 fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
-    let text = std::fs::read(plan).with_context(|| plan.display().to_string())?;
+    // The plan.json of a tree is its own file, never a link to another.
+    let text = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(plan)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => anyhow!(
+                    "{}: a symbolic link; bootc reads a tree's own plan.json only",
+                    plan.display()
+                ),
+                _ => anyhow!("{}: {e}", plan.display()),
+            })?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("{}: not a regular file", plan.display());
+        }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut text)
+            .with_context(|| plan.display().to_string())?;
+        text
+    };
     let plan: PlanDoc = read_plan(&text).map_err(|why| {
         anyhow!(
             "{}: not a plan.json written by bootc: {why}",

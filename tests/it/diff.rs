@@ -439,6 +439,17 @@ fn foreign_plan_json_is_refused() {
     // bootc's own plan still compares.
     let r = p.run(&["diff", "tree", "head"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // A tree's plan.json that is a link (to a plan outside) is refused.
+    fs::create_dir(p.path("linked")).unwrap();
+    std::os::unix::fs::symlink(p.path("tree/plan.json"), p.path("linked/plan.json")).unwrap();
+    let r = p.run(&["diff", "linked", "head"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("linked/plan.json: a symbolic link; bootc reads a tree's own plan.json only"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// 40 machines of rack r12 move to Debian 13: one line, whatever the size.
