@@ -68,6 +68,10 @@ pub enum Command {
         /// The minisign public key (PREFIX.pub of `bootc keygen`, or minisign's)
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
+        /// Over HTTP: give up on a server that connects, answers or sends
+        /// nothing for this many seconds
+        #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+        timeout: f64,
     },
     /// Write a minisign key pair for signing manifests: PREFIX.key and PREFIX.pub
     Keygen {

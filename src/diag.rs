@@ -403,11 +403,14 @@ impl<'a> Reporter<'a> {
 }
 
 pub fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
+    plural_with(n, what, &format!("{what}s"))
+}
+
+/// A count and the words that agree with it: `1 machine boots`, `2
+/// machines boot`. Every counted noun of bootc's output goes through this
+/// (or [`plural`]), never through a bare `"{n} machines"`.
+pub fn plural_with(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn gh_data(s: &str) -> String {

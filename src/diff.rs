@@ -17,6 +17,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::diag::plural_with;
+
 /// Output formats of `bootc diff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum DiffFormat {
@@ -194,7 +196,10 @@ fn lines_text(l: &Lines, m: Option<&MachineDoc>, s: Style) -> String {
     let hidden =
         l.removed.len().saturating_sub(MAX_LINES) + l.added.len().saturating_sub(MAX_LINES);
     if hidden > 0 {
-        parts.push(format!("and {}", plural(hidden, "more line", "more lines")));
+        parts.push(format!(
+            "and {}",
+            plural_with(hidden, "more line", "more lines")
+        ));
     }
     if parts.is_empty() {
         // Only the order or trailing spaces changed.
@@ -1246,10 +1251,6 @@ fn md_text(s: &str) -> String {
     out
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn short_hash(h: &str) -> &str {
     &h[..h.len().min(8)]
 }
@@ -1374,7 +1375,7 @@ fn change_view(r: &Report, members: &[usize], s: Style) -> View {
         }
     }
     View {
-        title: format!("{} machines", members.len()),
+        title: plural_with(members.len(), "machine", "machines"),
         labels,
         names: Some(name_list(&names, s)),
         lines,
@@ -1432,7 +1433,7 @@ fn entry_views(list: &[MachineEntry], s: Style) -> Vec<View> {
             } else {
                 let names: Vec<&str> = members.iter().map(|&i| list[i].name.as_str()).collect();
                 View {
-                    title: format!("{} machines", members.len()),
+                    title: plural_with(members.len(), "machine", "machines"),
                     labels,
                     names: Some(name_list(&names, s)),
                     lines: vec![entry_text(first, s)],
@@ -1553,7 +1554,7 @@ impl Report {
         }
         format!(
             "{} differently: {} changed, {} added, {} removed",
-            plural(total, "machine boots", "machines boot"),
+            plural_with(total, "machine boots", "machines boot"),
             s.changed,
             s.added,
             s.removed
@@ -1588,7 +1589,7 @@ impl Report {
         let by: Vec<String> = by.iter().map(|(w, n)| format!("{w} {n}")).collect();
         Some(format!(
             "and {} in {} smaller groups ({}; `--format json` lists every one)",
-            plural(n, "more machine", "more machines"),
+            plural_with(n, "more machine", "more machines"),
             rest.len(),
             by.join(", ")
         ))
@@ -1599,7 +1600,7 @@ impl Report {
             "{} (site {}, {})",
             side.label,
             side.site,
-            plural(side.machines, "machine", "machines")
+            plural_with(side.machines, "machine", "machines")
         )
     }
 
@@ -1626,7 +1627,7 @@ impl Report {
             let _ = writeln!(
                 o,
                 "  {} only labels (not listed)",
-                plural(
+                plural_with(
                     self.summary.labels_only,
                     "machine changes",
                     "machines change"
@@ -1655,7 +1656,7 @@ impl Report {
                         let _ = writeln!(
                             o,
                             ": changed, for {}: {}",
-                            plural(names.len(), "machine", "machines"),
+                            plural_with(names.len(), "machine", "machines"),
                             name_list(&names, s)
                         );
                     }
@@ -1749,7 +1750,7 @@ impl Report {
                 "{} (site {}, {})",
                 code(&x.label),
                 code(&x.site),
-                plural(x.machines, "machine", "machines")
+                plural_with(x.machines, "machine", "machines")
             )
         };
         let _ = writeln!(o, "{} → {}", side(&self.base), side(&self.head));
@@ -1786,7 +1787,7 @@ impl Report {
             let _ = writeln!(
                 o,
                 "\n{} only labels (not listed).",
-                plural(
+                plural_with(
                     self.summary.labels_only,
                     "machine changes",
                     "machines change"
@@ -1815,7 +1816,7 @@ impl Report {
                         let _ = writeln!(
                             o,
                             ": changed, for {}: {}",
-                            plural(names.len(), "machine", "machines"),
+                            plural_with(names.len(), "machine", "machines"),
                             md_text(&name_list(&names, s))
                         );
                     }

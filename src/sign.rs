@@ -349,7 +349,9 @@ pub fn check(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Checked {
             signed_by: key_id(sig_box.keynum()),
         };
     }
-    match minisign::verify(&pk.key, &sig_box, Cursor::new(data), true, false, false) {
+    // Legacy signatures (algorithm `Ed`, of the data itself rather than its
+    // BLAKE2b hash: `minisign -S -l`) are accepted, as `minisign -V` does.
+    match minisign::verify(&pk.key, &sig_box, Cursor::new(data), true, false, true) {
         Ok(()) => Checked::Good {
             trusted_comment: sig_box.trusted_comment().unwrap_or_default(),
         },
@@ -477,6 +479,40 @@ mod tests {
         assert!(matches!(
             check(&pk, "nonsense", b"hello\n"),
             Checked::Unreadable { .. }
+        ));
+    }
+
+    /// A signature in minisign's legacy format (`minisign -S -l`): the
+    /// algorithm `Ed`, the data itself signed rather than its BLAKE2b hash.
+    fn legacy_sign(sk: &SecretKey, data: &[u8], trusted_comment: &str) -> String {
+        let sig = sk.sk.sign(data, None);
+        let mut sig_line = b"Ed".to_vec();
+        sig_line.extend_from_slice(&sk.keynum);
+        sig_line.extend_from_slice(sig.as_ref());
+        let mut global = sig.as_ref().to_vec();
+        global.extend_from_slice(trusted_comment.as_bytes());
+        format!(
+            "untrusted comment: legacy\n{}\ntrusted comment: {trusted_comment}\n{}\n",
+            b64(&sig_line),
+            b64(sk.sk.sign(&global, None).as_ref())
+        )
+    }
+
+    #[test]
+    fn legacy_signatures_are_accepted_like_minisign_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sk, pk) = keys(dir.path(), None);
+        let sig = legacy_sign(&sk, b"hello\n", "t");
+        match check(&pk, &sig, b"hello\n") {
+            Checked::Good { trusted_comment } => assert_eq!(trusted_comment, "t"),
+            Checked::Bad { why } => panic!("a legacy signature must verify: {why}"),
+            _ => panic!("a legacy signature must verify"),
+        }
+        assert!(matches!(check(&pk, &sig, b"hello!\n"), Checked::Bad { .. }));
+        let edited = legacy_sign(&sk, b"hello\n", "t").replace("comment: t", "comment: u");
+        assert!(matches!(
+            check(&pk, &edited, b"hello\n"),
+            Checked::Bad { .. }
         ));
     }
 

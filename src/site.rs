@@ -38,6 +38,17 @@ impl Mac {
         self.0[0] & 1 == 1
     }
 
+    /// 00:00:00:00:00:00: no NIC's address (firmware and drivers report it
+    /// when they have none).
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+
+    /// ff:ff:ff:ff:ff:ff: every NIC of the segment.
+    pub fn is_broadcast(&self) -> bool {
+        self.0 == [0xff; 6]
+    }
+
     /// `52-54-00-aa-bb-01`: iPXE's `${mac:hexhyp}` and the script's file name.
     pub fn hexhyp(&self) -> String {
         self.0

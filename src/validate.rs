@@ -1013,6 +1013,16 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                             .at(wl, "not a MAC address")
                             .help("write six pairs of hex digits separated by ':' or '-', like 52:54:00:aa:bb:01"),
                     ),
+                    Some(mac) if mac.is_zero() => cx.diags.push(
+                        Diag::error(format!("MAC address `{}` is all zeros", w.get_ref()))
+                            .at(wl, "no NIC has this address")
+                            .help("firmware reports 00:00:00:00:00:00 when it knows no address: write the NIC's own, from its label or the DHCP server's log"),
+                    ),
+                    Some(mac) if mac.is_broadcast() => cx.diags.push(
+                        Diag::error(format!("MAC address `{}` is the broadcast address", w.get_ref()))
+                            .at(wl, "every NIC of the segment, not one")
+                            .help("write the NIC's own address, from its label or the DHCP server's log"),
+                    ),
                     Some(mac) if mac.is_group() => cx.diags.push(
                         Diag::error(format!("MAC address `{}` is a group (multicast) address", w.get_ref()))
                             .at(wl, "the lowest bit of the first byte is set")

@@ -10,19 +10,20 @@
 //! - an `http://` or `https://` URL where `http/` is served: its files are
 //!   fetched (streamed, never held in memory), the others are skipped.
 
+mod local;
+mod remote;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, IsTerminal, Read};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::render::{MANIFEST, MANIFEST_FORMAT, ManifestFile, hash_file};
+use crate::render::{MANIFEST, MANIFEST_FORMAT, ManifestFile};
 use crate::sign::{self, Checked, PublicKey};
 
 pub const SIGNATURE: &str = "http/manifest.json.minisig";
@@ -187,11 +188,23 @@ enum Place {
     /// A folder; `http_only`: it is a web root (the `http/` folder).
     Dir { root: PathBuf, http_only: bool },
     /// The URL `http/` is served at, ending in '/'.
-    Url { base: String, agent: ureq::Agent },
+    Url {
+        base: String,
+        agent: ureq::Agent,
+        timeout: Duration,
+    },
+}
+
+/// A manifest or signature, read.
+enum Small {
+    Bytes(Vec<u8>),
+    Missing,
+    /// It is there but must not be used: why.
+    Refused(String),
 }
 
 impl Place {
-    fn open(target: &str) -> Result<Place, VerifyError> {
+    fn open(target: &str, timeout: Duration) -> Result<Place, VerifyError> {
         if target.starts_with("http://") || target.starts_with("https://") {
             let mut base = target.to_string();
             if let Some(stripped) = base.strip_suffix("manifest.json") {
@@ -200,25 +213,24 @@ impl Place {
             if !base.ends_with('/') {
                 base.push('/');
             }
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_connect(Some(Duration::from_secs(15)))
-                .timeout_recv_response(Some(Duration::from_secs(60)))
-                .user_agent(format!("bootc/{}", env!("CARGO_PKG_VERSION")))
-                .build()
-                .into();
-            return Ok(Place::Url { base, agent });
+            return Ok(Place::Url {
+                base,
+                agent: remote::agent(timeout),
+                timeout,
+            });
         }
         let root = PathBuf::from(target);
         if let Err(source) = fs::metadata(&root) {
             return Err(VerifyError::Io { path: root, source });
         }
-        if root.join(MANIFEST).is_file() {
+        // Whatever is there decides the kind; it is read (or refused) later.
+        let there = |p: &str| fs::symlink_metadata(root.join(p)).is_ok();
+        if there(MANIFEST) {
             Ok(Place::Dir {
                 root,
                 http_only: false,
             })
-        } else if root.join("manifest.json").is_file() {
+        } else if there("manifest.json") {
             Ok(Place::Dir {
                 root,
                 http_only: true,
@@ -238,16 +250,17 @@ impl Place {
         }
     }
 
-    fn local(&self, path: &str) -> Option<PathBuf> {
+    /// The folder, and where a tree path is in it.
+    fn local<'a>(&self, path: &'a str) -> Option<(&PathBuf, &'a str)> {
         match self {
             Place::Dir {
                 root,
                 http_only: false,
-            } => Some(root.join(path)),
+            } => Some((root, path)),
             Place::Dir {
                 root,
                 http_only: true,
-            } => path.strip_prefix("http/").map(|p| root.join(p)),
+            } => path.strip_prefix("http/").map(|p| (root, p)),
             Place::Url { .. } => None,
         }
     }
@@ -261,36 +274,28 @@ impl Place {
         }
     }
 
-    /// A small file (manifest, signature), or `None` when it is not there.
-    fn read_small(&self, path: &str) -> Result<Option<Vec<u8>>, VerifyError> {
+    /// A small file (manifest, signature) of at most `max` bytes.
+    fn read_small(&self, path: &str, max: u64) -> Result<Small, VerifyError> {
         match self {
             Place::Dir { .. } => {
-                let full = self.local(path).expect("manifest paths are under http/");
-                match fs::read(&full) {
-                    Ok(b) => Ok(Some(b)),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(VerifyError::Io { path: full, source }),
+                let (root, rel) = self.local(path).expect("manifest paths are under http/");
+                match local::read_small(root, rel, max) {
+                    Ok(b) => Ok(Small::Bytes(b)),
+                    Err(local::Refused::Missing) => Ok(Small::Missing),
+                    Err(local::Refused::Unsafe(why)) => Ok(Small::Refused(why)),
+                    Err(local::Refused::Io(source)) => Err(VerifyError::Io {
+                        path: root.join(rel),
+                        source,
+                    }),
                 }
             }
-            Place::Url { agent, .. } => {
+            Place::Url { agent, timeout, .. } => {
                 let url = self.url(path).expect("manifest paths are under http/");
-                let http = |why: String| VerifyError::Http {
-                    url: url.clone(),
-                    why,
-                };
-                let mut resp = agent.get(&url).call().map_err(|e| http(e.to_string()))?;
-                match resp.status().as_u16() {
-                    200 => {}
-                    404 | 410 => return Ok(None),
-                    s => return Err(http(format!("HTTP {s}"))),
+                match remote::read_small(agent, &url, max, *timeout) {
+                    Ok(Some(b)) => Ok(Small::Bytes(b)),
+                    Ok(None) => Ok(Small::Missing),
+                    Err(why) => Err(VerifyError::Http { url, why }),
                 }
-                let bytes = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(1 << 30)
-                    .read_to_vec()
-                    .map_err(|e| http(e.to_string()))?;
-                Ok(Some(bytes))
             }
         }
     }
@@ -310,8 +315,8 @@ fn encode_path(p: &str) -> String {
 }
 
 /// Verifies `target` (a folder or URL) against `pk`.
-pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
-    let place = Place::open(target)?;
+pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report, VerifyError> {
+    let place = Place::open(target, timeout)?;
     let mut report = Report {
         target: target.to_string(),
         key_id: pk.id(),
@@ -323,14 +328,26 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
         problems: Vec::new(),
         notes: Vec::new(),
     };
-    let Some(manifest) = place.read_small(MANIFEST)? else {
-        return Err(match &place {
-            Place::Url { base, .. } => VerifyError::Http {
-                url: format!("{base}manifest.json"),
-                why: "not found (HTTP 404): is this where http/ is served?".into(),
-            },
-            Place::Dir { root, .. } => VerifyError::NotATree(root.clone()),
-        });
+    let manifest = match place.read_small(MANIFEST, remote::MANIFEST_MAX)? {
+        Small::Bytes(b) => b,
+        Small::Missing => {
+            return Err(match &place {
+                Place::Url { base, .. } => VerifyError::Http {
+                    url: format!("{base}manifest.json"),
+                    why: "not found (HTTP 404): is this where http/ is served?".into(),
+                },
+                Place::Dir { root, .. } => VerifyError::NotATree(root.clone()),
+            });
+        }
+        Small::Refused(why) => {
+            report.problems.push(Problem {
+                order: 1,
+                path: MANIFEST.into(),
+                message: why,
+                notes: Vec::new(),
+            });
+            return Ok(report);
+        }
     };
     let sig_problem = |message: String| Problem {
         order: 0,
@@ -338,12 +355,13 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
         message,
         notes: Vec::new(),
     };
-    match place.read_small(SIGNATURE)? {
-        None => report.problems.push(
+    match place.read_small(SIGNATURE, remote::SIGNATURE_MAX)? {
+        Small::Refused(why) => report.problems.push(sig_problem(why)),
+        Small::Missing => report.problems.push(
             sig_problem("missing: the manifest is not signed".into())
                 .note("help: build with `--sign-key FILE` (or BOOTC_SIGN_KEY=FILE) and deploy the .minisig with the tree"),
         ),
-        Some(sig) => {
+        Small::Bytes(sig) => {
             let text = String::from_utf8_lossy(&sig);
             match sign::check(pk, &text, &manifest) {
                 Checked::Good { trusted_comment } => {
@@ -482,31 +500,44 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
 
     report.checked = to_check.len();
     report.bytes = to_check.iter().map(|f| f.size).sum();
-    let mut file_problems = match &place {
-        Place::Dir { .. } => to_check
-            .par_iter()
-            .filter_map(|f| check_local(&place.local(&f.path).expect("a folder"), f))
-            .collect::<Vec<_>>(),
-        Place::Url { agent, .. } => check_remote(agent, &place, &to_check),
-    };
-    report.problems.append(&mut file_problems);
-
     match &place {
         Place::Dir { root, http_only } => {
-            for rel in walk(root).map_err(|(path, source)| VerifyError::Io { path, source })? {
+            let walk =
+                local::walk(root).map_err(|(path, source)| VerifyError::Io { path, source })?;
+            let mut file_problems = to_check
+                .par_iter()
+                .filter_map(|f| {
+                    let (root, rel) = place.local(&f.path).expect("a folder");
+                    local::check(root, rel, f, &walk)
+                })
+                .collect::<Vec<_>>();
+            report.problems.append(&mut file_problems);
+            for (rel, link) in &walk.entries {
                 let path = if *http_only {
                     format!("http/{rel}")
                 } else {
-                    rel
+                    rel.clone()
                 };
-                if path != MANIFEST && path != SIGNATURE && !seen.contains(path.as_str()) {
-                    report.problems.push(
-                        Problem::file(&path, "not listed in the manifest")
-                            .note("help: a file the build did not write; remove it (rsync --delete) or rebuild"),
-                    );
+                if path == MANIFEST || path == SIGNATURE || seen.contains(path.as_str()) {
+                    continue;
                 }
+                report.problems.push(if *link {
+                    Problem::file(&path, "a symbolic link, not listed in the manifest")
+                        .note("help: the build writes no links; remove it (rsync --delete) or rebuild")
+                } else {
+                    Problem::file(&path, "not listed in the manifest")
+                        .note("help: a file the build did not write; remove it (rsync --delete) or rebuild")
+                });
             }
         }
+        Place::Url { agent, timeout, .. } => {
+            let mut file_problems = remote::check_all(agent, &place, &to_check, *timeout);
+            report.problems.append(&mut file_problems);
+        }
+    }
+
+    match &place {
+        Place::Dir { .. } => {}
         Place::Url { .. } => report
             .notes
             .push("files the manifest does not list cannot be seen over HTTP".into()),
@@ -515,9 +546,14 @@ pub fn verify(target: &str, pk: &PublicKey) -> Result<Report, VerifyError> {
     Ok(report)
 }
 
+/// `1 byte`, `2 bytes`.
+fn bytes(n: u64) -> String {
+    crate::diag::plural(usize::try_from(n).unwrap_or(usize::MAX), "byte")
+}
+
 fn size_problem(path: &str, expected: u64, found: String) -> Problem {
     Problem::file(path, "size differs from the manifest")
-        .note(format!("expected: {expected} bytes"))
+        .note(format!("expected: {}", bytes(expected)))
         .note(format!("found:    {found}"))
 }
 
@@ -525,179 +561,6 @@ fn hash_problem(path: &str, expected: &str, found: &str) -> Problem {
     Problem::file(path, "content differs from the manifest")
         .note(format!("expected: blake3 {expected}"))
         .note(format!("found:    blake3 {found}"))
-}
-
-fn check_local(full: &Path, f: &ManifestFile) -> Option<Problem> {
-    let meta = match fs::metadata(full) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Some(Problem::file(&f.path, "missing"));
-        }
-        Err(e) => return Some(Problem::file(&f.path, format!("cannot be read: {e}"))),
-    };
-    if !meta.is_file() {
-        return Some(Problem::file(&f.path, "is not a regular file"));
-    }
-    if meta.len() != f.size {
-        return Some(size_problem(
-            &f.path,
-            f.size,
-            format!("{} bytes", meta.len()),
-        ));
-    }
-    match hash_file(full) {
-        Err(e) => Some(Problem::file(&f.path, format!("cannot be read: {e}"))),
-        Ok((_, h)) if h != f.blake3 => Some(hash_problem(&f.path, &f.blake3, &h)),
-        Ok(_) => None,
-    }
-}
-
-/// Every file under `root` (not folders), '/'-separated and relative.
-fn walk(root: &Path) -> Result<Vec<String>, (PathBuf, io::Error)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_path_buf();
-            (path, io::Error::other(e.to_string()))
-        })?;
-        if e.file_type().is_dir() {
-            continue;
-        }
-        let rel = e.path().strip_prefix(root).expect("under root");
-        out.push(
-            rel.components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/"),
-        );
-    }
-    Ok(out)
-}
-
-/// Above this many bytes in all, downloads show a progress bar (on a terminal).
-const PROGRESS_MIN_BYTES: u64 = 16 << 20;
-const WORKERS: usize = 4;
-
-fn check_remote(agent: &ureq::Agent, place: &Place, files: &[&ManifestFile]) -> Vec<Problem> {
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes:>10}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta} {wide_msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let next = AtomicUsize::new(0);
-    let problems = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS.min(files.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(f) = files.get(i) else { break };
-                    let url = place.url(&f.path).expect("http/ paths");
-                    if f.size >= PROGRESS_MIN_BYTES {
-                        bar.set_message(f.path.clone());
-                    }
-                    if let Some(p) = fetch_and_check(agent, &url, f, &bar) {
-                        problems.lock().expect("no panics while held").push(p);
-                    }
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    problems.into_inner().expect("no panics while held")
-}
-
-/// Downloads one file, hashing it as it comes; stops reading past the
-/// expected size.
-fn fetch_and_check(
-    agent: &ureq::Agent,
-    url: &str,
-    f: &ManifestFile,
-    bar: &indicatif::ProgressBar,
-) -> Option<Problem> {
-    let mut done = 0u64;
-    let result = (|| -> Option<Problem> {
-        let mut resp = match agent.get(url).call() {
-            Ok(r) => r,
-            Err(e) => {
-                return Some(
-                    Problem::file(&f.path, format!("could not be fetched: {e}")).note(url),
-                );
-            }
-        };
-        match resp.status().as_u16() {
-            200 => {}
-            404 | 410 => {
-                return Some(
-                    Problem::file(
-                        &f.path,
-                        format!("missing (HTTP {})", resp.status().as_u16()),
-                    )
-                    .note(url),
-                );
-            }
-            s => return Some(Problem::file(&f.path, format!("HTTP {s}")).note(url)),
-        }
-        if let Some(len) = resp.body().content_length()
-            && len != f.size
-        {
-            return Some(size_problem(
-                &f.path,
-                f.size,
-                format!("{len} bytes (Content-Length)"),
-            ));
-        }
-        let mut reader = resp.body_mut().as_reader();
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Some(Problem::file(
-                        &f.path,
-                        format!("download failed after {done} bytes: {e}"),
-                    ));
-                }
-            };
-            hasher.update(&buf[..n]);
-            done += n as u64;
-            bar.inc(n as u64);
-            if done > f.size {
-                return Some(size_problem(
-                    &f.path,
-                    f.size,
-                    "more bytes (stopped reading)".into(),
-                ));
-            }
-        }
-        if done != f.size {
-            return Some(size_problem(&f.path, f.size, format!("{done} bytes")));
-        }
-        let h = hasher.finalize().to_hex().to_string();
-        (h != f.blake3).then(|| hash_problem(&f.path, &f.blake3, &h))
-    })();
-    // Keep the bar's total right when a download stopped early.
-    if done < f.size {
-        bar.inc(f.size - done);
-    } else if done > f.size {
-        bar.dec(done - f.size);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{compile, print_human};
+use crate::diag::plural;
 use crate::render::{Content, MANIFEST, Tree};
 use crate::sign::{self, Password, SecretKey};
 use crate::verify::SIGNATURE;
@@ -41,11 +42,11 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
     let plan = c.plan.as_ref().expect("a tree comes with a plan");
     let scripts: usize = plan.machines.iter().map(|m| m.macs.len()).sum();
     println!(
-        "built site {}: {} machines, {} per-MAC scripts, {} files in {} ({} unchanged)",
+        "built site {}: {}, {}, {} in {} ({} unchanged)",
         plan.site,
-        plan.machines.len(),
-        scripts,
-        stats.files,
+        plural(plan.machines.len(), "machine"),
+        plural(scripts, "per-MAC script"),
+        plural(stats.files, "file"),
         out.display(),
         stats.unchanged
     );

@@ -18,9 +18,9 @@ pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
                 && let Some(plan) = &c.plan
             {
                 eprintln!(
-                    "site {} is valid: {} machines",
+                    "site {} is valid: {}",
                     plan.site,
-                    plan.machines.len()
+                    crate::diag::plural(plan.machines.len(), "machine")
                 );
             }
         }

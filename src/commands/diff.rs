@@ -136,9 +136,34 @@ fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
 
 /// A built tree: its plan.json, and the hashes of its files when it has http/.
 fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
-    let text = std::fs::read(plan).with_context(|| plan.display().to_string())?;
-    let plan: PlanDoc = serde_json::from_slice(&text)
-        .with_context(|| format!("{}: not a bootc plan.json", plan.display()))?;
+    // The plan.json of a tree is its own file, never a link to another.
+    let text = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(plan)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => anyhow!(
+                    "{}: a symbolic link; bootc reads a tree's own plan.json only",
+                    plan.display()
+                ),
+                _ => anyhow!("{}: {e}", plan.display()),
+            })?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("{}: not a regular file", plan.display());
+        }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut text)
+            .with_context(|| plan.display().to_string())?;
+        text
+    };
+    let plan: PlanDoc = read_plan(&text).map_err(|why| {
+        anyhow!(
+            "{}: not a plan.json written by bootc: {why}",
+            plan.display()
+        )
+    })?;
     let (files, texts) = if root.join("http").is_dir() {
         (Some(tree_hashes(root)?), Texts::Dir(root.to_path_buf()))
     } else {
@@ -150,6 +175,71 @@ fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
         files,
         texts,
     })
+}
+
+/// The plan format this bootc reads. bootc's plan.json has no `format`
+/// key yet; one that has a `format` (or `version`) other than this is not
+/// a plan this bootc can compare.
+const PLAN_FORMAT: u64 = 1;
+
+/// Reads a plan.json, refusing JSON that is not bootc's (anything read is
+/// compared and printed, so a random document must not pass as an empty
+/// fleet): the keys and types bootc writes must be there.
+fn read_plan(bytes: &[u8]) -> Result<PlanDoc, String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    let Value::Object(top) = &doc else {
+        return Err("not a JSON object".into());
+    };
+    for key in ["format", "version"] {
+        match top.get(key) {
+            None => {}
+            Some(v) if key == "format" && v.as_u64() == Some(PLAN_FORMAT) => {}
+            Some(v) => {
+                // JSON text: control characters come escaped.
+                let mut shown: String = v.to_string().chars().take(40).collect();
+                if shown.len() < v.to_string().len() {
+                    shown.push('…');
+                }
+                return Err(format!(
+                    "its `{key}` is {shown}, not a plan format this bootc reads ({PLAN_FORMAT})"
+                ));
+            }
+        }
+    }
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let want = |obj: &serde_json::Map<String, Value>,
+                key: &str,
+                what: &str,
+                ok: fn(&Value) -> bool,
+                at: &str| {
+        match obj.get(key) {
+            None => Err(format!("{at}has no `{key}`")),
+            Some(v) if !ok(v) => Err(format!("{at}`{key}` is {}, not {what}", kind(v))),
+            Some(_) => Ok(()),
+        }
+    };
+    want(top, "site", "a string", Value::is_string, "")?;
+    want(top, "fallback", "a string", Value::is_string, "")?;
+    want(top, "images", "an object", Value::is_object, "")?;
+    want(top, "machines", "an array", Value::is_array, "")?;
+    for (i, m) in top["machines"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("machines[{i}] ");
+        let Value::Object(m) = m else {
+            return Err(format!("{at}is {}, not an object", kind(m)));
+        };
+        want(m, "name", "a string", Value::is_string, &at)?;
+        want(m, "macs", "an array", Value::is_array, &at)?;
+        want(m, "image", "a string", Value::is_string, &at)?;
+    }
+    serde_json::from_value(doc).map_err(|e| e.to_string())
 }
 
 fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {

@@ -19,12 +19,19 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
     let (Some(plan), Some(s)) = (&c.plan, &c.site) else {
         return Ok(ExitCode::from(1));
     };
-    let mac = Mac::parse(what);
-    let Some(m) = plan
-        .machines
-        .iter()
-        .find(|m| m.name == what || mac.is_some_and(|x| m.macs.contains(&x)))
-    else {
+    // A MAC match wins over a machine whose name merely looks like a MAC.
+    let mac = Mac::parse(what).or_else(|| bare_mac(what));
+    let by_mac = mac.and_then(|x| plan.machines.iter().find(|m| m.macs.contains(&x)));
+    let by_name = plan.machines.iter().find(|m| m.name == what);
+    if let (Some(a), Some(b)) = (by_mac, by_name)
+        && a.name != b.name
+    {
+        eprintln!(
+            "note: `{what}` is the MAC of machine `{}` and the name of machine `{}`: the MAC match is shown",
+            a.name, b.name
+        );
+    }
+    let Some(m) = by_mac.or(by_name) else {
         let hint = did_you_mean(what, plan.machines.iter().map(|m| m.name.as_str()));
         match mac {
             Some(mac) => eprintln!(
@@ -105,7 +112,11 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
         for a in img.boot.artifacts() {
             let what = match a {
                 crate::site::Artifact::Local { path, size, .. } => {
-                    format!("{}  (local {path}, {size} bytes)", a.url_from(""))
+                    format!(
+                        "{}  (local {path}, {})",
+                        a.url_from(""),
+                        crate::diag::plural(usize::try_from(*size).unwrap_or(usize::MAX), "byte")
+                    )
                 }
                 crate::site::Artifact::Remote {
                     url,
@@ -135,4 +146,16 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
     }
     print!("{o}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Twelve hex digits and nothing else (`525400aabb01`), as a MAC.
+fn bare_mac(s: &str) -> Option<Mac> {
+    if s.len() != 12 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut b = [0u8; 6];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(Mac(b))
 }

@@ -47,7 +47,11 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         }
         Command::Init { dir } => init::run(&dir),
         Command::Serve { site, bind, poll } => serve::run(&site, &bind, poll),
-        Command::Verify { target, pubkey } => verify::run(&target, &pubkey),
+        Command::Verify {
+            target,
+            pubkey,
+            timeout,
+        } => verify::run(&target, &pubkey, timeout),
         Command::Keygen {
             out,
             unencrypted,

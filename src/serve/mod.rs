@@ -407,10 +407,10 @@ impl State {
                 *last = warnings;
                 drop(last);
                 say!(
-                    "{time} built site {}: {} machines, {} files ({} unchanged) in {} ms",
+                    "{time} built site {}: {}, {} ({} unchanged) in {} ms",
                     snap.site_name,
-                    snap.machine_count,
-                    stats.files,
+                    crate::diag::plural(snap.machine_count, "machine"),
+                    crate::diag::plural(stats.files, "file"),
                     stats.unchanged,
                     snap.took.as_millis()
                 );

@@ -401,6 +401,57 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// A plan.json that bootc did not write (any JSON, another format) is a
+/// usage error, not an empty fleet to compare.
+#[test]
+fn foreign_plan_json_is_refused() {
+    let p = Pair::new();
+    let r = p.run(&["build", "base", "-o", "tree"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let good = p.read("tree/plan.json");
+    let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
+    doc["format"] = serde_json::json!(7);
+    let other_format = serde_json::to_string_pretty(&doc).unwrap();
+    let mut cases = Vec::new();
+    for (name, text) in [
+        (
+            "random",
+            r#"{"name": "left-pad", "version": "1.3.0"}"#.to_string(),
+        ),
+        ("empty", "{}".to_string()),
+        ("array", "[1, 2, 3]".to_string()),
+        ("other-format", other_format),
+        (
+            "machines-not-a-list",
+            r#"{"site": "x", "fallback": "local", "images": {}, "machines": {"a": 1}}"#.to_string(),
+        ),
+        ("not-json", "site = \"x\"\n".to_string()),
+    ] {
+        p.write(&format!("{name}/plan.json"), &text);
+        let r = p.run(&["diff", name, "head"]);
+        assert_eq!(r.code, 2, "{name}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "", "{name}");
+        let r2 = p.run(&["diff", "head", &format!("{name}/plan.json")]);
+        assert_eq!(r2.code, 2, "{name}: {}", r2.stderr);
+        cases.push(format!("{name}: {}", r.stderr.trim_end()));
+    }
+    insta::assert_snapshot!("diff_foreign_plan_json", cases.join("\n"));
+    // bootc's own plan still compares.
+    let r = p.run(&["diff", "tree", "head"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A tree's plan.json that is a link (to a plan outside) is refused.
+    fs::create_dir(p.path("linked")).unwrap();
+    std::os::unix::fs::symlink(p.path("tree/plan.json"), p.path("linked/plan.json")).unwrap();
+    let r = p.run(&["diff", "linked", "head"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("linked/plan.json: a symbolic link; bootc reads a tree's own plan.json only"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// 40 machines of rack r12 move to Debian 13: one line, whatever the size.
 #[test]
 fn large_changes_are_grouped() {

@@ -13,4 +13,6 @@ mod schema;
 mod serve;
 mod sign;
 mod validation;
+mod verify_hostile;
+mod wording;
 mod writer;

@@ -98,6 +98,32 @@ invalid!(
 );
 
 invalid!(
+    mac_all_zero,
+    "MAC address `00:00:00:00:00:00` is all zeros",
+    "machines/rack1.toml:7:7",
+    |s| {
+        s.edit(
+            "machines/rack1.toml",
+            "\"52:54:00:aa:bb:01\"",
+            "\"00:00:00:00:00:00\"",
+        );
+    }
+);
+
+invalid!(
+    mac_broadcast,
+    "MAC address `FF-FF-FF-FF-FF-FF` is the broadcast address",
+    "machines/rack1.toml:7:7",
+    |s| {
+        s.edit(
+            "machines/rack1.toml",
+            "\"52:54:00:aa:bb:01\"",
+            "\"FF-FF-FF-FF-FF-FF\"",
+        );
+    }
+);
+
+invalid!(
     mac_twice,
     "MAC address 52:54:00:aa:bb:01 is used twice",
     "machines/sub/rack2.toml:3:7",
