@@ -285,7 +285,15 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
 }
 
 fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
+    let dl = loc(file, d);
     let d = d.get_ref();
+    if d.subnet.is_empty() {
+        cx.diags.push(
+            Diag::error("[dhcp] declares no subnet")
+                .at(dl, "no [[dhcp.subnet]] in this section")
+                .help("add [[dhcp.subnet]] with cidr = \"10.77.0.0/24\" (and a pool, unless mode = \"proxy\"), or remove [dhcp]"),
+        );
+    }
     let next_server = parse_ip(file, &d.next_server, "next-server", &mut cx.diags);
     let proxy = match d.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
         None | Some((_, "authoritative")) => false,
@@ -377,6 +385,27 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
             .gateway
             .as_ref()
             .and_then(|g| host_check(cx, g, "gateway"));
+        // The pool must not hand out the addresses of the servers the
+        // clients depend on.
+        if let (Some((a, b)), Some(p)) = (pool, &sn.pool) {
+            let servers = [
+                (gateway, sn.gateway.as_ref(), "gateway"),
+                (next_server, Some(&d.next_server), "next-server"),
+            ];
+            for (ip, at, what) in servers {
+                if let (Some(ip), Some(at)) = (ip, at)
+                    && a <= ip
+                    && ip <= b
+                {
+                    cx.diags.push(
+                        Diag::error(format!("the pool {a}-{b} holds the {what} {ip}"))
+                            .at(loc(file, p), format!("would lease {ip} to a client"))
+                            .also(loc(file, at), format!("the {what}"))
+                            .help(format!("start or end the pool so that it leaves out {ip}")),
+                    );
+                }
+            }
+        }
         let dns = sn
             .dns
             .iter()
@@ -939,7 +968,12 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
     let mut out: Vec<Machine> = Vec::new();
     let mut names: HashMap<String, Loc> = HashMap::new();
     let mut macs: HashMap<Mac, (Loc, String)> = HashMap::new();
-    let mut ips: HashMap<Ipv4Addr, (Loc, String)> = HashMap::new();
+    // Addresses taken: the DHCP servers' first (a machine may not reserve
+    // them), then each machine's.
+    let mut ips: HashMap<Ipv4Addr, (Loc, String)> = match dhcp {
+        Some(_) => server_addresses(cx),
+        None => HashMap::new(),
+    };
     let mut role_errors: BTreeSet<(FileId, usize)> = BTreeSet::new();
     for (file, mf) in &cx.loaded.machine_files {
         let file = *file;
@@ -1052,10 +1086,10 @@ fn machines(cx: &mut Ctx, roles: &BTreeMap<String, Role>, dhcp: Option<&Dhcp>) -
                     cx.diags.push(
                         Diag::error(format!("IP address {ip} is used twice"))
                             .at(il.clone(), format!("again here, for `{name}`"))
-                            .also(first.clone(), format!("first used by `{owner}`")),
+                            .also(first.clone(), format!("first used by {owner}")),
                     );
                 } else {
-                    ips.insert(ip, (il.clone(), name.clone()));
+                    ips.insert(ip, (il.clone(), format!("`{name}`")));
                 }
                 if let Some(d) = dhcp {
                     check_ip_in_subnets(cx, d, ip, il);
@@ -1160,7 +1194,34 @@ fn has_cycle(roles: &BTreeMap<String, Role>, name: &str) -> bool {
     false
 }
 
+/// The next-server's and the gateways' addresses, with where they are set.
+fn server_addresses(cx: &Ctx) -> HashMap<Ipv4Addr, (Loc, String)> {
+    let mut out = HashMap::new();
+    let Some((file, Some(d))) = cx.loaded.site.as_ref().map(|(f, s)| (*f, s.dhcp.as_ref())) else {
+        return out;
+    };
+    let d = d.get_ref();
+    let mut add = |s: &S<String>, what: String| {
+        if let Ok(ip) = s.get_ref().parse::<Ipv4Addr>() {
+            out.entry(ip).or_insert((loc(file, s), what));
+        }
+    };
+    add(
+        &d.next_server,
+        "the next-server (the TFTP server)".to_string(),
+    );
+    for sn in &d.subnet {
+        if let Some(g) = &sn.get_ref().gateway {
+            add(g, format!("the gateway of {}", sn.get_ref().cidr.get_ref()));
+        }
+    }
+    out
+}
+
 fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
+    if d.subnets.is_empty() {
+        return; // no subnet, or none valid: reported at [dhcp] already
+    }
     let Some(sn) = d.subnets.iter().find(|s| s.cidr.contains(&ip)) else {
         let nets = d
             .subnets
@@ -1171,11 +1232,7 @@ fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
         cx.diags.push(
             Diag::error(format!("IP address {ip} is not inside any subnet"))
                 .at(il, "outside every [[dhcp.subnet]]")
-                .help(if nets.is_empty() {
-                    "[dhcp] declares no [[dhcp.subnet]]".to_string()
-                } else {
-                    format!("subnets: {nets}")
-                }),
+                .help(format!("subnets: {nets}")),
         );
         return;
     };

@@ -688,6 +688,61 @@ invalid!(
     }
 );
 
+invalid!(
+    dhcp_without_subnet,
+    "[dhcp] declares no subnet",
+    "bootc.toml:7:1",
+    |s| {
+        let text = s.read("bootc.toml");
+        let start = text.find("[[dhcp.subnet]]").unwrap();
+        let end = text.find("[ipxe]").unwrap();
+        s.write("bootc.toml", &format!("{}{}", &text[..start], &text[end..]));
+    }
+);
+
+invalid!(
+    pool_holds_the_gateway,
+    "the pool 10.77.0.1-10.77.0.200 holds the gateway 10.77.0.1",
+    "bootc.toml:12:8",
+    |s| {
+        s.edit(
+            "bootc.toml",
+            "next-server = \"10.77.0.1\"",
+            "next-server = \"10.77.0.250\"",
+        );
+        s.edit(
+            "bootc.toml",
+            "\"10.77.0.100\", \"10.77.0.200\"",
+            "\"10.77.0.1\", \"10.77.0.200\"",
+        );
+        s.edit("machines/rack1.toml", "10.77.0.11", "10.77.0.211");
+        s.edit("machines/rack1.toml", "10.77.0.12", "10.77.0.212");
+        s.edit("machines/sub/rack2.toml", "10.77.0.13", "10.77.0.213");
+    }
+);
+
+invalid!(
+    pool_holds_the_next_server,
+    "the pool 10.77.0.100-10.77.0.200 holds the next-server 10.77.0.150",
+    "bootc.toml:12:8",
+    |s| {
+        s.edit(
+            "bootc.toml",
+            "next-server = \"10.77.0.1\"",
+            "next-server = \"10.77.0.150\"",
+        );
+    }
+);
+
+invalid!(
+    machine_reserves_the_gateway,
+    "IP address 10.77.0.1 is used twice",
+    "machines/rack1.toml:8:6",
+    |s| {
+        s.edit("machines/rack1.toml", "10.77.0.11", "10.77.0.1");
+    }
+);
+
 // --- Several problems at once ------------------------------------------------
 
 #[test]
@@ -863,18 +918,6 @@ fn kernel_args_of_a_non_kernel_image_warn() {
     let w = r.blocks("warning").concat();
     assert!(w.contains("warning: kernel arguments are not used: image `disk` boots local\n  --> machines/sub/rack2.toml:6:16"), "{w}");
 }
-
-invalid!(
-    ip_without_any_subnet,
-    "IP address 10.77.0.13 is not inside any subnet",
-    "machines/sub/rack2.toml:4:6",
-    |s| {
-        let text = s.read("bootc.toml");
-        let cut = text.find("[[dhcp.subnet]]").unwrap();
-        let end = text.find("[ipxe]").unwrap();
-        s.write("bootc.toml", &format!("{}{}", &text[..cut], &text[end..]));
-    }
-);
 
 #[test]
 fn a_broken_subnet_is_reported_once() {
