@@ -1,6 +1,7 @@
 //! Diagnostics: every problem found in a site, with its location, rendered
 //! rustc-style (codespan-reporting), as JSON, or as GitHub workflow annotations.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,8 @@ use codespan_reporting::diagnostic::{Diagnostic, Label, LabelStyle, Severity as 
 use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term::{self, Chars, Config};
 use serde::Serialize;
+
+use crate::escape;
 
 /// Index of a source file in [`Sources`].
 pub type FileId = usize;
@@ -260,18 +263,25 @@ impl<'a> Reporter<'a> {
         let mut labels = Vec::new();
         if let Some((loc, msg)) = &d.primary {
             labels.push(
-                Label::new(LabelStyle::Primary, loc.file, loc.span.clone()).with_message(msg),
+                Label::new(LabelStyle::Primary, loc.file, loc.span.clone())
+                    .with_message(escape::line(msg)),
             );
         }
         for (loc, msg) in &d.secondary {
             labels.push(
-                Label::new(LabelStyle::Secondary, loc.file, loc.span.clone()).with_message(msg),
+                Label::new(LabelStyle::Secondary, loc.file, loc.span.clone())
+                    .with_message(escape::line(msg)),
             );
         }
         Diagnostic::new(severity)
-            .with_message(&d.message)
+            .with_message(escape::line(&d.message))
             .with_labels(labels)
-            .with_notes(d.help.iter().map(|h| format!("help: {h}")).collect())
+            .with_notes(
+                d.help
+                    .iter()
+                    .map(|h| format!("help: {}", escape::line(h)))
+                    .collect(),
+            )
     }
 
     /// rustc-style text, ending with a summary line.
@@ -285,9 +295,9 @@ impl<'a> Reporter<'a> {
             let cs = self.to_codespan(d);
             if color {
                 let mut buf = term::termcolor::Ansi::new(&mut out);
-                let _ = term::emit_to_write_style(&mut buf, &config, &self.sources.files, &cs);
+                let _ = term::emit_to_write_style(&mut buf, &config, &Shown(self.sources), &cs);
             } else {
-                let _ = term::emit_to_io_write(&mut out, &config, &self.sources.files, &cs);
+                let _ = term::emit_to_io_write(&mut out, &config, &Shown(self.sources), &cs);
             }
         }
         let mut text = String::from_utf8_lossy(&out).into_owned();
@@ -362,16 +372,16 @@ impl<'a> Reporter<'a> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let mut msg = d.message.clone();
+            let mut msg = escape::line(&d.message).into_owned();
             if let Some((_, label)) = &d.primary
                 && !label.is_empty()
             {
                 msg.push_str(": ");
-                msg.push_str(label);
+                msg.push_str(&escape::line(label));
             }
             for h in &d.help {
                 msg.push_str("\nhelp: ");
-                msg.push_str(h);
+                msg.push_str(&escape::line(h));
             }
             match &d.primary {
                 Some((loc, _)) => {
@@ -394,7 +404,7 @@ impl<'a> Reporter<'a> {
                 out.push_str(&format!(
                     "::notice file={},line={line},col={col},title=bootc::{}\n",
                     gh_property(&path.to_string_lossy()),
-                    gh_data(&format!("{}: {label}", d.message))
+                    gh_data(&escape::line(&format!("{}: {label}", d.message)))
                 ));
             }
         }
@@ -420,7 +430,43 @@ fn gh_data(s: &str) -> String {
 }
 
 fn gh_property(s: &str) -> String {
-    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+    gh_data(&escape::line(s))
+        .replace(':', "%3A")
+        .replace(',', "%2C")
+}
+
+/// The site's files as snippets show them: names and text through
+/// [`escape`], byte offsets unchanged.
+struct Shown<'a>(&'a Sources);
+
+impl<'a> Files<'a> for Shown<'a> {
+    type FileId = FileId;
+    type Name = Cow<'a, str>;
+    type Source = Cow<'a, str>;
+
+    fn name(&'a self, id: FileId) -> Result<Self::Name, codespan_reporting::files::Error> {
+        Ok(escape::line(self.0.name(id)))
+    }
+
+    fn source(&'a self, id: FileId) -> Result<Self::Source, codespan_reporting::files::Error> {
+        self.0.files.source(id).map(|s| escape::source(s))
+    }
+
+    fn line_index(
+        &'a self,
+        id: FileId,
+        byte: usize,
+    ) -> Result<usize, codespan_reporting::files::Error> {
+        self.0.files.line_index(id, byte)
+    }
+
+    fn line_range(
+        &'a self,
+        id: FileId,
+        line: usize,
+    ) -> Result<Range<usize>, codespan_reporting::files::Error> {
+        self.0.files.line_range(id, line)
+    }
 }
 
 /// Path of `site` relative to the root of the git work tree holding it, if any.

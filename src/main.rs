@@ -5,6 +5,7 @@ mod commands;
 mod dhcp;
 mod diag;
 mod diff;
+mod escape;
 mod ipxe;
 mod load;
 mod model;

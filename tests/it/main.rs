@@ -8,6 +8,7 @@ mod dhcp;
 mod diff;
 mod harness;
 mod injection;
+mod printing;
 mod pxe_chain;
 mod schema;
 mod serve;
