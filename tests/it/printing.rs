@@ -45,8 +45,17 @@ fn human_output_escapes_control_characters() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_clean(&r.stderr);
     assert_clean(&r.stdout);
-    assert!(r.stderr.contains("node01\\u{1b}[2J\\n::warning::forged"), "{}", r.stderr);
-    assert!(r.stderr.contains("machines/evil\\n::error file=x::forged\\r.toml"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node01\\u{1b}[2J\\n::warning::forged"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("machines/evil\\n::error file=x::forged\\r.toml"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -57,7 +66,9 @@ fn github_annotations_escape_control_characters() {
     assert_clean(&r.stdout);
     for l in r.stdout.lines() {
         assert!(
-            ["::error ", "::warning ", "::notice "].iter().any(|p| l.starts_with(p)),
+            ["::error ", "::warning ", "::notice "]
+                .iter()
+                .any(|p| l.starts_with(p)),
             "every line is one annotation: {l:?}"
         );
     }

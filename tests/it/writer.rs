@@ -327,3 +327,54 @@ fn a_symlink_in_the_previous_tree_is_not_followed() {
     );
     assert!(fs::read(&kernel).unwrap() == fs::read(elsewhere.join("vmlinuz")).unwrap());
 }
+
+/// A tmpfs of `size` mounted for the test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_names_the_file_being_written_once() {
+    if !crate::boot_support::need_root() {
+        return;
+    }
+    let s = Site::fixture("basic");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(s.path("artifacts/vmlinuz"), big).unwrap();
+    let disk = Tmpfs::mount("64k");
+    let out = disk.0.path().join("out");
+    let r = build_to(&s, out.to_str().unwrap());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {}", r.stderr));
+    assert!(line.contains("No space left on device"), "{line}");
+    assert_eq!(line.matches("No space left").count(), 1, "{line}");
+    assert!(line.contains("/vmlinuz"), "the file being written: {line}");
+    assert!(
+        !line.contains(s.root().to_str().unwrap()),
+        "not the source: {line}"
+    );
+    assert!(!out.exists(), "nothing written");
+    let left: Vec<_> = fs::read_dir(disk.0.path()).unwrap().collect();
+    assert!(left.is_empty(), "no staging left behind: {left:?}");
+}
