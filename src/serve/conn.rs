@@ -10,13 +10,14 @@
 //! closed, so the threads are bounded whatever the clients do.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::head::{self, BODY_MAX, Failed, Request};
 use super::http;
 
 /// The most connections open at once, and so the most worker threads.
@@ -25,44 +26,10 @@ pub const MAX_CONNECTIONS: usize = 512;
 const MIN_WORKERS: usize = 4;
 /// A worker beyond [`MIN_WORKERS`] idle this long ends.
 const WORKER_IDLE: Duration = Duration::from_secs(10);
-/// The largest request head (request line and header fields), and the most
-/// header fields.
-pub const HEAD_MAX: usize = 16 * 1024;
-const FIELDS_MAX: usize = 100;
-/// A request head must arrive whole this long after its first byte.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection without a request (new, or kept alive) closes after this.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A write (of one chunk of a file, or a whole answer in memory) that does
 /// not complete this long fails: a client that stopped reading gives its
 /// worker back. See [`Timed`].
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// A request body up to this size is read and dropped; a larger one (or a
-/// chunked one) closes the connection after the answer.
-const BODY_MAX: u64 = 64 * 1024;
-
-/// One request head.
-#[derive(Debug)]
-pub struct Request {
-    pub method: String,
-    /// The request target as sent.
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub peer: SocketAddr,
-    /// The connection closes after the answer (the client asked, HTTP/1.0
-    /// without keep-alive, or a body that was not read).
-    pub close: bool,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// What serves the requests.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `req` on `w` (one `write_all` per chunk); false closes the
@@ -287,13 +254,33 @@ impl Write for Timed<'_> {
     }
 }
 
+/// The kernel's send buffer of a connection: what a client that stopped
+/// reading can hold of the kernel's memory (it grows to 4 MiB by itself).
+const SEND_BUFFER: usize = 256 * 1024;
+
+fn set_send_buffer(sock: &TcpStream, size: usize) {
+    let size = size as libc::c_int;
+    // SAFETY: setsockopt on a socket we hold, with a c_int that lives across
+    // the call and its exact size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Serves the requests of one connection.
 fn connection(sock: &TcpStream, peer: SocketAddr, handler: &dyn Handler) {
     let _ = sock.set_nodelay(true);
+    set_send_buffer(sock, SEND_BUFFER);
     let mut r = BufReader::new(sock);
     loop {
-        let head = match read_head(&mut r) {
-            Ok(Some(head)) => head,
+        let bytes = match head::read_head(&mut r) {
+            Ok(Some(bytes)) => bytes,
             Ok(None) | Err(Failed::Closed) => return,
             Err(Failed::TooLarge(partial)) => {
                 refuse(
@@ -307,10 +294,10 @@ fn connection(sock: &TcpStream, peer: SocketAddr, handler: &dyn Handler) {
                 return linger(sock);
             }
         };
-        let mut req = match parse(&head, peer) {
+        let mut req = match head::parse(&bytes, peer) {
             Ok(req) => req,
             Err((status, why)) => {
-                refuse(sock, peer, handler, status, why, &head);
+                refuse(sock, peer, handler, status, why, &bytes);
                 return linger(sock);
             }
         };
@@ -320,18 +307,14 @@ fn connection(sock: &TcpStream, peer: SocketAddr, handler: &dyn Handler) {
             unread = true;
         } else if let Some(n) = req.header("Content-Length") {
             let Ok(n) = n.parse::<u64>() else {
-                refuse(sock, peer, handler, 400, "a bad Content-Length", &head);
+                refuse(sock, peer, handler, 400, "a bad Content-Length", &bytes);
                 return linger(sock);
             };
             if n > BODY_MAX {
                 req.close = true;
                 unread = true;
-            } else if n > 0 {
-                let _ = sock.set_read_timeout(Some(HEAD_TIMEOUT));
-                let copied = io::copy(&mut (&mut r).take(n), &mut io::sink());
-                if copied.ok() != Some(n) {
-                    return;
-                }
+            } else if n > 0 && !head::discard(&mut r, n) {
+                return;
             }
         }
         if !handler.request(&req, &mut Timed(sock)) || req.close {
@@ -381,183 +364,70 @@ fn refuse(
     handler.refused(peer, status, &line);
 }
 
-#[derive(Debug)]
-enum Failed {
-    /// The client closed, went silent or broke off.
-    Closed,
-    /// Over [`HEAD_MAX`]: what was read.
-    TooLarge(Vec<u8>),
-}
-
-/// Reads a request head (up to and with its empty line), leaving what
-/// follows in `r`. None: the connection closed or stayed idle for
-/// [`IDLE_TIMEOUT`] without a request.
-fn read_head(r: &mut BufReader<&TcpStream>) -> Result<Option<Vec<u8>>, Failed> {
-    let mut head = Vec::new();
-    let idle_until = Instant::now() + IDLE_TIMEOUT;
-    let mut deadline: Option<Instant> = None;
-    loop {
-        if r.buffer().is_empty() {
-            let until = deadline.unwrap_or(idle_until);
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return match deadline {
-                    Some(_) => Err(Failed::Closed),
-                    None => Ok(None),
-                };
-            }
-            let _ = r.get_ref().set_read_timeout(Some(left));
-        }
-        let buf = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) if deadline.is_none() => return Ok(None),
-            Err(_) => return Err(Failed::Closed),
-        };
-        if buf.is_empty() {
-            return match deadline {
-                Some(_) => Err(Failed::Closed),
-                None => Ok(None),
-            };
-        }
-        deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
-        let mut used = 0;
-        let mut done = false;
-        for &b in buf {
-            used += 1;
-            if head.is_empty() && (b == b'\r' || b == b'\n') {
-                continue; // empty lines before a request are allowed
-            }
-            head.push(b);
-            if head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n") {
-                done = true;
-                break;
-            }
-            if head.len() >= HEAD_MAX {
-                r.consume(used);
-                return Err(Failed::TooLarge(head));
-            }
-        }
-        r.consume(used);
-        if done {
-            return Ok(Some(head));
-        }
-    }
-}
-
-/// A token character (RFC 9110 section 5.6.2).
-fn tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Parses a request head; Err: the status and why.
-fn parse(head: &[u8], peer: SocketAddr) -> Result<Request, (u16, &'static str)> {
-    let text = std::str::from_utf8(head).map_err(|_| (400, "the request head is not UTF-8"))?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let line = lines.next().unwrap_or_default();
-    let parts: Vec<&str> = line.split(' ').collect();
-    let [method, target, version] = parts[..] else {
-        return Err((400, "a malformed request line"));
-    };
-    if method.is_empty() || !method.bytes().all(tchar) {
-        return Err((400, "a malformed method"));
-    }
-    if target.is_empty() {
-        return Err((400, "an empty request target"));
-    }
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        _ => return Err((400, "not HTTP/1.0 or HTTP/1.1")),
-    };
-    let mut headers = Vec::new();
-    for l in lines {
-        if l.is_empty() {
-            break;
-        }
-        if l.starts_with([' ', '\t']) {
-            return Err((400, "a folded header line"));
-        }
-        let Some((k, v)) = l.split_once(':') else {
-            return Err((400, "a header line without a colon"));
-        };
-        if k.is_empty() || !k.bytes().all(tchar) {
-            return Err((400, "a malformed header name"));
-        }
-        if headers.len() == FIELDS_MAX {
-            return Err((431, "too many header fields"));
-        }
-        headers.push((k.to_string(), v.trim_matches([' ', '\t']).to_string()));
-    }
-    let mut req = Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        peer,
-        close: false,
-    };
-    let connection = req.header("Connection").unwrap_or("").to_ascii_lowercase();
-    let has = |t: &str| connection.split(',').any(|c| c.trim() == t);
-    req.close = has("close") || (http10 && !has("keep-alive"));
-    Ok(req)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn peer() -> SocketAddr {
-        "127.0.0.1:4000".parse().unwrap()
+    /// Answers every request with its target, and counts them.
+    struct Echo(Mutex<Vec<String>>);
+
+    impl Handler for Echo {
+        fn request(&self, req: &Request, w: &mut dyn Write) -> bool {
+            self.0.lock().unwrap().push(req.target.clone());
+            let body = format!("{} {}", req.method, req.target);
+            let mut h = http::Head::new(200).length(body.len() as u64);
+            h.close = req.close;
+            http::send_bytes(w, &h, "d", body.as_bytes()).is_ok()
+        }
+
+        fn refused(&self, _: SocketAddr, status: u16, line: &str) {
+            self.0.lock().unwrap().push(format!("{status} {line}"));
+        }
+    }
+
+    fn server() -> (SocketAddr, Arc<Echo>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let echo = Arc::new(Echo(Mutex::new(Vec::new())));
+        start(l, Arc::clone(&echo) as Arc<dyn Handler>).unwrap();
+        (addr, echo)
+    }
+
+    fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     #[test]
-    fn heads_parse() {
-        let r = parse(
-            b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nRange:  bytes=0-1 \r\n\r\n",
-            peer(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.method.as_str(), r.target.as_str()),
-            ("GET", "/boot.ipxe")
+    fn pipelined_requests_and_small_bodies_keep_the_connection() {
+        let (addr, echo) = server();
+        let out = exchange(
+            addr,
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\nConnection: close\r\n\r\n",
         );
-        assert_eq!(r.header("range"), Some("bytes=0-1"));
-        assert!(!r.close);
-        let r = parse(b"GET / HTTP/1.0\n\n", peer()).unwrap();
-        assert!(r.close, "HTTP/1.0 closes by default");
-        let r = parse(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", peer()).unwrap();
-        assert!(!r.close);
-        let r = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", peer()).unwrap();
-        assert!(r.close);
-        // raw control characters in the target are the handler's to refuse
-        let r = parse(b"GET /a\x1b\rb HTTP/1.1\r\n\r\n", peer()).unwrap();
-        assert_eq!(r.target, "/a\x1b\rb");
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+        assert!(out.ends_with("GET /c"), "{out}");
+        assert_eq!(*echo.0.lock().unwrap(), ["/a", "/b", "/c"]);
     }
 
     #[test]
-    fn bad_heads_are_refused() {
-        for (head, status) in [
-            (&b"GET /a b HTTP/1.1\r\n\r\n"[..], 400),
-            (b"GET /\r\n\r\n", 400),
-            (b"G(T / HTTP/1.1\r\n\r\n", 400),
-            (b"GET / HTTP/2.0\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nX Y: 1\r\n\r\n", 400),
-            (b"GET /\xff HTTP/1.1\r\n\r\n", 400),
-        ] {
-            assert_eq!(
-                parse(head, peer()).unwrap_err().0,
-                status,
-                "{}",
-                String::from_utf8_lossy(head)
-            );
-        }
-        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
-        for i in 0..=FIELDS_MAX {
-            many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
-        }
-        many.extend_from_slice(b"\r\n");
-        assert_eq!(parse(&many, peer()).unwrap_err().0, 431);
+    fn bad_heads_are_answered_and_reported() {
+        let (addr, echo) = server();
+        let out = exchange(addr, b"GET /a b HTTP/1.1\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        let out = exchange(addr, b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        let mut big = b"GET /big HTTP/1.1\r\n".to_vec();
+        big.resize(40 << 10, b'a');
+        let out = exchange(addr, &big);
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        let seen = echo.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], "400 GET /a b HTTP/1.1");
+        assert_eq!(seen[2], "431 GET /big HTTP/1.1");
     }
 }

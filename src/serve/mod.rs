@@ -30,6 +30,7 @@ macro_rules! say_err {
 }
 
 mod conn;
+mod head;
 mod http;
 mod log;
 mod watch;
@@ -620,7 +621,7 @@ fn build(
 // ---------------------------------------------------------------------------
 
 impl conn::Handler for State {
-    fn request(&self, req: &conn::Request, w: &mut dyn Write) -> bool {
+    fn request(&self, req: &head::Request, w: &mut dyn Write) -> bool {
         handle(self, req, w)
     }
 
@@ -682,7 +683,7 @@ impl Outcome {
 }
 
 /// Answers one request; false: the connection closes.
-fn handle(state: &State, req: &conn::Request, w: &mut dyn Write) -> bool {
+fn handle(state: &State, req: &head::Request, w: &mut dyn Write) -> bool {
     let t0 = Instant::now();
     let conds = http::Conditions {
         if_match: req.header("If-Match"),
