@@ -283,14 +283,12 @@ fn connection(sock: &TcpStream, peer: SocketAddr, handler: &dyn Handler) {
             Ok(Some(bytes)) => bytes,
             Ok(None) | Err(Failed::Closed) => return,
             Err(Failed::TooLarge(partial)) => {
-                refuse(
-                    sock,
-                    peer,
-                    handler,
-                    431,
-                    "the request head is too large",
-                    &partial,
-                );
+                let (status, why) = if partial.contains(&b'\n') {
+                    (431, "the request head is too large")
+                } else {
+                    (414, "the request line is too long")
+                };
+                refuse(sock, peer, handler, status, why, &partial);
                 return linger(sock);
             }
         };
@@ -425,8 +423,12 @@ mod tests {
         big.resize(40 << 10, b'a');
         let out = exchange(addr, &big);
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        let mut long = b"GET /".to_vec();
+        long.resize(40 << 10, b'a');
+        let out = exchange(addr, &long);
+        assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
         let seen = echo.0.lock().unwrap().clone();
-        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen.len(), 4, "{seen:?}");
         assert_eq!(seen[0], "400 GET /a b HTTP/1.1");
         assert_eq!(seen[2], "431 GET /big HTTP/1.1");
     }
