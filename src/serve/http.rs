@@ -380,7 +380,9 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         412 => "Precondition Failed",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
@@ -388,7 +390,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// How much of a file is copied per write.
-pub const CHUNK: usize = 256 * 1024;
+pub const CHUNK: usize = 64 * 1024;
 
 /// Writes `head` then `body` (bytes already in memory) in one write.
 pub fn send_bytes(w: &mut dyn Write, head: &Head, date: &str, body: &[u8]) -> io::Result<u64> {

@@ -10,13 +10,18 @@
 //!
 //! A client is known by its IP address; on the loopback (QEMU's user
 //! networking connects every VM from 127.0.0.1) only by its connection
-//! (address and port), as one address is then many machines. tiny_http does
-//! not tell when a connection closes, and the loopback may give its port to
-//! the next connection at once: that one passes for the old client until it
+//! (address and port), as one address is then many machines. The log is not
+//! told when a connection closes, and the loopback may give its port to the
+//! next connection at once: that one passes for the old client until it
 //! asks for a script of its own.
+//!
+//! A line holds what clients sent: its control characters are escaped (see
+//! [`escape`]), so a request cannot forge lines or drive the terminal.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,18 +117,52 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The line printed, its text from clients and the site escaped.
     pub fn line(&self) -> String {
-        let who = self.machine.as_deref().unwrap_or(&self.client);
+        let who = escape(self.machine.as_deref().unwrap_or(&self.client));
         let served = self
             .served
             .as_ref()
-            .map(|s| format!(" -> {s}"))
+            .map(|s| format!(" -> {}", escape(s)))
             .unwrap_or_default();
         format!(
             "{} {who} {} {}{served} {} {}",
-            self.time, self.method, self.path, self.status, self.size
+            self.time,
+            escape(&self.method),
+            escape(&self.path),
+            self.status,
+            self.size
         )
     }
+}
+
+/// `s` with what could break or restyle a terminal line escaped: control
+/// characters (C0, DEL, C1) as `\n`, `\r`, `\t` or `\x1b`, and line
+/// separators and bidirectional overrides as `\u{2028}`.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    let special = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(special) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if special(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if special(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The size column: what was sent, of how much.
@@ -439,6 +478,15 @@ mod tests {
         assert_eq!(
             log.who(Some(lab2), None).unwrap().to_string(),
             "node01 (52:54:00:aa:bb:01)"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("boot.ipxe"), "boot.ipxe");
+        assert_eq!(
+            escape("/a\x1b[2J\rX\nY\tZ\x7f\u{85}\u{2028}\u{202e}é"),
+            r"/a\x1b[2J\rX\nY\tZ\x7f\u{85}\u{2028}\u{202e}é"
         );
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The site is built with the same pipeline and writer as `bootc build`, into
 //! a private tree `SITE/.bootc-serve/tree` (never `public/`), and its `http/`
-//! is served on tiny_http by a pool of worker threads that grows while all
-//! are busy, so a slow client never holds up the others. A change to the
+//! is served by [`conn`]: a thread per open connection, up to a cap, so a
+//! slow client never holds up the others. A change to the
 //! site rebuilds it (see [`watch`]); the new tree is swapped in atomically by
 //! the writer and served from then on, while downloads already running keep
 //! reading the files they opened. A failed rebuild keeps the last good tree
@@ -29,6 +29,8 @@ macro_rules! say_err {
     }};
 }
 
+mod conn;
+mod head;
 mod http;
 mod log;
 mod watch;
@@ -37,13 +39,12 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -65,13 +66,6 @@ pub struct Options {
 
 /// The private folder in the site: the served tree and a lock.
 pub const WORK_DIR: &str = ".bootc-serve";
-
-/// Workers always free for new requests, and the most there can be (busy
-/// with slow clients).
-const MIN_WORKERS: usize = 4;
-const MAX_WORKERS: usize = 1024;
-/// A client that does not read (or send) anything for this long is dropped.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(60);
 
 const SERVE_TEMPLATE: &str = include_str!("../templates/serve.html.j2");
 const LIVE_TEMPLATE: &str = include_str!("../templates/serve-live.html.j2");
@@ -232,7 +226,6 @@ pub fn run(opts: Options) -> Result<ExitCode> {
     let _lock = lock(&work)?;
     let listener =
         TcpListener::bind(opts.bind).with_context(|| format!("cannot listen on {}", opts.bind))?;
-    tune(&listener);
     let addr = listener.local_addr().context("listening address")?;
     let vm_host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
         "10.0.2.2".to_string()
@@ -267,11 +260,8 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         let _ = watcher.sync(&s.artifact_dirs);
     }
 
-    let server = Arc::new(
-        tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| anyhow::anyhow!("cannot serve on {addr}: {e}"))?,
-    );
-    start_workers(&server, &state);
+    conn::start(listener, Arc::clone(&state) as Arc<dyn conn::Handler>)
+        .with_context(|| format!("cannot serve on {addr}"))?;
     state.banner();
 
     // The main thread rebuilds on change.
@@ -290,7 +280,11 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         } else {
             names.join(", ")
         };
-        say!("{} changed: {shown}", log::clock(SystemTime::now()));
+        say!(
+            "{} changed: {}",
+            log::clock(SystemTime::now()),
+            log::escape(&shown)
+        );
         state.rebuild();
         let dirs = state
             .snapshot()
@@ -314,39 +308,6 @@ fn lock(work: &Path) -> Result<File> {
         );
     }
     Ok(f)
-}
-
-/// Socket options accepted connections inherit from the listener (Linux):
-/// a send or receive that makes no progress for [`SOCKET_TIMEOUT`] fails, so
-/// a client that stopped reading, or an idle keep-alive connection, gives
-/// its thread back; no Nagle delay on small answers.
-fn tune(listener: &TcpListener) {
-    let fd = listener.as_raw_fd();
-    let tv = libc::timeval {
-        tv_sec: SOCKET_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    let one: libc::c_int = 1;
-    // SAFETY: plain setsockopt calls on a socket we own, with values that
-    // live across the calls and their exact sizes.
-    unsafe {
-        for opt in [libc::SO_SNDTIMEO, libc::SO_RCVTIMEO] {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 fn new_env() -> Environment<'static> {
@@ -656,100 +617,37 @@ fn build(
 }
 
 // ---------------------------------------------------------------------------
-// Workers
+// Requests
 // ---------------------------------------------------------------------------
 
-/// The workers. Each marks when its current request started; a monitor
-/// counts the ones busy for longer than [`STUCK`] (a slow client, a large
-/// download) and starts new workers so that [`MIN_WORKERS`] are always free
-/// for the next clients. Workers beyond that end after a while idle.
-struct Pool {
-    epoch: Instant,
-    /// Per worker: when its current request started (ms since `epoch`,
-    /// plus one), or 0 when idle.
-    workers: Mutex<Vec<std::sync::Weak<AtomicU64>>>,
-}
-
-/// A request running longer than this holds its worker (as far as the pool
-/// is concerned).
-const STUCK: Duration = Duration::from_millis(200);
-
-impl Pool {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
+impl conn::Handler for State {
+    fn request(&self, req: &head::Request, w: &mut dyn Write) -> bool {
+        handle(self, req, w)
     }
 
-    /// (workers, workers stuck on a long request).
-    fn census(&self) -> (usize, usize) {
-        let now = self.now();
-        let stuck_ms = STUCK.as_millis() as u64;
-        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.retain(|w| w.strong_count() > 0);
-        let stuck = workers
-            .iter()
-            .filter_map(|w| w.upgrade())
-            .filter(|b| {
-                let since = b.load(Ordering::Relaxed);
-                since != 0 && now.saturating_sub(since) > stuck_ms
-            })
-            .count();
-        (workers.len(), stuck)
-    }
-}
-
-fn start_workers(server: &Arc<tiny_http::Server>, state: &Arc<State>) {
-    let pool = Arc::new(Pool {
-        epoch: Instant::now(),
-        workers: Mutex::new(Vec::new()),
-    });
-    for _ in 0..MIN_WORKERS {
-        spawn_worker(server, state, &pool);
-    }
-    let (server, state) = (Arc::clone(server), Arc::clone(state));
-    let _ = thread::Builder::new()
-        .name("bootc-serve-pool".into())
-        .spawn(move || {
-            loop {
-                thread::sleep(Duration::from_millis(25));
-                let (total, stuck) = pool.census();
-                let free = total - stuck;
-                for _ in free..MIN_WORKERS.min(MAX_WORKERS.saturating_sub(stuck)) {
-                    spawn_worker(&server, &state, &pool);
-                }
-            }
+    fn refused(&self, peer: SocketAddr, status: u16, line: &str) {
+        // `METHOD TARGET VERSION` as far as it goes
+        let (method, rest) = line.split_once(' ').unwrap_or(("-", line));
+        let target = rest.rsplit_once(' ').map_or(rest, |(t, _)| t);
+        let entry = log::Entry {
+            time: log::clock(SystemTime::now()),
+            client: peer.to_string(),
+            machine: None,
+            method: method.to_string(),
+            raw: target.to_string(),
+            path: target.to_string(),
+            served: None,
+            status,
+            bytes: 0,
+            size: "-".into(),
+            ms: 0,
+        };
+        self.log.submit(log::Logged {
+            entry,
+            client: Some(peer),
+            from_path: None,
+            tree: false,
         });
-}
-
-fn spawn_worker(server: &Arc<tiny_http::Server>, state: &Arc<State>, pool: &Arc<Pool>) {
-    let busy = Arc::new(AtomicU64::new(0));
-    pool.workers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Arc::downgrade(&busy));
-    let (server, state, p) = (Arc::clone(server), Arc::clone(state), Arc::clone(pool));
-    let _ = thread::Builder::new()
-        .name("bootc-serve".into())
-        .spawn(move || worker(&server, &state, &p, &busy));
-}
-
-/// Serves requests until the server closes, or it has been idle a while
-/// and there are more free workers than needed.
-fn worker(server: &tiny_http::Server, state: &State, pool: &Pool, busy: &AtomicU64) {
-    loop {
-        match server.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(req)) => {
-                busy.store(pool.now(), Ordering::Relaxed);
-                handle(state, req);
-                busy.store(0, Ordering::Relaxed);
-            }
-            Ok(None) => {
-                let (total, stuck) = pool.census();
-                if total - stuck > MIN_WORKERS {
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
     }
 }
 
@@ -784,45 +682,21 @@ impl Outcome {
     }
 }
 
-fn handle(state: &State, req: tiny_http::Request) {
+/// Answers one request; false: the connection closes.
+fn handle(state: &State, req: &head::Request, w: &mut dyn Write) -> bool {
     let t0 = Instant::now();
-    let method = req.method().to_string();
-    let raw = req.url().to_string();
-    let client = req.remote_addr().copied();
-    let header = |name: &'static str| -> Option<String> {
-        req.headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
-    };
-    let (if_match, if_none_match, if_modified_since, if_unmodified_since, if_range, range) = (
-        header("If-Match"),
-        header("If-None-Match"),
-        header("If-Modified-Since"),
-        header("If-Unmodified-Since"),
-        header("If-Range"),
-        header("Range"),
-    );
-    let close = match header("Connection").map(|c| c.to_ascii_lowercase()) {
-        Some(c) if c.contains("close") => true,
-        Some(c) => {
-            req.http_version().0 == 1 && req.http_version().1 == 0 && !c.contains("keep-alive")
-        }
-        None => req.http_version().0 == 1 && req.http_version().1 == 0,
-    };
     let conds = http::Conditions {
-        if_match: if_match.as_deref(),
-        if_none_match: if_none_match.as_deref(),
-        if_modified_since: if_modified_since.as_deref(),
-        if_unmodified_since: if_unmodified_since.as_deref(),
-        if_range: if_range.as_deref(),
-        range: range.as_deref(),
+        if_match: req.header("If-Match"),
+        if_none_match: req.header("If-None-Match"),
+        if_modified_since: req.header("If-Modified-Since"),
+        if_unmodified_since: req.header("If-Unmodified-Since"),
+        if_range: req.header("If-Range"),
+        range: req.header("Range"),
     };
-    let mut w = req.into_writer();
-    let out = respond(state, &method, &raw, &conds, close, &mut *w);
-    drop(w);
+    let out = respond(state, &req.method, &req.target, &conds, req.close, w);
+    let keep = !req.close && out.complete;
     if out.quiet {
-        return;
+        return keep;
     }
     let from_path = if out.tree {
         state.snapshot().and_then(|s| {
@@ -834,10 +708,10 @@ fn handle(state: &State, req: tiny_http::Request) {
     };
     let entry = log::Entry {
         time: log::clock(SystemTime::now()),
-        client: client.map(|c| c.to_string()).unwrap_or_default(),
+        client: req.peer.to_string(),
         machine: None,
-        method,
-        raw,
+        method: req.method.clone(),
+        raw: req.target.clone(),
         path: out.path,
         served: out.served,
         status: out.status,
@@ -847,10 +721,11 @@ fn handle(state: &State, req: tiny_http::Request) {
     };
     state.log.submit(log::Logged {
         entry,
-        client,
+        client: Some(req.peer),
         from_path,
         tree: out.tree,
     });
+    keep
 }
 
 fn text_answer(

@@ -1256,3 +1256,4 @@ fn qemu_ipxe_boots_from_serve_with_encoded_mac_requests() {
         );
     }
 }
+mod hostile;
