@@ -6,6 +6,7 @@ mod boot_support;
 mod build;
 mod dhcp;
 mod diff;
+mod golden;
 mod harness;
 mod injection;
 mod printing;
