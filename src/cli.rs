@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::diag::Format;
+use bootc::diag::Format;
 
 #[derive(Parser)]
 #[command(
@@ -48,8 +48,8 @@ pub enum Command {
         /// The new side, in the same forms
         head: String,
         /// How to print the changes
-        #[arg(long, value_enum, default_value_t = crate::diff::DiffFormat::Human)]
-        format: crate::diff::DiffFormat,
+        #[arg(long, value_enum, default_value_t = bootc::diff::DiffFormat::Human)]
+        format: bootc::diff::DiffFormat,
         /// Exit 1 when anything changes, like `git diff --exit-code`
         #[arg(long)]
         exit_code: bool,

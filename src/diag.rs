@@ -412,6 +412,12 @@ impl<'a> Reporter<'a> {
     }
 }
 
+/// Whether to color output on stderr: a terminal, and NO_COLOR unset.
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub fn plural(n: usize, what: &str) -> String {
     plural_with(n, what, &format!("{what}s"))
 }

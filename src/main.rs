@@ -1,24 +1,7 @@
-//! bootc: a declarative GitOps boot-config compiler.
+//! The `bootc` command line: a thin layer over the library (src/lib.rs).
 
 mod cli;
 mod commands;
-mod dhcp;
-mod diag;
-mod diff;
-mod escape;
-mod ipxe;
-mod load;
-mod model;
-mod render;
-mod resolve;
-mod serve;
-mod sign;
-mod site;
-mod templates;
-mod tomlde;
-mod validate;
-mod verify;
-mod write;
 
 use std::process::ExitCode;
 

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::{compile, print_human};
-use crate::diag::plural;
-use crate::render::{Content, MANIFEST, Tree};
-use crate::sign::{self, Password, SecretKey};
-use crate::verify::SIGNATURE;
-use crate::write;
+use super::print_human;
+use bootc::diag::plural;
+use bootc::render::{Content, MANIFEST, Tree};
+use bootc::sign::{self, Password, SecretKey};
+use bootc::verify::SIGNATURE;
+use bootc::write;
+use bootc::{Compiled, compile};
 
 pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<ExitCode> {
     // The key first: a wrong password or path fails before any work, and the
@@ -26,11 +27,12 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         None => None,
     };
     let c = compile(site)?;
-    print_human(&c.sources, &c.diags);
-    let Some(mut tree) = c.tree.filter(|_| !c.diags.has_errors()) else {
+    print_human(c.sources(), c.diags());
+    let Compiled::Built(b) = c else {
         eprintln!("nothing was written");
         return Ok(ExitCode::from(1));
     };
+    let mut tree = b.tree;
     if let (Some(key), Some(path)) = (&key, sign_key) {
         refuse_copying_key(&tree, path)?;
         sign_tree(&mut tree, key)?;
@@ -39,7 +41,7 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         .map(Path::to_path_buf)
         .unwrap_or_else(|| site.join("public"));
     let stats = write::write(&out, &tree).context("writing the output tree")?;
-    let plan = c.plan.as_ref().expect("a tree comes with a plan");
+    let plan = &b.plan;
     let scripts: usize = plan.machines.iter().map(|m| m.macs.len()).sum();
     println!(
         "built site {}: {}, {}, {} in {} ({} unchanged)",

@@ -5,30 +5,30 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{color_stderr, compile};
-use crate::diag::{Format, Reporter, repo_prefix};
+use super::color_stderr;
+use bootc::diag::{Format, Reporter, repo_prefix};
+use bootc::{Compiled, compile};
 
 pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
     let c = compile(site)?;
-    let mut reporter = Reporter::new(&c.sources);
+    let mut reporter = Reporter::new(c.sources());
     match format {
         Format::Human => {
-            eprint!("{}", reporter.human(&c.diags, color_stderr()));
-            if !c.diags.has_errors()
-                && let Some(plan) = &c.plan
-            {
+            eprint!("{}", reporter.human(c.diags(), color_stderr()));
+            if let Compiled::Built(b) = &c {
+                let plan = &b.plan;
                 eprintln!(
                     "site {} is valid: {}",
                     plan.site,
-                    crate::diag::plural(plan.machines.len(), "machine")
+                    bootc::diag::plural(plan.machines.len(), "machine")
                 );
             }
         }
-        Format::Json => print!("{}", reporter.json(&c.diags)),
+        Format::Json => print!("{}", reporter.json(c.diags())),
         Format::Github => {
             reporter.repo_prefix = repo_prefix(site);
-            print!("{}", reporter.github(&c.diags));
+            print!("{}", reporter.github(c.diags()));
         }
     }
-    Ok(ExitCode::from(if c.diags.has_errors() { 1 } else { 0 }))
+    Ok(ExitCode::from(if c.diags().has_errors() { 1 } else { 0 }))
 }

@@ -8,10 +8,11 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::{color_stderr, compile};
-use crate::diag::{Diags, Reporter, Severity};
-use crate::diff::{self, DiffFormat, PlanDoc, Side, Texts};
-use crate::render::Content;
+use super::color_stderr;
+use bootc::diag::{Diags, Reporter, Severity};
+use bootc::diff::{self, DiffFormat, PlanDoc, Side, Texts};
+use bootc::render::Content;
+use bootc::{Compiled, compile};
 
 pub fn run(base: &str, head: &str, format: DiffFormat, exit_code: bool) -> Result<ExitCode> {
     // Both sides first, so an invalid BASE and an invalid HEAD are both shown.
@@ -81,23 +82,18 @@ fn side(spec: &str, other: &str, which: &str) -> Result<Option<Side>> {
 
 /// Compiles a site in memory; its plan is the plan.json `build` would write.
 fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
-    let c = compile(dir)?;
-    let tree = match c.tree {
-        Some(tree) if !c.diags.has_errors() => tree,
-        _ => {
+    let tree = match compile(dir)? {
+        Compiled::Built(b) => b.tree,
+        Compiled::Invalid { sources, diags } => {
             let errors = Diags {
-                list: c
-                    .diags
+                list: diags
                     .list
                     .into_iter()
                     .filter(|d| d.severity == Severity::Error)
                     .collect(),
             };
             eprintln!("error: {which} {label} is not a valid site");
-            eprint!(
-                "{}",
-                Reporter::new(&c.sources).human(&errors, color_stderr())
-            );
+            eprint!("{}", Reporter::new(&sources).human(&errors, color_stderr()));
             return Ok(None);
         }
     };

@@ -6,19 +6,20 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{compile, print_human};
-use crate::diag::did_you_mean;
-use crate::site::Mac;
+use super::print_human;
+use bootc::diag::did_you_mean;
+use bootc::site::Mac;
+use bootc::{Compiled, compile};
 
 pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
-    let c = compile(site)?;
-    if c.diags.has_errors() {
-        print_human(&c.sources, &c.diags);
-        return Ok(ExitCode::from(1));
-    }
-    let (Some(plan), Some(s)) = (&c.plan, &c.site) else {
-        return Ok(ExitCode::from(1));
+    let b = match compile(site)? {
+        Compiled::Built(b) => b,
+        invalid => {
+            print_human(invalid.sources(), invalid.diags());
+            return Ok(ExitCode::from(1));
+        }
     };
+    let (plan, s) = (&b.plan, &b.site);
     // A MAC match wins over a machine whose name merely looks like a MAC.
     let mac = Mac::parse(what).or_else(|| bare_mac(what));
     let by_mac = mac.and_then(|x| plan.machines.iter().find(|m| m.macs.contains(&x)));
@@ -111,14 +112,14 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
     if let Some(img) = img {
         for a in img.boot.artifacts() {
             let what = match a {
-                crate::site::Artifact::Local { path, size, .. } => {
+                bootc::site::Artifact::Local { path, size, .. } => {
                     format!(
                         "{}  (local {path}, {})",
                         a.url_from(""),
-                        crate::diag::plural(usize::try_from(*size).unwrap_or(usize::MAX), "byte")
+                        bootc::diag::plural(usize::try_from(*size).unwrap_or(usize::MAX), "byte")
                     )
                 }
-                crate::site::Artifact::Remote {
+                bootc::site::Artifact::Remote {
                     url,
                     sha256,
                     blake3,
@@ -131,7 +132,7 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
                         .unwrap_or_default();
                     format!("{url}  (remote, {pin}…)")
                 }
-                crate::site::Artifact::Live { url } => format!("{url}  (chained iPXE service)"),
+                bootc::site::Artifact::Live { url } => format!("{url}  (chained iPXE service)"),
             };
             let _ = writeln!(o, "  {step}. {what}");
             step += 1;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use crate::ipxe::is_host_label;
+use bootc::ipxe::is_host_label;
 
 const MACHINES: &str = r#"# Machines: one or many per file, in any sub-folder of machines/.
 # [defaults] applies to every machine of this file.
@@ -48,7 +48,7 @@ kernel-args = ["priority=high"]
 "#;
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
-    if dir.join(crate::load::SITE_FILE).exists() {
+    if dir.join(bootc::load::SITE_FILE).exists() {
         bail!(
             "{}: a site is already here (bootc.toml exists); nothing was changed",
             dir.display()

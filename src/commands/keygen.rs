@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::sign::{self, PASSWORD_ENV};
+use bootc::sign::{self, PASSWORD_ENV};
 
 pub fn run(prefix: &Path, unencrypted: bool, force: bool) -> Result<ExitCode> {
     let password = if unencrypted {

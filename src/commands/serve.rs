@@ -1,5 +1,5 @@
 //! `bootc serve`: build the site, serve its http/ tree, rebuild on change.
-//! The server itself is in `crate::serve`.
+//! The server itself is in `bootc::serve`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::serve;
+use bootc::serve;
 
 pub fn run(site: &Path, bind: &str, poll: bool) -> Result<ExitCode> {
     let Some(bind) = parse_bind(bind) else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use super::color_stderr;
-use crate::{sign, verify};
+use bootc::{sign, verify};
 
 pub fn run(target: &str, pubkey: &Path, timeout: f64) -> Result<ExitCode> {
     let Some(timeout) = Duration::try_from_secs_f64(timeout)

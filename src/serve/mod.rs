@@ -52,7 +52,7 @@ use minijinja::{Environment, Value};
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 
-use crate::commands::{self, Compiled};
+use crate::Compiled;
 use crate::diag::{Diags, Reporter, Severity, Sources};
 use crate::render::{self, Content, MANIFEST, ManifestFile};
 use crate::site::{Artifact, Mac, Site};
@@ -507,7 +507,7 @@ fn build(
     out: &Path,
     t0: Instant,
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
-    let c = match commands::compile(root) {
+    let c = match crate::compile(root) {
         Ok(c) => c,
         Err(e) => {
             let f = Failure::message(e.to_string());
@@ -515,20 +515,22 @@ fn build(
             return Err((f, text));
         }
     };
-    let Compiled {
+    let color = crate::diag::color_stderr();
+    let b = match c {
+        Compiled::Built(b) => b,
+        Compiled::Invalid { sources, diags } => {
+            let f = Failure::from_diags(&sources, &diags);
+            let text = Reporter::new(&sources).human(&diags, color);
+            return Err((f, text));
+        }
+    };
+    let crate::Build {
         sources,
         site,
         plan,
         tree,
         diags,
-    } = c;
-    let color = commands::color_stderr();
-    let (Some(site), Some(plan), Some(tree)) = (site, plan, tree.filter(|_| !diags.has_errors()))
-    else {
-        let f = Failure::from_diags(&sources, &diags);
-        let text = Reporter::new(&sources).human(&diags, color);
-        return Err((f, text));
-    };
+    } = *b;
     let stats = match write::write(out, &tree) {
         Ok(s) => s,
         Err(e) => {
