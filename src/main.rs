@@ -1,5 +1,6 @@
 //! bootc: a declarative GitOps boot-config compiler.
 
+mod beneath;
 mod cli;
 mod commands;
 mod dhcp;

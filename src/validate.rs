@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use rayon::prelude::*;
 
+use crate::beneath::{OpenError, Opened, Root, open_anywhere};
 use crate::diag::{Diag, Diags, FileId, Loc, did_you_mean};
 use crate::ipxe::{is_host_label, is_plain_name, text_unsafe_reason, unsafe_reason};
 use crate::load::Loaded;
@@ -21,7 +23,10 @@ pub const IPXE_SEARCH: [&str; 2] = ["/usr/lib/ipxe", "/usr/share/ipxe"];
 struct Ctx<'a> {
     loaded: &'a Loaded,
     diags: Diags,
-    artifact_roots: Vec<PathBuf>,
+    /// Canonical artifact roots, open: artifacts are opened beneath them.
+    artifact_roots: Vec<Root>,
+    /// Local artifacts opened so far, by canonical path (each file once).
+    opened: HashMap<PathBuf, Arc<Opened>>,
 }
 
 impl Ctx<'_> {
@@ -66,6 +71,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         loaded,
         diags: Diags::default(),
         artifact_roots: Vec::new(),
+        opened: HashMap::new(),
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
@@ -235,16 +241,21 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     (Some(site), cx.diags)
 }
 
-fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<PathBuf> {
+fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<Root> {
     let root = &cx.loaded.root;
     let Some(roots) = roots else {
-        return root.canonicalize().into_iter().collect();
+        return Root::new(root).into_iter().collect();
     };
     let mut out = Vec::new();
     for r in roots {
         let p = root.join(r.get_ref());
         match p.canonicalize() {
-            Ok(c) if c.is_dir() => out.push(c),
+            Ok(c)
+                if c.is_dir()
+                    && let Ok(open) = Root::new(&c) =>
+            {
+                out.push(open)
+            }
             _ => cx.diags.push(
                 Diag::warning(format!("artifact root `{}` is not a folder", r.get_ref()))
                     .at(loc(file, r), "not found")
@@ -256,18 +267,42 @@ fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Ve
 }
 
 fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> Ipxe {
-    let candidates: Vec<PathBuf> = match configured {
-        Some(p) => vec![cx.loaded.root.join(p.get_ref())],
-        None => IPXE_SEARCH.iter().map(PathBuf::from).collect(),
-    };
-    for dir in &candidates {
-        let binaries: BTreeMap<String, PathBuf> = IPXE_BINARIES
-            .iter()
-            .map(|b| (b.to_string(), dir.join(b)))
-            .filter(|(_, p)| p.is_file())
-            .collect();
+    // A configured folder: each binary is opened beneath it (no symlink out
+    // of it). The default places are the system's own (root's files, where
+    // Debian links ipxe.efi to /boot): opened as they are.
+    if let Some(c) = configured {
+        let dir = cx.loaded.root.join(c.get_ref());
+        let mut binaries = BTreeMap::new();
+        if let Ok(root) = Root::new(&dir) {
+            for b in IPXE_BINARIES {
+                match root.open(Path::new(b)) {
+                    Ok(f) => {
+                        binaries.insert(b.to_string(), Arc::new(f));
+                    }
+                    Err(OpenError::NotFound) => {}
+                    Err(e) => cx.diags.push(
+                        Diag::error(format!("iPXE binary {}/{b} cannot be used: {e}", c.get_ref()))
+                            .at(loc(file, c), "the iPXE binaries come from this folder")
+                            .help("the binaries must be regular files inside this folder (a symlink may point to another file of it, never outside)"),
+                    ),
+                }
+            }
+        }
         if !binaries.is_empty() {
             return Ipxe { binaries };
+        }
+    } else {
+        for dir in IPXE_SEARCH {
+            let binaries: BTreeMap<String, Arc<Opened>> = IPXE_BINARIES
+                .iter()
+                .filter_map(|b| {
+                    let f = open_anywhere(&Path::new(dir).join(b)).ok()?;
+                    Some((b.to_string(), Arc::new(f)))
+                })
+                .collect();
+            if !binaries.is_empty() {
+                return Ipxe { binaries };
+            }
         }
     }
     let where_ = match configured {
@@ -742,6 +777,8 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
     let written = p.get_ref();
     let pl = loc(file, p);
     let path = cx.loaded.root.join(written);
+    // Resolved in user space to find its artifact root, then opened once
+    // beneath that root: what was checked is what is hashed and copied.
     let canonical = match path.canonicalize() {
         Ok(c) => c,
         Err(_) => {
@@ -753,27 +790,66 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
             return None;
         }
     };
-    if !canonical.is_file() {
-        cx.diags.push(
-            Diag::error(format!("local artifact `{written}` is not a regular file"))
-                .at(pl, "not a file"),
-        );
-        return None;
-    }
-    if !cx.artifact_roots.iter().any(|r| canonical.starts_with(r)) {
+    let outside = |cx: &mut Ctx, to: &Path| {
         let roots = cx
             .artifact_roots
             .iter()
-            .map(|r| cx.shown(r))
+            .map(|r| cx.shown(r.path()))
             .collect::<Vec<_>>()
             .join(", ");
         cx.diags.push(
             Diag::error(format!("local artifact `{written}` is outside every artifact root"))
-                .at(pl, format!("resolves to {}", cx.shown(&canonical)))
+                .at(pl.clone(), format!("resolves to {}", cx.shown(to)))
                 .help(format!("artifact roots: {roots}; add a root to [site] artifact-roots if this file is meant to be public")),
         );
+    };
+    let Some(root) = cx
+        .artifact_roots
+        .iter()
+        .position(|r| canonical.starts_with(r.path()))
+    else {
+        if !canonical.is_file() {
+            cx.diags.push(
+                Diag::error(format!("local artifact `{written}` is not a regular file"))
+                    .at(pl, "not a file"),
+            );
+        } else {
+            outside(cx, &canonical);
+        }
         return None;
-    }
+    };
+    let source = match cx.opened.get(&canonical) {
+        Some(f) => f.clone(),
+        None => {
+            let r = &cx.artifact_roots[root];
+            let rel = canonical.strip_prefix(r.path()).unwrap_or(&canonical);
+            match r.open(rel) {
+                Ok(f) => {
+                    let f = Arc::new(f);
+                    cx.opened.insert(canonical.clone(), f.clone());
+                    f
+                }
+                Err(OpenError::Escape(to)) => {
+                    outside(cx, to.as_deref().unwrap_or(&canonical));
+                    return None;
+                }
+                Err(OpenError::NotRegular(what)) => {
+                    cx.diags.push(
+                        Diag::error(format!("local artifact `{written}` is not a regular file"))
+                            .at(pl, format!("{what}, not a file")),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    cx.diags.push(
+                        Diag::error(format!("local artifact `{written}` cannot be read: {e}"))
+                            .at(pl, "unreadable"),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
     let file_name = canonical
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -797,7 +873,7 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
         return None;
     }
     Some(Artifact::Local {
-        source: canonical,
+        source,
         path: written.clone(),
         file_name: name_in_path,
         size: 0,
@@ -834,7 +910,14 @@ fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) -> Role {
         );
     }
     let template_ref = |cx: &mut Ctx, t: &S<String>, what: &str| {
-        if !cx.loaded.templates.contains_key(t.get_ref()) {
+        if cx.loaded.unreadable_templates.contains(t.get_ref()) {
+            cx.diags.push(
+                Diag::error(format!("template `{}` cannot be read", t.get_ref())).at(
+                    loc(file, t),
+                    format!("templates/{} is unreadable (see its error)", t.get_ref()),
+                ),
+            );
+        } else if !cx.loaded.templates.contains_key(t.get_ref()) {
             let hint = did_you_mean(t.get_ref(), cx.loaded.templates.keys().map(String::as_str));
             cx.diags.push(
                 Diag::error(format!("template `{}` does not exist", t.get_ref()))
@@ -1201,21 +1284,17 @@ fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
 /// Hashes every local artifact (in parallel, each file once) and fills in
 /// sizes and hashes. I/O errors become diagnostics naming the path.
 pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
-    let mut paths: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut files: BTreeMap<PathBuf, Arc<Opened>> = BTreeMap::new();
     for img in site.images.values() {
         for a in img.boot.artifacts() {
             if let Artifact::Local { source, .. } = a {
-                paths.insert(source.clone());
+                files.insert(source.path.clone(), source.clone());
             }
         }
     }
-    let hashed: Vec<(PathBuf, std::io::Result<(u64, String)>)> = paths
-        .into_par_iter()
-        .map(|p| {
-            let r = crate::render::hash_file(&p);
-            (p, r)
-        })
-        .collect();
+    // From the descriptor opened at validation, never by name again.
+    let hashed: Vec<(PathBuf, std::io::Result<(u64, String)>)> =
+        files.into_par_iter().map(|(p, f)| (p, f.hash())).collect();
     let mut table = HashMap::new();
     for (p, r) in hashed {
         match r {
@@ -1232,7 +1311,7 @@ pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
             blake3,
             ..
         } = a
-            && let Some((s, h)) = table.get(source)
+            && let Some((s, h)) = table.get(&source.path)
         {
             *size = *s;
             *blake3 = h.clone();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::beneath::CopyError;
 use crate::render::{Content, Tree};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +121,14 @@ fn fill(staging: &Path, previous: &Path, tree: &Tree) -> Result<Stats, WriteErro
             }
             match content {
                 Content::Bytes(b) => fs::write(&dest, b).map_err(err(&dest))?,
-                Content::Copy { source, .. } => {
-                    fs::copy(source, &dest).map_err(err(source))?;
+                // From the descriptor opened at validation, checked again
+                // against its size and hash: never re-opened by name.
+                Content::Copy { source, blake3, .. } => {
+                    let mut f = fs::File::create(&dest).map_err(err(&dest))?;
+                    source.copy_to(&mut f, blake3).map_err(|e| match e {
+                        CopyError::Source(e) => err(&source.path)(e),
+                        CopyError::Dest(e) => err(&dest)(e),
+                    })?;
                 }
             }
             Ok((false, content.size()))

@@ -2,7 +2,6 @@
 //! `git:REV[:PATH]`) into a plan, compares the two and prints the report.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -154,6 +153,7 @@ fn from_tree(plan: &Path, root: &Path, label: &str) -> Result<Side> {
 
 fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    let beneath = crate::beneath::Root::new(root).with_context(|| root.display().to_string())?;
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
@@ -175,20 +175,12 @@ fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
         if !diff::tracked(&rel) {
             continue;
         }
-        let mut hasher = blake3::Hasher::new();
-        let mut f =
-            std::fs::File::open(e.path()).with_context(|| e.path().display().to_string())?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| e.path().display().to_string())?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        out.insert(rel, hasher.finalize().to_hex().to_string());
+        // Beneath the tree: a symlink out of it is refused, not followed.
+        let f = beneath
+            .open(Path::new(&rel))
+            .map_err(|err| anyhow!("{}: {err}", e.path().display()))?;
+        let (_, hash) = f.hash().with_context(|| f.path.display().to_string())?;
+        out.insert(rel, hash);
     }
     Ok(out)
 }
