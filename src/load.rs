@@ -93,29 +93,27 @@ fn list(
         }
         let ft = entry.file_type();
         let shown = rel_name(root, entry.path());
-        let skipped = |what: &str| {
-            Diag::warning(format!("{shown}: {what}, skipped")).help(format!(
-                "bootc reads only regular files under {dir}/ (or symlinks to files inside the site)"
-            ))
-        };
+        let skipped =
+            |what: &str, help: &str| Diag::warning(format!("{shown}: {what}, skipped")).help(help);
         if ft.is_file() {
             if keep(entry.path()) {
                 out.push(entry.into_path());
             }
         } else if ft.is_symlink() {
             match fs::metadata(entry.path()) {
-                Ok(m) if m.is_dir() => diags.push(skipped("a symlink to a folder").help(
-                    "symlinked folders are not followed: move the files here or link each file",
+                Ok(m) if m.is_dir() => diags.push(skipped(
+                    "a symlink to a folder",
+                    "symlinked folders are not followed: move the files here, or link each file",
                 )),
-                Ok(m) if m.is_file() => {
-                    if keep(entry.path()) {
-                        out.push(entry.into_path());
-                    }
-                }
-                Ok(_) if keep(entry.path()) => {
-                    diags.push(skipped("a symlink to something that is not a file"))
-                }
-                Err(_) if keep(entry.path()) => diags.push(skipped("a dangling symlink")),
+                Ok(m) if m.is_file() && keep(entry.path()) => out.push(entry.into_path()),
+                Ok(_) if keep(entry.path()) => diags.push(skipped(
+                    "a symlink to something that is not a regular file",
+                    "only regular files are read",
+                )),
+                Err(_) if keep(entry.path()) => diags.push(skipped(
+                    "a dangling symlink",
+                    "it points to nothing: fix the link or remove it",
+                )),
                 _ => {}
             }
         } else if !ft.is_dir() && keep(entry.path()) {
@@ -126,7 +124,7 @@ fn list(
             } else {
                 "a device"
             };
-            diags.push(skipped(what));
+            diags.push(skipped(what, "only regular files are read"));
         }
     }
     Ok(out)
@@ -135,7 +133,12 @@ fn list(
 /// Reads the site file at `path` beneath the site `root`: no symlink or
 /// `..` leads out of the site, and the file is opened once. A problem is a
 /// diagnostic naming the file.
-fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Result<String, Diag> {
+fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Result<String, Box<Diag>> {
+    read_beneath_inner(root, site_root, path).map_err(Box::new)
+}
+
+#[allow(clippy::result_large_err)]
+fn read_beneath_inner(root: &Root, site_root: &Path, path: &Path) -> Result<String, Diag> {
     let rel = path.strip_prefix(site_root).unwrap_or(path);
     let shown = rel_name(site_root, path);
     match root.open(rel) {
@@ -191,7 +194,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         .chain(&images)
         .chain(&templates)
         .collect();
-    let texts: Vec<Result<String, Diag>> = all
+    let texts: Vec<Result<String, Box<Diag>>> = all
         .par_iter()
         .map(|p| read_beneath(&beneath, root, p))
         .collect();
@@ -202,7 +205,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         match text {
             Ok(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
             Err(d) => {
-                diags.push(d);
+                diags.push(*d);
                 ids.push(None);
             }
         }

@@ -836,7 +836,14 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
                 Err(OpenError::NotRegular(what)) => {
                     cx.diags.push(
                         Diag::error(format!("local artifact `{written}` is not a regular file"))
-                            .at(pl, format!("{what}, not a file")),
+                            .at(
+                                pl,
+                                if what == "a folder" {
+                                    "not a file".to_string()
+                                } else {
+                                    format!("{what}, not a file")
+                                },
+                            ),
                     );
                     return None;
                 }

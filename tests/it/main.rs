@@ -7,6 +7,7 @@ mod build;
 mod dhcp;
 mod diff;
 mod harness;
+mod inputs;
 mod pxe_chain;
 mod schema;
 mod serve;
