@@ -389,9 +389,42 @@ fn link_ignored(worktree_site: &Path, site: &Path) -> Result<Vec<String>> {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
         }
-        std::os::unix::fs::symlink(worktree_site.join(rel), &dest)
-            .with_context(|| dest.display().to_string())?;
+        // Site files (small text) are copied, symlinks as they are: a link
+        // out of the exported site would be refused as leaving it. Anything
+        // else (artifacts, typically large) is linked: artifact roots
+        // resolve through links.
+        let first = rel.split('/').next().unwrap_or("");
+        if rel == "bootc.toml" || ["machines", "roles", "images", "templates"].contains(&first) {
+            mirror(&worktree_site.join(rel), &dest)?;
+        } else {
+            std::os::unix::fs::symlink(worktree_site.join(rel), &dest)
+                .with_context(|| dest.display().to_string())?;
+        }
         linked.push(entry.to_string());
     }
     Ok(linked)
+}
+
+/// Copies `from` to `to`: folders walked, regular files copied, symlinks
+/// recreated with the same target (never followed).
+fn mirror(from: &Path, to: &Path) -> Result<()> {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.with_context(|| from.display().to_string())?;
+        let dest = match e.path().strip_prefix(from) {
+            Ok(rel) if !rel.as_os_str().is_empty() => to.join(rel),
+            _ => to.to_path_buf(),
+        };
+        let ft = e.file_type();
+        let r = if ft.is_dir() {
+            std::fs::create_dir_all(&dest)
+        } else if ft.is_symlink() {
+            std::fs::read_link(e.path()).and_then(|t| std::os::unix::fs::symlink(t, &dest))
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), &dest).map(|_| ())
+        } else {
+            Ok(())
+        };
+        r.with_context(|| dest.display().to_string())?;
+    }
+    Ok(())
 }

@@ -315,10 +315,25 @@ fn diff_of_a_git_revision_with_symlinks_out() {
     }
     let secret = secret();
     let site = Site::fixture("basic");
-    fs::write(site.path(".gitignore"), "public/\n").unwrap();
+    fs::write(site.path(".gitignore"), "public/\nmachines/local.toml\n").unwrap();
     git(site.root(), &["init", "-q", "-b", "main"]);
     git(site.root(), &["add", "."]);
     git(site.root(), &["commit", "-q", "-m", "first"]);
+    // A site file git ignores is taken from the working tree (copied in,
+    // not linked from outside the exported site).
+    site.write(
+        "machines/local.toml",
+        "[[machine]]\nname = \"local01\"\nmac = \"52:54:00:aa:bb:77\"\nip = \"10.77.0.77\"\nrole = \"worker\"\nlabels = { rack = \"r9\" }\n",
+    );
+    let r = site.run(&["diff", "git:HEAD", ".", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["summary"]["changed"], 0, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("using the working tree's machines/local.toml"),
+        "{}",
+        r.stderr
+    );
     link(&site, "machines/evil.toml", &secret.path);
     link(&site, "templates/cloud-init.yaml.j2", &secret.path);
     git(site.root(), &["add", "-A"]);
