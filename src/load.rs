@@ -204,7 +204,18 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     for (path, text) in all.iter().zip(texts) {
         match text {
             Ok(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
-            Err(d) => {
+            Err(mut d) => {
+                // Point at the file itself (no text of it is shown), so
+                // every output format names where the problem is.
+                if d.primary.is_none() {
+                    let id = sources.add(rel_name(root, path), String::new());
+                    let label = if d.severity == crate::diag::Severity::Error {
+                        "this file"
+                    } else {
+                        "skipped"
+                    };
+                    d.primary = Some((Loc::new(id, 0..0), label.to_string()));
+                }
                 diags.push(*d);
                 ids.push(None);
             }

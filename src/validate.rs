@@ -273,6 +273,7 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
     if let Some(c) = configured {
         let dir = cx.loaded.root.join(c.get_ref());
         let mut binaries = BTreeMap::new();
+        let errors = cx.diags.list.len();
         if let Ok(root) = Root::new(&dir) {
             for b in IPXE_BINARIES {
                 match root.open(Path::new(b)) {
@@ -288,7 +289,8 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
                 }
             }
         }
-        if !binaries.is_empty() {
+        // Refused binaries have their errors: no "none found" on top.
+        if !binaries.is_empty() || cx.diags.list.len() > errors {
             return Ipxe { binaries };
         }
     } else {
