@@ -284,7 +284,7 @@ fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> 
                     Err(e) => cx.diags.push(
                         Diag::error(format!("iPXE binary {}/{b} cannot be used: {e}", c.get_ref()))
                             .at(loc(file, c), "the iPXE binaries come from this folder")
-                            .help("the binaries must be regular files inside this folder (a symlink may point to another file of it, never outside)"),
+                            .help("the binaries must be regular files inside this folder (a symlink may point to another file of it, never outside); without [ipxe] binaries, the system's /usr/lib/ipxe is used as installed"),
                     ),
                 }
             }
