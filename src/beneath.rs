@@ -198,6 +198,31 @@ fn finish(fd: rustix::io::Result<OwnedFd>, path: PathBuf) -> Result<Opened, Open
     Err(OpenError::NotRegular(what))
 }
 
+/// Folders that count as inside the site they are linked into: `bootc diff
+/// git:REV` exports a revision into a temporary folder and links in what git
+/// ignores from the working tree's copy of the site (local artifacts), so a
+/// relative artifact root of the export may resolve there.
+static SITE_ALIASES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Declares `dir` (made canonical) one of those folders, for this process.
+pub fn add_site_alias(dir: &Path) {
+    if let Ok(c) = dir.canonicalize() {
+        SITE_ALIASES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
+    }
+}
+
+/// Whether the canonical `path` is inside a folder given to [`add_site_alias`].
+pub fn is_site_alias(path: &Path) -> bool {
+    SITE_ALIASES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|a| path.starts_with(a))
+}
+
 /// Chunk size of reads: large enough for BLAKE3 to use every core on it.
 const CHUNK: usize = 8 << 20;
 

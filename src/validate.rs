@@ -246,10 +246,24 @@ fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Ve
     let Some(roots) = roots else {
         return Root::new(root).into_iter().collect();
     };
+    let site = root.canonicalize().unwrap_or_else(|_| root.clone());
     let mut out = Vec::new();
     for r in roots {
         let p = root.join(r.get_ref());
         match p.canonicalize() {
+            // A root written relative to the site is a folder of the site:
+            // one that a symlink takes elsewhere would publish what is there.
+            Ok(c)
+                if !Path::new(r.get_ref()).is_absolute()
+                    && !c.starts_with(&site)
+                    && !crate::beneath::is_site_alias(&c) =>
+            {
+                cx.diags.push(
+                    Diag::error(format!("artifact root `{}` leads out of the site", r.get_ref()))
+                        .at(loc(file, r), format!("resolves to {}", c.display()))
+                        .help("a relative artifact root is a folder of the site; write an absolute path to use a folder outside it"),
+                )
+            }
             Ok(c)
                 if c.is_dir()
                     && let Ok(open) = Root::new(&c) =>

@@ -345,6 +345,8 @@ impl GitExport {
         }
         let linked = link_ignored(&top.join(&prefix), &site)?;
         if !linked.is_empty() {
+            // What is linked in stays part of this site (artifact roots).
+            crate::beneath::add_site_alias(&top.join(&prefix));
             eprintln!(
                 "note: {label}: using the working tree's {} (ignored by git, so in no revision)",
                 linked.join(", ")

@@ -136,6 +136,15 @@ const CASES: &[(&str, Setup, &str)] = &[
         "local artifact `artifacts/vmlinuz` is outside every artifact root",
     ),
     (
+        "an artifact root",
+        |s, secret| {
+            fs::remove_dir_all(s.path("artifacts")).unwrap();
+            link(s, "artifacts", secret.parent().unwrap());
+            s.edit("images/linux.toml", "artifacts/vmlinuz", "artifacts/shadow");
+        },
+        "artifact root `artifacts` leads out of the site",
+    ),
+    (
         "an iPXE binary of the configured folder",
         |s, secret| {
             s.write("ipxe/ipxe.efi", "stand-in EFI binary\n");
