@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 use rayon::prelude::*;
 
-use crate::beneath::{OpenError, Opened, Root, open_anywhere};
+use crate::beneath::{OpenError, Opened, Root};
 use crate::diag::{Diag, Diags, FileId, Loc, did_you_mean};
 use crate::ipxe::{is_host_label, is_plain_name, text_unsafe_reason, unsafe_reason};
 use crate::load::Loaded;
@@ -280,45 +280,74 @@ fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Ve
     out
 }
 
+/// Where the system's iPXE packages put chainloaders: a binary of an
+/// iPXE folder may be a symlink to one of these (Debian links
+/// /usr/lib/ipxe/ipxe.efi to /boot/ipxe.efi), and to nothing else outside
+/// its folder.
+const SYSTEM_BOOT_DIRS: [&str; 3] = ["/boot", "/usr/lib/ipxe", "/usr/share/ipxe"];
+
+/// Opens the iPXE binary `name` beneath `dir`: no symlink out of it, except
+/// to a chainloader of the system (see [`SYSTEM_BOOT_DIRS`]).
+fn open_binary(dir: &Root, name: &str) -> Result<Opened, OpenError> {
+    match dir.open(Path::new(name)) {
+        Err(OpenError::Escape(Some(to)))
+            if SYSTEM_BOOT_DIRS
+                .iter()
+                .any(|d| to.parent() == Some(Path::new(d)))
+                && to.extension().is_some_and(|e| {
+                    ["efi", "kpxe", "kkpxe", "pxe", "lkrn"].contains(&&*e.to_string_lossy())
+                }) =>
+        {
+            let parent = Root::new(to.parent().unwrap_or(Path::new("/"))).map_err(OpenError::Io)?;
+            let file = to.file_name().map(Path::new).unwrap_or(Path::new(""));
+            parent.open(file).map_err(|e| match e {
+                OpenError::Escape(_) => OpenError::Escape(Some(to.clone())),
+                e => e,
+            })
+        }
+        r => r,
+    }
+}
+
 fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> Ipxe {
-    // A configured folder: each binary is opened beneath it (no symlink out
-    // of it). The default places are the system's own (root's files, where
-    // Debian links ipxe.efi to /boot): opened as they are.
-    if let Some(c) = configured {
-        let dir = cx.loaded.root.join(c.get_ref());
+    // Each binary is opened beneath its folder (the configured one, else
+    // the first default place that has any): a symlink may lead to another
+    // file of it, or to a chainloader the system installed, nothing else.
+    let dirs: Vec<PathBuf> = match configured {
+        Some(c) => vec![cx.loaded.root.join(c.get_ref())],
+        None => IPXE_SEARCH.iter().map(PathBuf::from).collect(),
+    };
+    let errors = cx.diags.list.len();
+    for dir in &dirs {
+        let Ok(root) = Root::new(dir) else {
+            continue;
+        };
         let mut binaries = BTreeMap::new();
-        let errors = cx.diags.list.len();
-        if let Ok(root) = Root::new(&dir) {
-            for b in IPXE_BINARIES {
-                match root.open(Path::new(b)) {
-                    Ok(f) => {
-                        binaries.insert(b.to_string(), Arc::new(f));
-                    }
-                    Err(OpenError::NotFound) => {}
-                    Err(e) => cx.diags.push(
-                        Diag::error(format!("iPXE binary {}/{b} cannot be used: {e}", c.get_ref()))
-                            .at(loc(file, c), "the iPXE binaries come from this folder")
-                            .help("the binaries must be regular files inside this folder (a symlink may point to another file of it, never outside); without [ipxe] binaries, the system's /usr/lib/ipxe is used as installed"),
-                    ),
+        for b in IPXE_BINARIES {
+            match open_binary(&root, b) {
+                Ok(f) => {
+                    binaries.insert(b.to_string(), Arc::new(f));
+                }
+                Err(OpenError::NotFound) => {}
+                Err(e) => {
+                    let d = match configured {
+                        Some(c) => Diag::error(format!(
+                            "iPXE binary {}/{b} cannot be used: {e}",
+                            c.get_ref()
+                        ))
+                        .at(loc(file, c), "the iPXE binaries come from this folder"),
+                        None => Diag::warning(format!(
+                            "iPXE binary {}/{b} cannot be used: {e}",
+                            dir.display()
+                        )),
+                    };
+                    cx.diags.push(d.help("the binaries must be regular files inside their folder (a symlink may point to another file of it, or to a chainloader of the system in /boot, /usr/lib/ipxe or /usr/share/ipxe; never elsewhere)"));
                 }
             }
         }
         // Refused binaries have their errors: no "none found" on top.
         if !binaries.is_empty() || cx.diags.list.len() > errors {
             return Ipxe { binaries };
-        }
-    } else {
-        for dir in IPXE_SEARCH {
-            let binaries: BTreeMap<String, Arc<Opened>> = IPXE_BINARIES
-                .iter()
-                .filter_map(|b| {
-                    let f = open_anywhere(&Path::new(dir).join(b)).ok()?;
-                    Some((b.to_string(), Arc::new(f)))
-                })
-                .collect();
-            if !binaries.is_empty() {
-                return Ipxe { binaries };
-            }
         }
     }
     let where_ = match configured {

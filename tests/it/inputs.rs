@@ -491,3 +491,23 @@ fn an_artifact_fifo_is_refused() {
         r.stderr
     );
 }
+
+/// An iPXE binary may be a symlink to a chainloader the system installed
+/// (Debian links /usr/lib/ipxe/ipxe.efi to /boot/ipxe.efi), so the system's
+/// folder works as `[ipxe] binaries` and the default.
+#[test]
+fn an_ipxe_binary_may_link_to_the_systems_chainloader() {
+    let system = Path::new("/usr/lib/ipxe/snponly.efi");
+    if !system.is_file() {
+        eprintln!("skipped: no {}", system.display());
+        return;
+    }
+    let site = Site::fixture("basic");
+    link(&site, "ipxe/snponly.efi", system);
+    let r = site.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        fs::read(site.path("public/tftp/snponly.efi")).unwrap(),
+        fs::read(system).unwrap()
+    );
+}
