@@ -223,8 +223,11 @@ pub fn is_site_alias(path: &Path) -> bool {
         .any(|a| path.starts_with(a))
 }
 
-/// Chunk size of reads: large enough for BLAKE3 to use every core on it.
-const CHUNK: usize = 8 << 20;
+/// Chunk size of reads when hashing: large enough for BLAKE3 to use every
+/// core on it.
+const HASH_CHUNK: usize = 8 << 20;
+/// Chunk size of reads when copying (many copies run at once).
+const COPY_CHUNK: usize = 1 << 20;
 
 /// The error for a file whose size is not what it was when opened.
 fn changed(was: u64, now: u64) -> io::Error {
@@ -237,8 +240,12 @@ impl Opened {
     /// Calls `f` on the file's bytes, in order, from offset 0 (positioned
     /// reads: the descriptor may be shared). Checks the size read against
     /// the size when opened.
-    fn each_chunk(&self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
-        let mut buf = vec![0u8; CHUNK.min(self.size as usize + 1).max(1)];
+    fn each_chunk(
+        &self,
+        chunk: usize,
+        mut f: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let mut buf = vec![0u8; chunk.min(self.size as usize + 1).max(1)];
         let mut off = 0u64;
         loop {
             let mut filled = 0;
@@ -273,7 +280,7 @@ impl Opened {
     /// The whole content.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.size as usize);
-        self.each_chunk(|b| {
+        self.each_chunk(COPY_CHUNK, |b| {
             out.extend_from_slice(b);
             Ok(())
         })?;
@@ -283,7 +290,7 @@ impl Opened {
     /// Size and BLAKE3 (hashed on all cores), from this descriptor.
     pub fn hash(&self) -> io::Result<(u64, String)> {
         let mut h = blake3::Hasher::new();
-        let n = self.each_chunk(|b| {
+        let n = self.each_chunk(HASH_CHUNK, |b| {
             if b.len() >= 1 << 20 {
                 h.update_rayon(b);
             } else {
@@ -300,7 +307,7 @@ impl Opened {
         let mut h = blake3::Hasher::new();
         let mut write_err = None;
         let n = self
-            .each_chunk(|b| {
+            .each_chunk(COPY_CHUNK, |b| {
                 h.update(b);
                 dest.write_all(b).map_err(|e| {
                     let msg = e.to_string();
