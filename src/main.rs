@@ -1,6 +1,7 @@
 //! bootc: a declarative GitOps boot-config compiler.
 
 mod beneath;
+mod binaries;
 mod cli;
 mod commands;
 mod dhcp;
