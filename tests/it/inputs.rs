@@ -122,13 +122,24 @@ const CASES: &[(&str, Setup, &str)] = &[
         "templates/worker.ipxe.j2 leads out of the site",
     ),
     (
-        "a template reached through `..` in a symlinked folder's link",
+        "a symlinked folder of templates",
         |s, secret| {
-            link(s, "templates/up", Path::new("../.."));
-            let _ = secret;
-            s.append("templates/cloud-init.yaml.j2", "{% include \"up/x\" %}\n");
+            link(s, "templates/up", secret.parent().unwrap());
+            s.append(
+                "templates/cloud-init.yaml.j2",
+                "{% include \"up/shadow\" %}\n",
+            );
         },
         "templates/up: a symlink to a folder, skipped",
+    ),
+    (
+        "the machines folder",
+        |s, secret| {
+            fs::copy(secret, secret.with_extension("toml")).unwrap();
+            fs::remove_dir_all(s.path("machines")).unwrap();
+            link(s, "machines", secret.parent().unwrap());
+        },
+        "machines/shadow.toml leads out of the site",
     ),
     (
         "an artifact",
