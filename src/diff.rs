@@ -141,7 +141,13 @@ impl Texts {
         match self {
             Texts::None => None,
             Texts::Map(m) => m.get(path).map(|b| String::from_utf8_lossy(b).into_owned()),
-            Texts::Dir(root) => std::fs::read(root.join(path))
+            // Beneath the tree: a symlink in a built tree never shows
+            // bytes from outside it.
+            Texts::Dir(root) => crate::beneath::Root::new(root)
+                .ok()?
+                .open(std::path::Path::new(path))
+                .ok()?
+                .read_all()
                 .ok()
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         }

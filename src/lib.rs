@@ -13,6 +13,8 @@
 //! layer on top that nothing here imports. ARCHITECTURE.md says where
 //! things go.
 
+pub mod beneath;
+pub mod binaries;
 pub mod dhcp;
 pub mod diag;
 pub mod diff;

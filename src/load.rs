@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
-use crate::diag::{Diag, Diags, FileId, Sources};
+use crate::beneath::{OpenError, Root};
+use crate::diag::{Diag, Diags, FileId, Loc, Sources};
 use crate::model::{ImageFile, MachineFile, RoleFile, SiteFile};
 
 pub const SITE_FILE: &str = "bootc.toml";
@@ -25,6 +27,9 @@ pub struct Loaded {
     pub images: BTreeMap<String, (FileId, ImageFile)>,
     /// Template name (path under templates/, with '/') -> source.
     pub templates: BTreeMap<String, FileId>,
+    /// Templates found under templates/ that could not be read (each has
+    /// its error already): references to them say so, not "no such file".
+    pub unreadable_templates: std::collections::BTreeSet<String>,
 }
 
 /// Errors that stop loading before any file can be read.
@@ -51,12 +56,15 @@ pub fn rel_name(root: &Path, path: &Path) -> String {
 }
 
 /// Files under `dir` (sorted, following no symlinked directories) whose name
-/// passes `keep`; `recursive` walks sub-folders too.
+/// passes `keep`; `recursive` walks sub-folders too. What is skipped but
+/// looks meant to be read (a symlinked folder, a dangling symlink, a FIFO)
+/// is a warning with its path.
 fn list(
     root: &Path,
     dir: &str,
     recursive: bool,
     keep: impl Fn(&Path) -> bool,
+    diags: &mut Diags,
 ) -> Result<Vec<PathBuf>, LoadError> {
     let base = root.join(dir);
     if !base.is_dir() {
@@ -83,13 +91,80 @@ fn list(
         if name.starts_with('.') {
             continue;
         }
-        let is_file = entry.file_type().is_file()
-            || (entry.file_type().is_symlink() && entry.path().is_file());
-        if is_file && keep(entry.path()) {
-            out.push(entry.into_path());
+        let ft = entry.file_type();
+        let shown = rel_name(root, entry.path());
+        let skipped =
+            |what: &str, help: &str| Diag::warning(format!("{shown}: {what}, skipped")).help(help);
+        if ft.is_file() {
+            if keep(entry.path()) {
+                out.push(entry.into_path());
+            }
+        } else if ft.is_symlink() {
+            match fs::metadata(entry.path()) {
+                Ok(m) if m.is_dir() => diags.push(skipped(
+                    "a symlink to a folder",
+                    "symlinked folders are not followed: move the files here, or link each file",
+                )),
+                Ok(m) if m.is_file() && keep(entry.path()) => out.push(entry.into_path()),
+                Ok(_) if keep(entry.path()) => diags.push(skipped(
+                    "a symlink to something that is not a regular file",
+                    "only regular files are read",
+                )),
+                Err(_) if keep(entry.path()) => diags.push(skipped(
+                    "a dangling symlink",
+                    "it points to nothing: fix the link or remove it",
+                )),
+                _ => {}
+            }
+        } else if !ft.is_dir() && keep(entry.path()) {
+            let what = if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            diags.push(skipped(what, "only regular files are read"));
         }
     }
     Ok(out)
+}
+
+/// Reads the site file at `path` beneath the site `root`: no symlink or
+/// `..` leads out of the site, and the file is opened once. A problem is a
+/// diagnostic naming the file.
+fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Result<String, Box<Diag>> {
+    read_beneath_inner(root, site_root, path).map_err(Box::new)
+}
+
+#[allow(clippy::result_large_err)]
+fn read_beneath_inner(root: &Root, site_root: &Path, path: &Path) -> Result<String, Diag> {
+    let rel = path.strip_prefix(site_root).unwrap_or(path);
+    let shown = rel_name(site_root, path);
+    match root.open(rel) {
+        Ok(f) => {
+            let bytes = f
+                .read_all()
+                .map_err(|e| Diag::error(format!("cannot read {}: {e}", path.display())))?;
+            String::from_utf8(bytes).map_err(|_| {
+                Diag::error(format!(
+                    "cannot read {}: stream did not contain valid UTF-8",
+                    path.display()
+                ))
+            })
+        }
+        Err(OpenError::Escape(to)) => {
+            let mut d = Diag::error(format!("{shown} leads out of the site"));
+            if let Some(to) = to {
+                d = d.help(format!("it resolves to {}", to.display()));
+            }
+            Err(d.help(
+                "site files are read only from inside the site: a symlink may point to another file of the site, never outside it",
+            ))
+        }
+        Err(e @ OpenError::NotRegular(_)) => Err(Diag::warning(format!("{shown}: {e}, skipped"))),
+        Err(e) => Err(Diag::error(format!("cannot read {}: {e}", path.display()))),
+    }
 }
 
 fn is_toml(p: &Path) -> bool {
@@ -102,10 +177,15 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     if !site_path.is_file() {
         return Err(LoadError::NotASite(root.to_path_buf()));
     }
-    let machines = list(root, "machines", true, is_toml)?;
-    let roles = list(root, "roles", false, is_toml)?;
-    let images = list(root, "images", false, is_toml)?;
-    let templates = list(root, "templates", true, |_| true)?;
+    let mut diags = Diags::default();
+    let machines = list(root, "machines", true, is_toml, &mut diags)?;
+    let roles = list(root, "roles", false, is_toml, &mut diags)?;
+    let images = list(root, "images", false, is_toml, &mut diags)?;
+    let templates = list(root, "templates", true, |_| true, &mut diags)?;
+    let beneath = Root::new(root).map_err(|source| LoadError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
 
     // Read everything (in parallel: a large fleet has many files).
     let all: Vec<&PathBuf> = std::iter::once(&site_path)
@@ -114,17 +194,29 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         .chain(&images)
         .chain(&templates)
         .collect();
-    let texts: Vec<Result<String, std::io::Error>> =
-        all.par_iter().map(fs::read_to_string).collect();
+    let texts: Vec<Result<String, Box<Diag>>> = all
+        .par_iter()
+        .map(|p| read_beneath(&beneath, root, p))
+        .collect();
 
-    let mut diags = Diags::default();
     let mut sources = Sources::default();
     let mut ids: Vec<Option<FileId>> = Vec::with_capacity(all.len());
     for (path, text) in all.iter().zip(texts) {
         match text {
             Ok(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
-            Err(e) => {
-                diags.push(Diag::error(format!("cannot read {}: {e}", path.display())));
+            Err(mut d) => {
+                // Point at the file itself (no text of it is shown), so
+                // every output format names where the problem is.
+                if d.primary.is_none() {
+                    let id = sources.add(rel_name(root, path), String::new());
+                    let label = if d.severity == crate::diag::Severity::Error {
+                        "this file"
+                    } else {
+                        "skipped"
+                    };
+                    d.primary = Some((Loc::new(id, 0..0), label.to_string()));
+                }
+                diags.push(*d);
                 ids.push(None);
             }
         }
@@ -171,9 +263,15 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     }
     let mut template_map = BTreeMap::new();
     let troot = root.join("templates");
+    let mut unreadable_templates = std::collections::BTreeSet::new();
     for (path, id) in templates.iter().zip(template_ids) {
-        if let Some(id) = id {
-            template_map.insert(rel_name(&troot, path), id);
+        match id {
+            Some(id) => {
+                template_map.insert(rel_name(&troot, path), id);
+            }
+            None => {
+                unreadable_templates.insert(rel_name(&troot, path));
+            }
         }
     }
 
@@ -185,6 +283,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         roles: role_map,
         images: image_map,
         templates: template_map,
+        unreadable_templates,
     };
     Ok((loaded, diags))
 }

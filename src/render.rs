@@ -2,12 +2,13 @@
 //! file of public/ as bytes (or, for local artifacts, a file to copy).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use minijinja::Value;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::beneath::{Opened, open_anywhere};
 use crate::diag::{Diag, Diags, Severity, Sources};
 use crate::resolve::{Plan, Resolver};
 use crate::site::{Artifact, Site};
@@ -16,9 +17,10 @@ use crate::site::{Artifact, Site};
 #[derive(Clone)]
 pub enum Content {
     Bytes(Vec<u8>),
-    /// A local artifact: copied from `source`; its hash is already known.
+    /// A local artifact or chainloader: copied from `source`, the file
+    /// opened once at validation; its hash is already known.
     Copy {
-        source: PathBuf,
+        source: Arc<Opened>,
         size: u64,
         blake3: String,
     },
@@ -130,11 +132,11 @@ pub fn render(
     }
     // tftp/: the chainloaders; the EFI one also in http/ for UEFI HTTP Boot.
     let http_efi = crate::dhcp::efi_loader(site);
-    for (name, path) in &site.ipxe.binaries {
-        match hash_file(path) {
+    for (name, file) in &site.ipxe.binaries {
+        match file.hash() {
             Ok((size, blake3)) => {
                 let copy = Content::Copy {
-                    source: path.clone(),
+                    source: file.clone(),
                     size,
                     blake3,
                 };
@@ -143,7 +145,10 @@ pub fn render(
                 }
                 tree.files.insert(format!("tftp/{name}"), copy);
             }
-            Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => diags.push(Diag::error(format!(
+                "cannot read {}: {e}",
+                file.path.display()
+            ))),
         }
     }
     // The large summaries do not depend on each other: render them at once.
@@ -400,9 +405,14 @@ pub fn report_context(
     }
 }
 
-/// Size and BLAKE3 of a file (memory-mapped, hashed on all cores).
+/// Size and BLAKE3 of a file (read, not memory-mapped: a file that shrinks
+/// meanwhile is an error, not a SIGBUS; hashed on all cores).
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
-    let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path)?;
-    Ok((h.count(), h.finalize().to_hex().to_string()))
+    open_anywhere(path)
+        .map_err(|e| match e {
+            crate::beneath::OpenError::Io(e) => e,
+            crate::beneath::OpenError::NotFound => std::io::ErrorKind::NotFound.into(),
+            e => std::io::Error::other(e.to_string()),
+        })?
+        .hash()
 }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+use crate::beneath::Opened;
 use crate::diag::{FileId, Loc};
 use crate::model::Vars;
 
@@ -116,7 +117,7 @@ impl fmt::Display for Fallback {
 /// The iPXE chainloaders found for tftp/.
 pub struct Ipxe {
     /// File name -> path, for those present.
-    pub binaries: BTreeMap<String, PathBuf>,
+    pub binaries: BTreeMap<String, Arc<Opened>>,
 }
 
 /// Chainloaders looked for (the arm64 one is optional, from a custom build).
@@ -235,8 +236,9 @@ pub enum IsoMethod {
 pub enum Artifact {
     /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
     Local {
+        /// Opened once, at validation; hashed and copied from this descriptor.
         #[serde(skip)]
-        source: PathBuf,
+        source: Arc<Opened>,
         /// As written in the image file (relative to the site root or absolute).
         path: String,
         file_name: String,

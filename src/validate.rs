@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use rayon::prelude::*;
 
+use crate::beneath::{OpenError, Opened, Root};
 use crate::diag::{Diag, Diags, FileId, Loc, did_you_mean};
 use crate::ipxe::{is_host_label, is_plain_name, text_unsafe_reason, unsafe_reason};
 use crate::load::Loaded;
@@ -21,7 +23,10 @@ pub const IPXE_SEARCH: [&str; 2] = ["/usr/lib/ipxe", "/usr/share/ipxe"];
 struct Ctx<'a> {
     loaded: &'a Loaded,
     diags: Diags,
-    artifact_roots: Vec<PathBuf>,
+    /// Canonical artifact roots, open: artifacts are opened beneath them.
+    artifact_roots: Vec<Root>,
+    /// Local artifacts opened so far, by canonical path (each file once).
+    opened: HashMap<PathBuf, Arc<Opened>>,
 }
 
 impl Ctx<'_> {
@@ -66,6 +71,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         loaded,
         diags: Diags::default(),
         artifact_roots: Vec::new(),
+        opened: HashMap::new(),
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
@@ -102,7 +108,12 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     });
     cx.artifact_roots = artifact_roots(&mut cx, site_id, s.artifact_roots.as_deref());
 
-    let ipxe = ipxe_binaries(&mut cx, site_id, site_file.ipxe.binaries.as_ref());
+    let ipxe = crate::binaries::find(
+        &loaded.root,
+        site_id,
+        site_file.ipxe.binaries.as_ref(),
+        &mut cx.diags,
+    );
     let dhcp = site_file
         .dhcp
         .as_ref()
@@ -235,16 +246,35 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     (Some(site), cx.diags)
 }
 
-fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<PathBuf> {
+fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<Root> {
     let root = &cx.loaded.root;
     let Some(roots) = roots else {
-        return root.canonicalize().into_iter().collect();
+        return Root::new(root).into_iter().collect();
     };
+    let site = root.canonicalize().unwrap_or_else(|_| root.clone());
     let mut out = Vec::new();
     for r in roots {
         let p = root.join(r.get_ref());
         match p.canonicalize() {
-            Ok(c) if c.is_dir() => out.push(c),
+            // A root written relative to the site is a folder of the site:
+            // one that a symlink takes elsewhere would publish what is there.
+            Ok(c)
+                if !Path::new(r.get_ref()).is_absolute()
+                    && !c.starts_with(&site)
+                    && !crate::beneath::is_site_alias(&c) =>
+            {
+                cx.diags.push(
+                    Diag::error(format!("artifact root `{}` leads out of the site", r.get_ref()))
+                        .at(loc(file, r), format!("resolves to {}", c.display()))
+                        .help("a relative artifact root is a folder of the site; write an absolute path to use a folder outside it"),
+                )
+            }
+            Ok(c)
+                if c.is_dir()
+                    && let Ok(open) = Root::new(&c) =>
+            {
+                out.push(open)
+            }
             _ => cx.diags.push(
                 Diag::warning(format!("artifact root `{}` is not a folder", r.get_ref()))
                     .at(loc(file, r), "not found")
@@ -253,35 +283,6 @@ fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Ve
         }
     }
     out
-}
-
-fn ipxe_binaries(cx: &mut Ctx, file: FileId, configured: Option<&S<String>>) -> Ipxe {
-    let candidates: Vec<PathBuf> = match configured {
-        Some(p) => vec![cx.loaded.root.join(p.get_ref())],
-        None => IPXE_SEARCH.iter().map(PathBuf::from).collect(),
-    };
-    for dir in &candidates {
-        let binaries: BTreeMap<String, PathBuf> = IPXE_BINARIES
-            .iter()
-            .map(|b| (b.to_string(), dir.join(b)))
-            .filter(|(_, p)| p.is_file())
-            .collect();
-        if !binaries.is_empty() {
-            return Ipxe { binaries };
-        }
-    }
-    let where_ = match configured {
-        Some(p) => p.get_ref().clone(),
-        None => IPXE_SEARCH.join(" or "),
-    };
-    cx.diags.push(
-        Diag::warning(format!("no iPXE binaries ({}) in {where_}", IPXE_BINARIES.join(", ")))
-            .at_opt(configured.map(|p| loc(file, p)), "no chainloaders here")
-            .help("install them (`apt install ipxe`) or set [ipxe] binaries = \"/path/to/ipxe\"; without them there is no tftp/ output"),
-    );
-    Ipxe {
-        binaries: BTreeMap::new(),
-    }
 }
 
 fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
@@ -771,6 +772,8 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
     let written = p.get_ref();
     let pl = loc(file, p);
     let path = cx.loaded.root.join(written);
+    // Resolved in user space to find its artifact root, then opened once
+    // beneath that root: what was checked is what is hashed and copied.
     let canonical = match path.canonicalize() {
         Ok(c) => c,
         Err(_) => {
@@ -782,27 +785,73 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
             return None;
         }
     };
-    if !canonical.is_file() {
-        cx.diags.push(
-            Diag::error(format!("local artifact `{written}` is not a regular file"))
-                .at(pl, "not a file"),
-        );
-        return None;
-    }
-    if !cx.artifact_roots.iter().any(|r| canonical.starts_with(r)) {
+    let outside = |cx: &mut Ctx, to: &Path| {
         let roots = cx
             .artifact_roots
             .iter()
-            .map(|r| cx.shown(r))
+            .map(|r| cx.shown(r.path()))
             .collect::<Vec<_>>()
             .join(", ");
         cx.diags.push(
             Diag::error(format!("local artifact `{written}` is outside every artifact root"))
-                .at(pl, format!("resolves to {}", cx.shown(&canonical)))
+                .at(pl.clone(), format!("resolves to {}", cx.shown(to)))
                 .help(format!("artifact roots: {roots}; add a root to [site] artifact-roots if this file is meant to be public")),
         );
+    };
+    let Some(root) = cx
+        .artifact_roots
+        .iter()
+        .position(|r| canonical.starts_with(r.path()))
+    else {
+        if !canonical.is_file() {
+            cx.diags.push(
+                Diag::error(format!("local artifact `{written}` is not a regular file"))
+                    .at(pl, "not a file"),
+            );
+        } else {
+            outside(cx, &canonical);
+        }
         return None;
-    }
+    };
+    let source = match cx.opened.get(&canonical) {
+        Some(f) => f.clone(),
+        None => {
+            let r = &cx.artifact_roots[root];
+            let rel = canonical.strip_prefix(r.path()).unwrap_or(&canonical);
+            match r.open(rel) {
+                Ok(f) => {
+                    let f = Arc::new(f);
+                    cx.opened.insert(canonical.clone(), f.clone());
+                    f
+                }
+                Err(OpenError::Escape(to)) => {
+                    outside(cx, to.as_deref().unwrap_or(&canonical));
+                    return None;
+                }
+                Err(OpenError::NotRegular(what)) => {
+                    cx.diags.push(
+                        Diag::error(format!("local artifact `{written}` is not a regular file"))
+                            .at(
+                                pl,
+                                if what == "a folder" {
+                                    "not a file".to_string()
+                                } else {
+                                    format!("{what}, not a file")
+                                },
+                            ),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    cx.diags.push(
+                        Diag::error(format!("local artifact `{written}` cannot be read: {e}"))
+                            .at(pl, "unreadable"),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
     let file_name = canonical
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -826,7 +875,7 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Artifact>
         return None;
     }
     Some(Artifact::Local {
-        source: canonical,
+        source,
         path: written.clone(),
         file_name: name_in_path,
         size: 0,
@@ -863,7 +912,14 @@ fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) -> Role {
         );
     }
     let template_ref = |cx: &mut Ctx, t: &S<String>, what: &str| {
-        if !cx.loaded.templates.contains_key(t.get_ref()) {
+        if cx.loaded.unreadable_templates.contains(t.get_ref()) {
+            cx.diags.push(
+                Diag::error(format!("template `{}` cannot be read", t.get_ref())).at(
+                    loc(file, t),
+                    format!("templates/{} is unreadable (see its error)", t.get_ref()),
+                ),
+            );
+        } else if !cx.loaded.templates.contains_key(t.get_ref()) {
             let hint = did_you_mean(t.get_ref(), cx.loaded.templates.keys().map(String::as_str));
             cx.diags.push(
                 Diag::error(format!("template `{}` does not exist", t.get_ref()))
@@ -1268,21 +1324,17 @@ fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
 /// Hashes every local artifact (in parallel, each file once) and fills in
 /// sizes and hashes. I/O errors become diagnostics naming the path.
 pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
-    let mut paths: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut files: BTreeMap<PathBuf, Arc<Opened>> = BTreeMap::new();
     for img in site.images.values() {
         for a in img.boot.artifacts() {
             if let Artifact::Local { source, .. } = a {
-                paths.insert(source.clone());
+                files.insert(source.path.clone(), source.clone());
             }
         }
     }
-    let hashed: Vec<(PathBuf, std::io::Result<(u64, String)>)> = paths
-        .into_par_iter()
-        .map(|p| {
-            let r = crate::render::hash_file(&p);
-            (p, r)
-        })
-        .collect();
+    // From the descriptor opened at validation, never by name again.
+    let hashed: Vec<(PathBuf, std::io::Result<(u64, String)>)> =
+        files.into_par_iter().map(|(p, f)| (p, f.hash())).collect();
     let mut table = HashMap::new();
     for (p, r) in hashed {
         match r {
@@ -1299,7 +1351,7 @@ pub fn hash_artifacts(site: &mut Site, diags: &mut Diags) {
             blake3,
             ..
         } = a
-            && let Some((s, h)) = table.get(source)
+            && let Some((s, h)) = table.get(&source.path)
         {
             *size = *s;
             *blake3 = h.clone();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::beneath::CopyError;
 use crate::render::{Content, Tree};
 
 #[derive(Debug, thiserror::Error)]
@@ -188,11 +189,24 @@ fn write_file(dest: &Path, content: &Content) -> Result<(), WriteError> {
         .map_err(err(dest))?;
     match content {
         Content::Bytes(b) => f.write_all(b).map_err(err(dest))?,
+        // From the descriptor opened at validation, checked again against
+        // the size and hash the manifest lists: never re-opened by name.
         Content::Copy {
             source,
             size,
             blake3,
-        } => reuse::copy_checked(source, *size, blake3, &mut f, dest)?,
+        } => {
+            let n = source.copy_to(&mut f, blake3).map_err(|e| match e {
+                CopyError::Source(e) => err(&source.path)(e),
+                CopyError::Dest(e) => err(dest)(e),
+            })?;
+            if n != *size {
+                return Err(err(&source.path)(io::Error::other(format!(
+                    "changed while the tree was being written ({size} bytes hashed, {n} copied); \
+                     nothing was written, build again"
+                ))));
+            }
+        }
     }
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! `git:REV[:PATH]`) into a plan, compares the two and prints the report.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -240,6 +239,7 @@ fn read_plan(bytes: &[u8]) -> Result<PlanDoc, String> {
 
 fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    let beneath = bootc::beneath::Root::new(root).with_context(|| root.display().to_string())?;
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
@@ -261,20 +261,12 @@ fn tree_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
         if !diff::tracked(&rel) {
             continue;
         }
-        let mut hasher = blake3::Hasher::new();
-        let mut f =
-            std::fs::File::open(e.path()).with_context(|| e.path().display().to_string())?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| e.path().display().to_string())?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        out.insert(rel, hasher.finalize().to_hex().to_string());
+        // Beneath the tree: a symlink out of it is refused, not followed.
+        let f = beneath
+            .open(Path::new(&rel))
+            .map_err(|err| anyhow!("{}: {err}", e.path().display()))?;
+        let (_, hash) = f.hash().with_context(|| f.path.display().to_string())?;
+        out.insert(rel, hash);
     }
     Ok(out)
 }
@@ -439,6 +431,8 @@ impl GitExport {
         }
         let linked = link_ignored(&top.join(&prefix), &site)?;
         if !linked.is_empty() {
+            // What is linked in stays part of this site (artifact roots).
+            bootc::beneath::add_site_alias(&top.join(&prefix));
             eprintln!(
                 "note: {label}: using the working tree's {} (ignored by git, so in no revision)",
                 linked.join(", ")
@@ -483,9 +477,42 @@ fn link_ignored(worktree_site: &Path, site: &Path) -> Result<Vec<String>> {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
         }
-        std::os::unix::fs::symlink(worktree_site.join(rel), &dest)
-            .with_context(|| dest.display().to_string())?;
+        // Site files (small text) are copied, symlinks as they are: a link
+        // out of the exported site would be refused as leaving it. Anything
+        // else (artifacts, typically large) is linked: artifact roots
+        // resolve through links.
+        let first = rel.split('/').next().unwrap_or("");
+        if rel == "bootc.toml" || ["machines", "roles", "images", "templates"].contains(&first) {
+            mirror(&worktree_site.join(rel), &dest)?;
+        } else {
+            std::os::unix::fs::symlink(worktree_site.join(rel), &dest)
+                .with_context(|| dest.display().to_string())?;
+        }
         linked.push(entry.to_string());
     }
     Ok(linked)
+}
+
+/// Copies `from` to `to`: folders walked, regular files copied, symlinks
+/// recreated with the same target (never followed).
+fn mirror(from: &Path, to: &Path) -> Result<()> {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.with_context(|| from.display().to_string())?;
+        let dest = match e.path().strip_prefix(from) {
+            Ok(rel) if !rel.as_os_str().is_empty() => to.join(rel),
+            _ => to.to_path_buf(),
+        };
+        let ft = e.file_type();
+        let r = if ft.is_dir() {
+            std::fs::create_dir_all(&dest)
+        } else if ft.is_symlink() {
+            std::fs::read_link(e.path()).and_then(|t| std::os::unix::fs::symlink(t, &dest))
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), &dest).map(|_| ())
+        } else {
+            Ok(())
+        };
+        r.with_context(|| dest.display().to_string())?;
+    }
+    Ok(())
 }

@@ -591,7 +591,7 @@ fn build(
         .values()
         .flat_map(|i| i.boot.artifacts())
         .filter_map(|a| match a {
-            Artifact::Local { source, .. } => source.parent().map(Path::to_path_buf),
+            Artifact::Local { source, .. } => source.path.parent().map(Path::to_path_buf),
             _ => None,
         })
         .collect();

@@ -163,28 +163,3 @@ fn hash_reader(
     }
     Ok((h.count(), h.finalize().to_hex().to_string()))
 }
-
-/// Copies `source` into `to` (the new file `dest`), checking that the bytes
-/// copied are the `size` and `blake3` validation found and the manifest lists.
-pub fn copy_checked(
-    source: &Path,
-    size: u64,
-    blake3: &str,
-    to: &mut fs::File,
-    dest: &Path,
-) -> Result<(), WriteError> {
-    let mut from = fs::File::open(source).map_err(err(source))?;
-    let (n, h) = match hash_reader(&mut from, Some(to)) {
-        Ok(r) => r,
-        // A failed read names the source, a failed write the destination.
-        Err((Side::Read, e)) => return Err(err(source)(e)),
-        Err((Side::Write, e)) => return Err(err(dest)(e)),
-    };
-    if n != size || h != blake3 {
-        return Err(err(source)(io::Error::other(format!(
-            "changed while the tree was being written (checked: {size} bytes, blake3 {blake3}; \
-             copied: {n} bytes, blake3 {h}); nothing was written, build again"
-        ))));
-    }
-    Ok(())
-}

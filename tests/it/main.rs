@@ -9,6 +9,7 @@ mod diff;
 mod golden;
 mod harness;
 mod injection;
+mod inputs;
 mod printing;
 mod pxe_chain;
 mod schema;

@@ -970,8 +970,15 @@ fn a_download_in_flight_survives_a_rebuild() {
     let mut data = fs::read(s.path("artifacts/vmlinuz")).unwrap();
     data[0] ^= 1;
     fs::write(s.path("artifacts/vmlinuz"), &data).unwrap();
-    serve.wait_build(g);
-    assert_ne!(kernel_path(&serve), kernel);
+    // A build that catches the file half-written fails ("the file changed
+    // while bootc was reading it") and the next one takes the new image.
+    let mut g = g;
+    let t0 = Instant::now();
+    while kernel_path(&serve) == kernel {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no new image");
+        serve.wait_build(g);
+        g = serve.generation();
+    }
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).unwrap();
     let body_start = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -1256,4 +1263,39 @@ fn qemu_ipxe_boots_from_serve_with_encoded_mac_requests() {
         );
     }
 }
+
+/// A template swapped for a symlink to a secret outside the site while
+/// serving: the rebuild fails naming the file, the previous tree is still
+/// served, and the secret is in no answer and no log line.
+#[test]
+fn a_symlink_out_of_the_site_while_serving_publishes_nothing() {
+    const MARK: &str = "SERVE-SECRET-31d7";
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    fs::write(&secret, format!("{MARK}\n")).unwrap();
+    let s = site(None);
+    let serve = Serve::start(&s, &[]);
+    let before = serve.get("/machines/node01/user-data");
+    assert_eq!(before.status, 200);
+    let g = serve.generation();
+    let tpl = s.path("templates/cloud-init.yaml.j2");
+    fs::remove_file(&tpl).unwrap();
+    std::os::unix::fs::symlink(&secret, &tpl).unwrap();
+    serve.wait_stderr("templates/cloud-init.yaml.j2 leads out of the site");
+    serve.wait_build(g);
+    let after = serve.get("/machines/node01/user-data");
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, before.body, "the previous tree is still served");
+    let status = serve.request("GET", "/.bootc/status", &[]);
+    for text in [
+        serve.log(),
+        serve.stderr(),
+        after.text(),
+        status.text(),
+        serve.get("/").text(),
+    ] {
+        assert!(!text.contains(MARK), "the secret leaked: {text}");
+    }
+}
+
 mod hostile;
