@@ -130,40 +130,45 @@ fn list(
     Ok(out)
 }
 
+/// A site file as read: its text, or why it has none.
+enum Read {
+    Text(String),
+    /// Not UTF-8: the text with the bad bytes replaced (for the snippet),
+    /// and the offset of the first one.
+    NotUtf8(String, usize),
+    Problem(Box<Diag>),
+}
+
 /// Reads the site file at `path` beneath the site `root`: no symlink or
 /// `..` leads out of the site, and the file is opened once. A problem is a
 /// diagnostic naming the file.
-fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Result<String, Box<Diag>> {
-    read_beneath_inner(root, site_root, path).map_err(Box::new)
-}
-
-#[allow(clippy::result_large_err)]
-fn read_beneath_inner(root: &Root, site_root: &Path, path: &Path) -> Result<String, Diag> {
+fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Read {
     let rel = path.strip_prefix(site_root).unwrap_or(path);
     let shown = rel_name(site_root, path);
     match root.open(rel) {
-        Ok(f) => {
-            let bytes = f
-                .read_all()
-                .map_err(|e| Diag::error(format!("cannot read {}: {e}", path.display())))?;
-            String::from_utf8(bytes).map_err(|_| {
-                Diag::error(format!(
-                    "cannot read {}: stream did not contain valid UTF-8",
-                    path.display()
-                ))
-            })
-        }
+        Ok(f) => match f.read_all() {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Read::Text(text),
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    Read::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned(), at)
+                }
+            },
+            Err(e) => Read::Problem(Box::new(Diag::error(format!("cannot read {shown}: {e}")))),
+        },
         Err(OpenError::Escape(to)) => {
             let mut d = Diag::error(format!("{shown} leads out of the site"));
             if let Some(to) = to {
                 d = d.help(format!("it resolves to {}", to.display()));
             }
-            Err(d.help(
+            Read::Problem(Box::new(d.help(
                 "site files are read only from inside the site: a symlink may point to another file of the site, never outside it",
-            ))
+            )))
         }
-        Err(e @ OpenError::NotRegular(_)) => Err(Diag::warning(format!("{shown}: {e}, skipped"))),
-        Err(e) => Err(Diag::error(format!("cannot read {}: {e}", path.display()))),
+        Err(e @ OpenError::NotRegular(_)) => {
+            Read::Problem(Box::new(Diag::warning(format!("{shown}: {e}, skipped"))))
+        }
+        Err(e) => Read::Problem(Box::new(Diag::error(format!("cannot read {shown}: {e}")))),
     }
 }
 
@@ -194,7 +199,7 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         .chain(&images)
         .chain(&templates)
         .collect();
-    let texts: Vec<Result<String, Box<Diag>>> = all
+    let texts: Vec<Read> = all
         .par_iter()
         .map(|p| read_beneath(&beneath, root, p))
         .collect();
@@ -203,8 +208,22 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     let mut ids: Vec<Option<FileId>> = Vec::with_capacity(all.len());
     for (path, text) in all.iter().zip(texts) {
         match text {
-            Ok(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
-            Err(mut d) => {
+            Read::Text(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
+            Read::NotUtf8(lossy, at) => {
+                let name = rel_name(root, path);
+                let end = (at + 3).min(lossy.len());
+                let end = (at + 1..=end)
+                    .find(|&e| lossy.is_char_boundary(e))
+                    .unwrap_or(at);
+                let id = sources.add(name.clone(), lossy);
+                diags.push(
+                    Diag::error(format!("{name} is not UTF-8 text"))
+                        .at(Loc::new(id, at..end), "not UTF-8 from here")
+                        .help("site files are UTF-8: convert it (for example with iconv) and build again"),
+                );
+                ids.push(None);
+            }
+            Read::Problem(mut d) => {
                 // Point at the file itself (no text of it is shown), so
                 // every output format names where the problem is.
                 if d.primary.is_none() {

@@ -35,6 +35,18 @@ invalid!(toml_syntax, "TOML syntax error", "bootc.toml:2:16", |s| {
 });
 
 invalid!(
+    not_utf8,
+    "machines/rack1.toml is not UTF-8 text",
+    "machines/rack1.toml:11:13",
+    |s| {
+        let mut bytes = std::fs::read(s.path("machines/rack1.toml")).unwrap();
+        let at = s.read("machines/rack1.toml").find("node02").unwrap() + 4;
+        bytes[at] = 0xff;
+        std::fs::write(s.path("machines/rack1.toml"), bytes).unwrap();
+    }
+);
+
+invalid!(
     unknown_key_with_hint,
     "unknown key `nme`",
     "machines/rack1.toml:11:1",
