@@ -39,10 +39,11 @@ pub enum LoadError {
         "{0}: no {SITE_FILE} here; a site's root holds {SITE_FILE} (create one with `bootc init`)"
     )]
     NotASite(PathBuf),
-    #[error("{path}: {source}")]
+    // `error` is part of the message, not a `source` (see sign::KeyError).
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -83,7 +84,7 @@ fn list(
                 .path()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| base.clone()),
-            source: e
+            error: e
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("file system loop")),
         })?;
@@ -187,9 +188,9 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     let roles = list(root, "roles", false, is_toml, &mut diags)?;
     let images = list(root, "images", false, is_toml, &mut diags)?;
     let templates = list(root, "templates", true, |_| true, &mut diags)?;
-    let beneath = Root::new(root).map_err(|source| LoadError::Io {
+    let beneath = Root::new(root).map_err(|error| LoadError::Io {
         path: root.to_path_buf(),
-        source,
+        error,
     })?;
 
     // Read everything (in parallel: a large fleet has many files).

@@ -40,8 +40,10 @@ const SIG_UNTRUSTED_COMMENT: &str = "signature from bootc secret key";
 /// its content.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // `error` is part of the message, not a `source`: printed with its
+    // chain (`{:#}`), the OS error would otherwise appear twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: not a minisign secret key{}", path.display(), hint(path))]
     NotSecretKey { path: PathBuf },
     #[error("{}: not a minisign public key: {why}", path.display())]
@@ -70,9 +72,9 @@ fn hint(path: &Path) -> &'static str {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
+    move |error| KeyError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

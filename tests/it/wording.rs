@@ -128,3 +128,27 @@ fn explain_prefers_a_mac_to_a_name_that_looks_like_one() {
     let r = s.run(&["explain", ".", "node02"]);
     assert!(r.stdout.starts_with("machine    node02\n"), "{}", r.stdout);
 }
+
+/// An I/O error names its path and the system's reason once, not twice.
+#[test]
+fn an_io_error_is_said_once() {
+    let s = Site::fixture("basic");
+    for args in [
+        &["verify", "public", "--pubkey", "/nonexistent/k.pub"][..],
+        &["build", ".", "--sign-key", "/nonexistent/k.key"][..],
+    ] {
+        let r = s.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("/nonexistent/k."),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            r.stderr.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
