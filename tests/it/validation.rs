@@ -46,6 +46,33 @@ invalid!(
     }
 );
 
+// Nesting past the parser's limit is an error at its place, not a crash.
+invalid!(
+    toml_too_deep,
+    "TOML syntax error: cannot recurse further; max recursion depth met",
+    "machines/rack1.toml:15:",
+    |s| {
+        let deep = format!("{}1{}", "[".repeat(400), "]".repeat(400));
+        s.edit(
+            "machines/rack1.toml",
+            "vars = { tier = \"silver\" }",
+            &format!("vars = {{ tier = \"silver\", deep = {deep} }}"),
+        );
+    }
+);
+
+invalid!(
+    template_includes_itself,
+    "template error in templates/cloud-init.yaml.j2",
+    "templates/cloud-init.yaml.j2:1:",
+    |s| {
+        s.write(
+            "templates/cloud-init.yaml.j2",
+            "{% include \"cloud-init.yaml.j2\" %}\n",
+        );
+    }
+);
+
 invalid!(
     unknown_key_with_hint,
     "unknown key `nme`",
