@@ -2,9 +2,10 @@
 //! build the typed [`Site`]. Each problem becomes a diagnostic with its place;
 //! checking goes on after a problem so that one run reports them all.
 //!
-//! One file per part of the site: [`settings`] (`[site]`), [`dhcp`]
-//! (`[dhcp]`), [`images`] and [`artifacts`] (images/), [`roles`] (roles/)
-//! and [`machines`] (machines/).
+//! One file per part of the site: `settings` (`[site]`), `dhcp`
+//! (`[dhcp]`), `images` and `artifacts` (images/; local artifacts are
+//! hashed here, so every `Artifact` of the site is complete), `roles`
+//! (roles/) and `machines` (machines/).
 
 mod artifacts;
 mod dhcp;
