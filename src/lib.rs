@@ -83,11 +83,10 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
     let (site, vdiags) = validate::validate(&loaded);
     diags.extend(vdiags);
     let sources = loaded.sources;
-    let Some(mut site) = site else {
+    let Some(site) = site else {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     };
-    validate::hash_artifacts(&mut site, &mut diags);
     let resolver = Resolver::new(&site, &sources, &mut diags);
     let plan = resolver.plan(&mut diags);
     if diags.has_errors() {

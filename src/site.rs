@@ -174,30 +174,26 @@ pub struct Role {
     pub file: FileId,
 }
 
-pub struct Image {
+/// An image; its artifacts are `A` (validate holds checked ones that are
+/// not hashed yet until every image is known).
+pub struct Image<A = Artifact> {
     pub name: String,
     pub description: String,
-    pub boot: Boot,
+    pub boot: Boot<A>,
     pub kernel_args: Vec<Tpl>,
     pub vars: Vars,
     pub file: FileId,
 }
 
 #[derive(Clone, Debug)]
-pub enum Boot {
-    Kernel {
-        kernel: Artifact,
-        initrds: Vec<Artifact>,
-    },
-    Iso {
-        iso: Artifact,
-        method: IsoMethod,
-    },
-    Chain(Artifact),
+pub enum Boot<A = Artifact> {
+    Kernel { kernel: A, initrds: Vec<A> },
+    Iso { iso: A, method: IsoMethod<A> },
+    Chain(A),
     Local,
 }
 
-impl Boot {
+impl<A> Boot<A> {
     pub fn kind(&self) -> &'static str {
         match self {
             Boot::Kernel { .. } => "kernel",
@@ -207,7 +203,7 @@ impl Boot {
         }
     }
 
-    pub fn artifacts(&self) -> Vec<&Artifact> {
+    pub fn artifacts(&self) -> Vec<&A> {
         match self {
             Boot::Kernel { kernel, initrds } => std::iter::once(kernel).chain(initrds).collect(),
             Boot::Iso {
@@ -219,12 +215,32 @@ impl Boot {
             Boot::Local => vec![],
         }
     }
+
+    /// The same boot with each artifact converted by `f`, or None when one
+    /// cannot be.
+    pub fn try_map<B>(self, mut f: impl FnMut(A) -> Option<B>) -> Option<Boot<B>> {
+        Some(match self {
+            Boot::Kernel { kernel, initrds } => Boot::Kernel {
+                kernel: f(kernel)?,
+                initrds: initrds.into_iter().map(&mut f).collect::<Option<_>>()?,
+            },
+            Boot::Iso { iso, method } => Boot::Iso {
+                iso: f(iso)?,
+                method: match method {
+                    IsoMethod::Sanboot => IsoMethod::Sanboot,
+                    IsoMethod::Memdisk(m) => IsoMethod::Memdisk(f(m)?),
+                },
+            },
+            Boot::Chain(a) => Boot::Chain(f(a)?),
+            Boot::Local => Boot::Local,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
-pub enum IsoMethod {
+pub enum IsoMethod<A = Artifact> {
     Sanboot,
-    Memdisk(Artifact),
+    Memdisk(A),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -236,7 +252,8 @@ pub enum IsoMethod {
 pub enum Artifact {
     /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
     Local {
-        /// Opened once, at validation; hashed and copied from this descriptor.
+        /// Opened once, at validation; hashed (then) and copied from this
+        /// descriptor.
         #[serde(skip)]
         source: Arc<Opened>,
         /// As written in the image file (relative to the site root or absolute).

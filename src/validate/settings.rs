@@ -1,0 +1,158 @@
+//! `[site]`: the base URL, the artifact roots, the fallback, and the
+//! warnings about what nothing uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::{Ctx, loc};
+use crate::beneath::Root;
+use crate::diag::{Diag, FileId, Loc, did_you_mean};
+use crate::ipxe::unsafe_reason;
+use crate::model::S;
+use crate::site::*;
+
+/// The base URL, with a trailing '/', when it is usable.
+pub(super) fn base_url(cx: &mut Ctx, file: FileId, u: Option<&S<String>>) -> Option<String> {
+    let u = u?;
+    let text = u.get_ref();
+    let problem = if !(text.starts_with("http://") || text.starts_with("https://")) {
+        Some("it must start with http:// or https://".to_string())
+    } else {
+        unsafe_reason(text)
+    };
+    match problem {
+        Some(why) => {
+            cx.diags
+                .push(Diag::error(format!("invalid base-url `{text}`")).at(loc(file, u), why));
+            None
+        }
+        None => Some(if text.ends_with('/') {
+            text.clone()
+        } else {
+            format!("{text}/")
+        }),
+    }
+}
+
+pub(super) fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<Root> {
+    let root = &cx.loaded.root;
+    let Some(roots) = roots else {
+        return Root::new(root).into_iter().collect();
+    };
+    let site = root.canonicalize().unwrap_or_else(|_| root.clone());
+    let mut out = Vec::new();
+    for r in roots {
+        let p = root.join(r.get_ref());
+        match p.canonicalize() {
+            // A root written relative to the site is a folder of the site:
+            // one that a symlink takes elsewhere would publish what is there.
+            Ok(c)
+                if !Path::new(r.get_ref()).is_absolute()
+                    && !c.starts_with(&site)
+                    && !crate::beneath::is_site_alias(&c) =>
+            {
+                cx.diags.push(
+                    Diag::error(format!("artifact root `{}` leads out of the site", r.get_ref()))
+                        .at(loc(file, r), format!("resolves to {}", c.display()))
+                        .help("a relative artifact root is a folder of the site; write an absolute path to use a folder outside it"),
+                )
+            }
+            Ok(c)
+                if c.is_dir()
+                    && let Ok(open) = Root::new(&c) =>
+            {
+                out.push(open)
+            }
+            _ => cx.diags.push(
+                Diag::warning(format!("artifact root `{}` is not a folder", r.get_ref()))
+                    .at(loc(file, r), "not found")
+                    .help("local artifacts can only come from artifact roots that exist"),
+            ),
+        }
+    }
+    out
+}
+
+pub(super) fn fallback(
+    cx: &mut Ctx,
+    file: FileId,
+    f: Option<&S<String>>,
+    roles: &BTreeMap<String, Role>,
+) -> Fallback {
+    let Some(f) = f else {
+        return Fallback::Local;
+    };
+    match f.get_ref().as_str() {
+        "local" => Fallback::Local,
+        "menu" => Fallback::Menu,
+        "shell" => Fallback::Shell,
+        r => {
+            if !roles.contains_key(r) {
+                let hint = did_you_mean(
+                    r,
+                    roles
+                        .keys()
+                        .map(String::as_str)
+                        .chain(["local", "menu", "shell"]),
+                );
+                cx.diags.push(
+                    Diag::error(format!(
+                        "fallback `{r}` is neither a role nor local, menu or shell"
+                    ))
+                    .at(loc(file, f), "no such role")
+                    .help_opt(hint),
+                );
+            }
+            Fallback::Role(r.to_string())
+        }
+    }
+}
+
+/// Warnings: the roles and images that nothing uses.
+pub(super) fn warn_unused<A>(
+    cx: &mut Ctx,
+    fallback: &Fallback,
+    machines: &[Machine],
+    roles: &BTreeMap<String, Role>,
+    images: &BTreeMap<String, Image<A>>,
+) {
+    let mut used_roles: BTreeSet<&str> = machines.iter().map(|m| m.role.as_str()).collect();
+    if let Fallback::Role(r) = fallback {
+        used_roles.insert(r);
+    }
+    if *fallback == Fallback::Menu {
+        used_roles.extend(roles.keys().map(String::as_str));
+    }
+    let mut stack: Vec<&str> = used_roles.iter().copied().collect();
+    let mut used_images = BTreeSet::new();
+    while let Some(r) = stack.pop() {
+        if let Some(role) = roles.get(r) {
+            if let Some(i) = &role.image {
+                used_images.insert(i.as_str());
+            }
+            if let Some(p) = &role.extends
+                && used_roles.insert(p)
+            {
+                stack.push(p);
+            }
+        }
+    }
+    for (rname, role) in roles {
+        if !used_roles.contains(rname.as_str()) {
+            cx.diags.push(
+                Diag::warning(format!("role `{rname}` is not used by any machine"))
+                    .at(Loc::new(role.file, 0..0), "unused role")
+                    .help("remove the file, or give it to a machine with role = \"…\""),
+            );
+        }
+    }
+    for (iname, image) in images {
+        if !used_images.contains(iname.as_str()) {
+            cx.diags.push(
+                Diag::warning(format!("image `{iname}` is not used by any role"))
+                    .at(Loc::new(image.file, 0..0), "unused image")
+                    .help("remove the file, or point a role at it with image = \"…\""),
+            );
+        }
+    }
+}
