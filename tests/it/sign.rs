@@ -95,10 +95,16 @@ fn redact(s: &str) -> String {
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
         let hex = word.chars().all(|c| c.is_ascii_hexdigit());
+        // A key id is written as minisign writes it: up to 16 upper-case
+        // hex digits, fewer when it starts with zeros; it follows "key ".
+        let key_id = hex
+            && (1..=16).contains(&word.len())
+            && word.chars().all(|c| !c.is_ascii_lowercase())
+            && out.ends_with("key ");
         let w = match word.len() {
             64 if hex => "<blake3>",
             32 if hex => "<build-id>",
-            16 if hex && word.chars().all(|c| !c.is_ascii_lowercase()) => "<key-id>",
+            _ if key_id => "<key-id>",
             _ => word.as_str(),
         };
         out.push_str(w);
