@@ -1,0 +1,131 @@
+//! plan.json: the resolved fleet, one type written by `build` and read back
+//! by `diff` alike.
+//!
+//! Reading is lenient where it has to be: a key missing from an older plan
+//! takes its default, and a key this bootc does not know (a newer bootc's)
+//! is kept in `extra`, so `diff` compares it as it is. Writing gives the
+//! same bytes as ever: `extra` is empty in a plan this bootc resolved.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::site::Mac;
+
+/// Keys of a plan.json this bootc does not know, by name.
+pub type Extra = BTreeMap<String, Value>;
+
+/// The resolved fleet.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Plan {
+    pub site: String,
+    pub fallback: String,
+    pub machines: Vec<Resolved>,
+    /// What each image boots (artifacts with their hashes or pins).
+    pub images: BTreeMap<String, ImagePlan>,
+    #[serde(skip)]
+    pub fallback_script: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What an image boots.
+#[derive(Serialize, Deserialize, Clone, Default, Debug, PartialEq)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ImagePlan {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub artifacts: Vec<Artifact>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An artifact as the plan records it: where it comes from and its hash or
+/// pin (the site's artifact without the opened file).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind"
+)]
+pub enum Artifact {
+    /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
+    Local {
+        /// As written in the image file (relative to the site root or absolute).
+        path: String,
+        file_name: String,
+        size: u64,
+        blake3: String,
+    },
+    /// A remote file, pinned by hash.
+    Remote {
+        url: String,
+        file_name: String,
+        sha256: Option<String>,
+        blake3: Option<String>,
+    },
+    /// A live URL (chain only): another boot service, not a file.
+    Live { url: String },
+}
+
+impl Artifact {
+    /// Where it comes from: the path as written, or the URL.
+    pub fn location(&self) -> &str {
+        match self {
+            Artifact::Local { path, .. } => path,
+            Artifact::Remote { url, .. } | Artifact::Live { url } => url,
+        }
+    }
+
+    /// The pin: (algorithm, hash).
+    pub fn pin(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Artifact::Local { blake3, .. } => Some(("blake3", blake3)),
+            Artifact::Remote { blake3, sha256, .. } => blake3
+                .as_deref()
+                .map(|h| ("blake3", h))
+                .or(sha256.as_deref().map(|h| ("sha256", h))),
+            Artifact::Live { .. } => None,
+        }
+    }
+
+    /// The size, when the plan records one.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Artifact::Local { size, .. } => Some(*size),
+            _ => None,
+        }
+    }
+}
+
+/// One machine's boot, everything decided.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Resolved {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+    pub role: String,
+    /// The machine's role, then the roles it extends.
+    pub role_chain: Vec<String>,
+    pub image: String,
+    pub boot: String,
+    /// Final kernel command line, in order: image, roles (base first), machine.
+    pub kernel_args: Vec<String>,
+    /// What the machine fetches, in order (relative to http/ or absolute).
+    pub fetches: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// File name -> BLAKE3 of its content.
+    pub files: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub file_contents: BTreeMap<String, String>,
+    /// One script per MAC, same order as `macs`.
+    #[serde(skip)]
+    pub scripts: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
