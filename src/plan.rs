@@ -17,6 +17,16 @@ use crate::site::Mac;
 /// Keys of a plan.json this bootc does not know, by name.
 pub type Extra = BTreeMap<String, Value>;
 
+/// The plan format this bootc reads. bootc's plan.json has no `format`
+/// key yet; one that has a `format` (or `version`) other than this is not
+/// a plan this bootc can compare.
+pub const FORMAT: u64 = 1;
+
+/// Why a JSON document is not a plan.json bootc wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAPlan(String);
+
 /// The resolved fleet.
 #[derive(Serialize, Deserialize, Clone, Default, Debug)]
 #[serde(rename_all = "kebab-case", default)]
@@ -128,4 +138,72 @@ pub struct Resolved {
     pub scripts: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl Plan {
+    /// Reads a plan.json, refusing JSON that is not bootc's (anything read
+    /// is compared and printed, so a random document must not pass as an
+    /// empty fleet): the keys and types bootc writes must be there.
+    pub fn from_json(bytes: &[u8]) -> Result<Plan, NotAPlan> {
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| NotAPlan(format!("not JSON ({e})")))?;
+        check(&doc).map_err(NotAPlan)?;
+        serde_json::from_value(doc).map_err(|e| NotAPlan(e.to_string()))
+    }
+}
+
+/// The shape of a plan: the format, the keys `diff` needs and their types.
+fn check(doc: &Value) -> Result<(), String> {
+    let Value::Object(top) = doc else {
+        return Err("not a JSON object".into());
+    };
+    for key in ["format", "version"] {
+        match top.get(key) {
+            None => {}
+            Some(v) if key == "format" && v.as_u64() == Some(FORMAT) => {}
+            Some(v) => {
+                // JSON text: control characters come escaped.
+                let mut shown: String = v.to_string().chars().take(40).collect();
+                if shown.len() < v.to_string().len() {
+                    shown.push('…');
+                }
+                return Err(format!(
+                    "its `{key}` is {shown}, not a plan format this bootc reads ({FORMAT})"
+                ));
+            }
+        }
+    }
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let want = |obj: &serde_json::Map<String, Value>,
+                key: &str,
+                what: &str,
+                ok: fn(&Value) -> bool,
+                at: &str| {
+        match obj.get(key) {
+            None => Err(format!("{at}has no `{key}`")),
+            Some(v) if !ok(v) => Err(format!("{at}`{key}` is {}, not {what}", kind(v))),
+            Some(_) => Ok(()),
+        }
+    };
+    want(top, "site", "a string", Value::is_string, "")?;
+    want(top, "fallback", "a string", Value::is_string, "")?;
+    want(top, "images", "an object", Value::is_object, "")?;
+    want(top, "machines", "an array", Value::is_array, "")?;
+    for (i, m) in top["machines"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("machines[{i}] ");
+        let Value::Object(m) = m else {
+            return Err(format!("{at}is {}, not an object", kind(m)));
+        };
+        want(m, "name", "a string", Value::is_string, &at)?;
+        want(m, "macs", "an array", Value::is_array, &at)?;
+        want(m, "image", "a string", Value::is_string, &at)?;
+    }
+    Ok(())
 }
