@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, SideInfo};
 use super::text::Style;
-use super::view::{Doc, ImageStatus, MAX_CHANGES, Section};
+use super::view::{Doc, MAX_CHANGES, Section};
 use crate::diag::plural_with;
 
 fn side_line(side: &SideInfo) -> String {
@@ -33,35 +33,8 @@ pub fn write(r: &Report) -> String {
     if let Some(l) = &d.labels_only {
         let _ = writeln!(o, "  {l}");
     }
-    if !d.site.shown.is_empty() {
-        let _ = writeln!(o, "\nsite:");
-        for c in &d.site.shown {
-            let _ = writeln!(o, "  {c}");
-        }
-        if d.site.more > 0 {
-            let _ = writeln!(o, "  and {} more", d.site.more);
-        }
-    }
-    if !d.images.shown.is_empty() {
-        let _ = writeln!(o, "\nimages:");
-        for i in &d.images.shown {
-            let _ = write!(o, "  {}", i.name);
-            let _ = match &i.status {
-                ImageStatus::Unused => writeln!(o, ": changed; no machine boots it now"),
-                ImageStatus::For { count, names } => writeln!(
-                    o,
-                    ": changed, for {}: {names}",
-                    plural_with(*count, "machine", "machines"),
-                ),
-                ImageStatus::Other(status) => writeln!(o, ": {status}"),
-            };
-            for delta in &i.deltas {
-                let _ = writeln!(o, "    {delta}");
-            }
-        }
-        if d.images.more > 0 {
-            let _ = writeln!(o, "  and {} more", d.images.more);
-        }
+    for l in &d.lists {
+        l.write(&mut o, &format!("\n{}:", l.title), "  ", "    ");
     }
     for s in &d.sections {
         section(&mut o, s);

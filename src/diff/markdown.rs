@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, SideInfo};
 use super::text::{Style, code, md_text};
-use super::view::{Doc, ImageStatus, MAX_CHANGES, Section};
+use super::view::{Doc, MAX_CHANGES, Section};
 use crate::diag::plural_with;
 
 fn side_line(x: &SideInfo) -> String {
@@ -38,36 +38,13 @@ pub fn write(r: &Report) -> String {
     if let Some(l) = &d.labels_only {
         let _ = writeln!(o, "\n{l}.");
     }
-    if !d.site.shown.is_empty() {
-        let _ = writeln!(o, "\n#### Site\n");
-        for c in &d.site.shown {
-            let _ = writeln!(o, "- {c}");
-        }
-        if d.site.more > 0 {
-            let _ = writeln!(o, "- and {} more", d.site.more);
-        }
-    }
-    if !d.images.shown.is_empty() {
-        let _ = writeln!(o, "\n#### Images\n");
-        for i in &d.images.shown {
-            let _ = write!(o, "- **{}**", md_text(i.name));
-            let _ = match &i.status {
-                ImageStatus::Unused => writeln!(o, ": changed; no machine boots it now"),
-                ImageStatus::For { count, names } => writeln!(
-                    o,
-                    ": changed, for {}: {}",
-                    plural_with(*count, "machine", "machines"),
-                    md_text(names)
-                ),
-                ImageStatus::Other(status) => writeln!(o, ": {status}"),
-            };
-            for delta in &i.deltas {
-                let _ = writeln!(o, "  - {delta}");
-            }
-        }
-        if d.images.more > 0 {
-            let _ = writeln!(o, "- and {} more", d.images.more);
-        }
+    for l in &d.lists {
+        l.write(
+            &mut o,
+            &format!("\n#### {}\n", capital(l.title)),
+            "- ",
+            "  - ",
+        );
     }
     for s in &d.sections {
         section(&mut o, s);
@@ -99,9 +76,7 @@ fn section(o: &mut String, s: &Section) {
     if s.views.is_empty() {
         return;
     }
-    let mut title = s.title.to_string();
-    title[..1].make_ascii_uppercase();
-    let _ = writeln!(o, "\n#### {title}\n");
+    let _ = writeln!(o, "\n#### {}\n", capital(s.title));
     for v in &s.views {
         let labels = if v.labels.is_empty() {
             String::new()
@@ -141,4 +116,11 @@ fn section(o: &mut String, s: &Section) {
     if let Some(m) = &s.more {
         let _ = writeln!(o, "- {m}");
     }
+}
+
+/// `added` -> `Added`.
+fn capital(title: &str) -> String {
+    let mut t = title.to_string();
+    t[..1].make_ascii_uppercase();
+    t
 }

@@ -196,6 +196,22 @@ impl Style {
         }
     }
 
+    /// Text outside values: as is, or escaped for markdown.
+    pub(super) fn text(self, s: &str) -> String {
+        match self {
+            Style::Plain => s.to_string(),
+            Style::Markdown => md_text(s),
+        }
+    }
+
+    /// A name that heads an item: as is, or in bold.
+    pub(super) fn strong(self, s: &str) -> String {
+        match self {
+            Style::Plain => s.to_string(),
+            Style::Markdown => format!("**{}**", md_text(s)),
+        }
+    }
+
     pub(super) fn arrow(self) -> &'static str {
         match self {
             Style::Plain => "->",

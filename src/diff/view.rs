@@ -3,6 +3,7 @@
 //! writer is only formatting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use super::change::Change;
 use super::report::{MachineEntry, Report, SideInfo, common_labels};
@@ -138,20 +139,43 @@ fn entry_views(list: &[MachineEntry], s: Style) -> Vec<View> {
         .collect()
 }
 
-/// What an image list says of an image after its name.
-pub(super) enum ImageStatus<'a> {
-    /// Changed, and no machine boots it now.
-    Unused,
-    /// Changed, for these machines (formatted).
-    For { count: usize, names: String },
-    /// Added or removed.
-    Other(&'a str),
+/// A list of site-wide changes or images: each item a line, maybe with
+/// lines below it.
+pub(super) struct List {
+    /// Lower case: `site`, `images`.
+    pub title: &'static str,
+    pub items: Vec<(String, Vec<String>)>,
+    /// How many items are left out.
+    pub more: usize,
 }
 
-pub(super) struct ImageView<'a> {
-    pub name: &'a str,
-    pub status: ImageStatus<'a>,
-    pub deltas: Vec<String>,
+impl List {
+    fn new(title: &'static str, all: impl ExactSizeIterator<Item = (String, Vec<String>)>) -> List {
+        let more = all.len().saturating_sub(MAX_ITEMS);
+        List {
+            title,
+            items: all.take(MAX_ITEMS).collect(),
+            more,
+        }
+    }
+
+    /// Writes the list under `heading`, each item after `item`, the lines
+    /// below it after `sub`: nothing when it is empty.
+    pub fn write(&self, o: &mut String, heading: &str, item: &str, sub: &str) {
+        if self.items.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "{heading}");
+        for (text, subs) in &self.items {
+            let _ = writeln!(o, "{item}{text}");
+            for s in subs {
+                let _ = writeln!(o, "{sub}{s}");
+            }
+        }
+        if self.more > 0 {
+            let _ = writeln!(o, "{item}and {} more", self.more);
+        }
+    }
 }
 
 /// A list of machines: added, removed or changed.
@@ -161,22 +185,6 @@ pub(super) struct Section {
     pub views: Vec<View>,
     /// What is left out, as markdown.
     pub more: Option<String>,
-}
-
-/// A capped list, and how many items it leaves out.
-pub(super) struct Capped<T> {
-    pub shown: Vec<T>,
-    pub more: usize,
-}
-
-impl<T> Capped<T> {
-    fn new(all: impl ExactSizeIterator<Item = T>) -> Capped<T> {
-        let more = all.len().saturating_sub(MAX_ITEMS);
-        Capped {
-            shown: all.take(MAX_ITEMS).collect(),
-            more,
-        }
-    }
 }
 
 /// A report as the human and markdown writers show it.
@@ -192,29 +200,35 @@ pub(super) struct Doc<'a> {
     pub cells: Vec<(&'static str, usize)>,
     /// "3 machines change only labels (not listed)", when some do.
     pub labels_only: Option<String>,
-    pub site: Capped<String>,
-    pub images: Capped<ImageView<'a>>,
+    /// Site-wide changes, then images.
+    pub lists: [List; 2],
     pub sections: Vec<Section>,
 }
 
 impl<'a> Doc<'a> {
     pub fn new(r: &'a Report, s: Style) -> Doc<'a> {
         let sm = &r.summary;
-        let images = r.images.iter().map(|i| ImageView {
-            name: &i.name,
-            status: match i.status {
-                "changed" if i.machines.is_empty() => ImageStatus::Unused,
+        let images = r.images.iter().map(|i| {
+            let status = match i.status {
+                "changed" if i.machines.is_empty() => {
+                    "changed; no machine boots it now".to_string()
+                }
                 "changed" => {
                     let names: Vec<&str> = i.machines.iter().map(String::as_str).collect();
-                    ImageStatus::For {
-                        count: names.len(),
-                        names: name_list(&names, s),
-                    }
+                    format!(
+                        "changed, for {}: {}",
+                        plural_with(names.len(), "machine", "machines"),
+                        s.text(&name_list(&names, s))
+                    )
                 }
-                other => ImageStatus::Other(other),
-            },
-            deltas: i.changes.iter().map(|d| delta_text(d, s)).collect(),
+                other => other.to_string(),
+            };
+            (
+                format!("{}: {status}", s.strong(&i.name)),
+                i.changes.iter().map(|d| delta_text(d, s)).collect(),
+            )
         });
+        let site = r.site.iter().map(|c| (site_text(c, s), Vec::new()));
         let more_entries =
             |n: usize| (n > MAX_GROUPS).then(|| "`--format json` lists every one".to_string());
         let mut sections = Vec::new();
@@ -250,8 +264,7 @@ impl<'a> Doc<'a> {
                     plural_with(sm.labels_only, "machine changes", "machines change")
                 )
             }),
-            site: Capped::new(r.site.iter().map(|c| site_text(c, s))),
-            images: Capped::new(images),
+            lists: [List::new("site", site), List::new("images", images)],
             sections,
         }
     }
