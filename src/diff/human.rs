@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, SideInfo};
 use super::text::Style;
-use super::view::{Doc, MAX_CHANGES, Section};
+use super::view::{Doc, Marks, View};
 use crate::diag::plural_with;
 
 fn side_line(side: &SideInfo) -> String {
@@ -34,51 +34,28 @@ pub fn write(r: &Report) -> String {
         let _ = writeln!(o, "  {l}");
     }
     for l in &d.lists {
-        l.write(&mut o, &format!("\n{}:", l.title), "  ", "    ");
+        l.write(&mut o, &marks(l.title));
     }
     for s in &d.sections {
-        section(&mut o, s);
+        s.write(&mut o, Style::Plain, &marks(s.title), details);
     }
     o
 }
 
-fn section(o: &mut String, s: &Section) {
-    if s.views.is_empty() {
-        return;
+/// Per-machine details: a line each.
+fn details(o: &mut String, v: &View) {
+    for (name, d) in &v.details {
+        let _ = writeln!(o, "      {name}: {d}");
     }
-    let _ = writeln!(o, "\n{}:", s.title);
-    for v in &s.views {
-        let labels = if v.labels.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", v.labels)
-        };
-        match (&v.names, v.lines.len()) {
-            (None, 1) => {
-                let _ = writeln!(o, "  {}{labels}: {}", v.title, v.lines[0]);
-                continue;
-            }
-            (None, _) => {
-                let _ = writeln!(o, "  {}{labels}", v.title);
-            }
-            (Some(names), _) => {
-                let _ = writeln!(o, "  {}{labels}: {names}", v.title);
-            }
-        }
-        for l in v.lines.iter().take(MAX_CHANGES) {
-            let _ = writeln!(o, "    {l}");
-        }
-        if v.lines.len() > MAX_CHANGES {
-            let _ = writeln!(o, "    and {} more changes", v.lines.len() - MAX_CHANGES);
-        }
-        for (name, d) in &v.details {
-            let _ = writeln!(o, "      {name}: {d}");
-        }
-        if v.more_details > 0 {
-            let _ = writeln!(o, "      and {} more", v.more_details);
-        }
+    if v.more_details > 0 {
+        let _ = writeln!(o, "      and {} more", v.more_details);
     }
-    if let Some(m) = &s.more {
-        let _ = writeln!(o, "  {}", m.replace('`', ""));
+}
+
+fn marks(title: &str) -> Marks {
+    Marks {
+        heading: format!("\n{title}:"),
+        item: "  ",
+        sub: "    ",
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, SideInfo};
 use super::text::{Style, code, md_text};
-use super::view::{Doc, MAX_CHANGES, Section};
+use super::view::{Doc, Marks, View};
 use crate::diag::plural_with;
 
 fn side_line(x: &SideInfo) -> String {
@@ -39,15 +39,10 @@ pub fn write(r: &Report) -> String {
         let _ = writeln!(o, "\n{l}.");
     }
     for l in &d.lists {
-        l.write(
-            &mut o,
-            &format!("\n#### {}\n", capital(l.title)),
-            "- ",
-            "  - ",
-        );
+        l.write(&mut o, &marks(l.title));
     }
     for s in &d.sections {
-        section(&mut o, s);
+        s.write(&mut o, Style::Markdown, &marks(s.title), details);
     }
     o
 }
@@ -72,55 +67,29 @@ fn table(o: &mut String, cells: &[(&str, usize)]) {
     );
 }
 
-fn section(o: &mut String, s: &Section) {
-    if s.views.is_empty() {
+/// Per-machine details: one line for the group.
+fn details(o: &mut String, v: &View) {
+    if v.details.is_empty() {
         return;
     }
-    let _ = writeln!(o, "\n#### {}\n", capital(s.title));
-    for v in &s.views {
-        let labels = if v.labels.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", v.labels)
-        };
-        match (&v.names, v.lines.len()) {
-            (None, 1) => {
-                let _ = writeln!(o, "- **{}**{labels}: {}", md_text(&v.title), v.lines[0]);
-                continue;
-            }
-            (None, _) => {
-                let _ = writeln!(o, "- **{}**{labels}", md_text(&v.title));
-            }
-            (Some(names), _) => {
-                let _ = writeln!(o, "- **{}**{labels}: {}", v.title, md_text(names));
-            }
-        }
-        for l in v.lines.iter().take(MAX_CHANGES) {
-            let _ = writeln!(o, "  - {l}");
-        }
-        if v.lines.len() > MAX_CHANGES {
-            let _ = writeln!(o, "  - and {} more changes", v.lines.len() - MAX_CHANGES);
-        }
-        if !v.details.is_empty() {
-            let mut d: Vec<String> = v
-                .details
-                .iter()
-                .map(|(n, d)| format!("{}: {d}", md_text(n)))
-                .collect();
-            if v.more_details > 0 {
-                d.push(format!("and {} more", v.more_details));
-            }
-            let _ = writeln!(o, "  - per machine: {}", d.join("; "));
-        }
+    let mut d: Vec<String> = v
+        .details
+        .iter()
+        .map(|(n, d)| format!("{}: {d}", md_text(n)))
+        .collect();
+    if v.more_details > 0 {
+        d.push(format!("and {} more", v.more_details));
     }
-    if let Some(m) = &s.more {
-        let _ = writeln!(o, "- {m}");
-    }
+    let _ = writeln!(o, "  - per machine: {}", d.join("; "));
 }
 
-/// `added` -> `Added`.
-fn capital(title: &str) -> String {
+/// A heading with a capital: `added` -> `#### Added`.
+fn marks(title: &str) -> Marks {
     let mut t = title.to_string();
     t[..1].make_ascii_uppercase();
-    t
+    Marks {
+        heading: format!("\n#### {t}\n"),
+        item: "- ",
+        sub: "  - ",
+    }
 }

@@ -15,7 +15,7 @@ pub(super) const MAX_GROUPS: usize = 25;
 /// How many per-machine detail lines a group shows.
 const MAX_DETAILS: usize = 5;
 /// How many changes a group shows.
-pub(super) const MAX_CHANGES: usize = 20;
+const MAX_CHANGES: usize = 20;
 /// How many images and site-wide changes are shown.
 const MAX_ITEMS: usize = 25;
 
@@ -159,12 +159,12 @@ impl List {
         }
     }
 
-    /// Writes the list under `heading`, each item after `item`, the lines
-    /// below it after `sub`: nothing when it is empty.
-    pub fn write(&self, o: &mut String, heading: &str, item: &str, sub: &str) {
+    /// Writes the list with `marks`: nothing when it is empty.
+    pub fn write(&self, o: &mut String, marks: &Marks) {
         if self.items.is_empty() {
             return;
         }
+        let Marks { heading, item, sub } = marks;
         let _ = writeln!(o, "{heading}");
         for (text, subs) in &self.items {
             let _ = writeln!(o, "{item}{text}");
@@ -185,6 +185,70 @@ pub(super) struct Section {
     pub views: Vec<View>,
     /// What is left out, as markdown.
     pub more: Option<String>,
+}
+
+/// How a writer marks a list: its heading, an item, the lines below one.
+pub(super) struct Marks {
+    pub heading: String,
+    pub item: &'static str,
+    pub sub: &'static str,
+}
+
+impl Section {
+    /// Writes the section with `marks`, each group's per-machine details
+    /// by `details`: nothing when it is empty.
+    pub fn write(
+        &self,
+        o: &mut String,
+        s: Style,
+        marks: &Marks,
+        details: impl Fn(&mut String, &View),
+    ) {
+        if self.views.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "{}", marks.heading);
+        for v in &self.views {
+            let labels = if v.labels.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.labels)
+            };
+            let item = marks.item;
+            match (&v.names, v.lines.len()) {
+                (None, 1) => {
+                    let _ = writeln!(o, "{item}{}{labels}: {}", s.strong(&v.title), v.lines[0]);
+                    continue;
+                }
+                (None, _) => {
+                    let _ = writeln!(o, "{item}{}{labels}", s.strong(&v.title));
+                }
+                (Some(names), _) => {
+                    // The title is a count: nothing to escape.
+                    let title = match s {
+                        Style::Plain => v.title.clone(),
+                        Style::Markdown => format!("**{}**", v.title),
+                    };
+                    let _ = writeln!(o, "{item}{title}{labels}: {}", s.text(names));
+                }
+            }
+            for l in v.lines.iter().take(MAX_CHANGES) {
+                let _ = writeln!(o, "{}{l}", marks.sub);
+            }
+            if v.lines.len() > MAX_CHANGES {
+                let more = v.lines.len() - MAX_CHANGES;
+                let _ = writeln!(o, "{}and {more} more changes", marks.sub);
+            }
+            details(o, v);
+        }
+        if let Some(m) = &self.more {
+            let m = match s {
+                Style::Plain => m.replace('`', ""),
+                Style::Markdown => m.clone(),
+            };
+            let _ = writeln!(o, "{}{m}", marks.item);
+        }
+    }
 }
 
 /// A report as the human and markdown writers show it.
