@@ -1,6 +1,7 @@
 //! What changes about one machine present on both sides.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -141,10 +142,28 @@ impl Lines {
     }
 }
 
+/// What is a machine's own in a change's text: what placeholders stand for.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Own {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+}
+
+impl Own {
+    pub fn of(m: &Resolved) -> Own {
+        Own {
+            name: m.name.clone(),
+            macs: m.macs.clone(),
+            ip: m.ip,
+        }
+    }
+}
+
 /// Replaces the machine's own name, IP and MACs in `text` by placeholders,
 /// where they stand as whole words, so `hostname=node01` and
 /// `hostname=node02` read as one change: `hostname={name}`.
-pub(super) fn placeholders(text: &str, m: &Resolved) -> String {
+pub(super) fn placeholders(text: &str, m: &Own) -> String {
     let mut out = text.to_string();
     let mut subs: Vec<(String, &str)> = Vec::new();
     for mac in &m.macs {
@@ -378,12 +397,11 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
 mod tests {
     use super::*;
 
-    fn m(name: &str) -> Resolved {
-        Resolved {
+    fn m(name: &str) -> Own {
+        Own {
             name: name.into(),
             macs: vec![Mac::parse("52:54:00:aa:bb:01").unwrap()],
             ip: Some("10.0.0.1".parse().unwrap()),
-            ..Resolved::default()
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::change::{Category, Change, Context, extra_changes, machine_changes};
+use super::change::{Category, Change, Context, Own, extra_changes, machine_changes};
 use super::report::*;
 use super::side::{Hashes, Side};
 use super::text::Style;
@@ -48,7 +48,7 @@ pub fn diff(base: &Side, head: &Side) -> Report {
             name: h.name.clone(),
             labels: h.labels.clone(),
             changes,
-            head: hi,
+            own: Own::of(h),
         };
         if mc.changes.iter().all(|c| c.category() == Category::Labels) {
             labels_only.push(mc);
@@ -75,7 +75,7 @@ pub fn diff(base: &Side, head: &Side) -> Report {
         ..Summary::default()
     };
     count(&mut summary, &machines);
-    let (groups, group_members) = groups(&machines, hp);
+    let (groups, group_members) = groups(&machines);
     let changed = !(site.is_empty()
         && images.is_empty()
         && added.is_empty()
@@ -105,7 +105,6 @@ pub fn diff(base: &Side, head: &Side) -> Report {
         machines,
         labels_only,
         groups,
-        head_machines: hp.machines.clone(),
         group_members,
     }
 }
@@ -320,14 +319,13 @@ fn count(summary: &mut Summary, machines: &[MachineChange]) {
 
 /// Machines with identical shared texts, largest group first; with each
 /// group's members as indices into `machines`.
-fn groups(machines: &[MachineChange], hp: &Plan) -> (Vec<Group>, Vec<Vec<usize>>) {
+fn groups(machines: &[MachineChange]) -> (Vec<Group>, Vec<Vec<usize>>) {
     let mut by_key: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
     for (i, m) in machines.iter().enumerate() {
-        let h = &hp.machines[m.head];
         let key: Vec<String> = m
             .changes
             .iter()
-            .map(|c| c.shared(h, Style::Plain))
+            .map(|c| c.shared(&m.own, Style::Plain))
             .collect();
         by_key.entry(key).or_default().push(i);
     }

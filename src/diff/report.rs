@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::change::Change;
+use super::change::{Change, Own};
 use crate::plan::{Artifact, Resolved};
 
 #[derive(Serialize, Debug)]
@@ -74,9 +74,9 @@ pub struct MachineChange {
     /// Its labels in HEAD.
     pub labels: BTreeMap<String, String>,
     pub changes: Vec<Change>,
-    /// Its index in HEAD's plan.
+    /// Its own name, MACs and IP in HEAD, for placeholders.
     #[serde(skip)]
-    pub(super) head: usize,
+    pub(super) own: Own,
 }
 
 #[derive(Serialize, Debug)]
@@ -151,9 +151,6 @@ pub struct Report {
     pub labels_only: Vec<MachineChange>,
     /// `machines`, grouped by identical changes, largest group first.
     pub groups: Vec<Group>,
-    /// HEAD's machines, which [`MachineChange`]s point into.
-    #[serde(skip)]
-    pub(super) head_machines: Vec<Resolved>,
     /// `groups`, as indices into `machines`.
     #[serde(skip)]
     pub(super) group_members: Vec<Vec<usize>>,

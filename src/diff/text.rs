@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::change::{Change, Lines, placeholders};
+use super::change::{Change, Lines, Own, placeholders};
 use super::report::{ImageDelta, SiteChange};
 use crate::diag::plural_with;
-use crate::plan::{Artifact, Resolved};
+use crate::plan::Artifact;
 
 /// How many machine names (or ranges of names) a group shows.
 pub(super) const MAX_NAMES: usize = 12;
@@ -17,7 +17,7 @@ pub(super) const MAX_NAMES: usize = 12;
 /// How many removed and added lines of a file a change shows.
 const MAX_LINES: usize = 3;
 
-fn lines_text(l: &Lines, m: Option<&Resolved>, s: Style) -> String {
+fn lines_text(l: &Lines, m: Option<&Own>, s: Style) -> String {
     let show = |x: &String| {
         let x = match m {
             Some(m) => placeholders(x, m),
@@ -109,7 +109,7 @@ impl Change {
     /// The text shared by a group of machines: per-machine values are left
     /// to [`Change::detail`] or replaced by placeholders (`{name}`, `{ip}`,
     /// `{mac}`) in kernel args.
-    pub(super) fn shared(&self, m: &Resolved, s: Style) -> String {
+    pub(super) fn shared(&self, m: &Own, s: Style) -> String {
         match self {
             Change::Renamed { .. } => "renamed".to_string(),
             Change::Mac { old, new } => {

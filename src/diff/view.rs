@@ -49,8 +49,11 @@ fn change_view(r: &Report, members: &[usize], s: Style) -> View {
             more_details: 0,
         };
     }
-    let h = &r.head_machines[first.head];
-    let lines = first.changes.iter().map(|c| c.shared(h, s)).collect();
+    let lines = first
+        .changes
+        .iter()
+        .map(|c| c.shared(&first.own, s))
+        .collect();
     let names: Vec<&str> = members
         .iter()
         .map(|&i| r.machines[i].name.as_str())
