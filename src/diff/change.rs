@@ -352,34 +352,7 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
             new: h.ip.map(|i| i.to_string()),
         });
     }
-    // Scripts: only what nothing above explains (each of those rewrites the
-    // script anyway), and not when the site's name (in every script) changed.
-    let explained = cx.site_renamed
-        || out.iter().any(|c| {
-            matches!(
-                c.category(),
-                Category::Renamed
-                    | Category::Role
-                    | Category::Image
-                    | Category::ImageContent
-                    | Category::KernelArgs
-            )
-        });
-    if let (false, Some((bf, hf))) = (explained, cx.files) {
-        let macs: Vec<String> = h
-            .macs
-            .iter()
-            .filter(|m| b.macs.contains(m))
-            .filter(|m| {
-                let p = format!("http/machines/{}.ipxe", m.hexhyp());
-                bf.get(&p) != hf.get(&p)
-            })
-            .map(Mac::to_string)
-            .collect();
-        if !macs.is_empty() {
-            out.push(Change::Script { macs });
-        }
-    }
+    out.extend(script_change(b, h, cx, &out));
     out.extend(extra_changes(&b.extra, &h.extra, |k, old, new| {
         Change::Other {
             field: k.clone(),
@@ -391,6 +364,35 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
         Change::Label { label, old, new }
     }));
     out
+}
+
+/// Scripts: only what nothing in `so_far` explains (each of those rewrites
+/// the script anyway), and not when the site's name (in every script)
+/// changed.
+fn script_change(b: &Resolved, h: &Resolved, cx: &Context, so_far: &[Change]) -> Option<Change> {
+    let explained = cx.site_renamed
+        || so_far.iter().any(|c| {
+            matches!(
+                c.category(),
+                Category::Renamed
+                    | Category::Role
+                    | Category::Image
+                    | Category::ImageContent
+                    | Category::KernelArgs
+            )
+        });
+    let (bf, hf) = cx.files.filter(|_| !explained)?;
+    let macs: Vec<String> = h
+        .macs
+        .iter()
+        .filter(|m| b.macs.contains(m))
+        .filter(|m| {
+            let p = format!("http/machines/{}.ipxe", m.hexhyp());
+            bf.get(&p) != hf.get(&p)
+        })
+        .map(Mac::to_string)
+        .collect();
+    (!macs.is_empty()).then_some(Change::Script { macs })
 }
 
 #[cfg(test)]

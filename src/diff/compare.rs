@@ -36,34 +36,7 @@ pub fn diff(base: &Side, head: &Side) -> Report {
         texts: (&base.texts, &head.texts),
         site_renamed: bp.site != hp.site,
     };
-    let mut machines = Vec::new();
-    let mut labels_only = Vec::new();
-    for &(bi, hi) in &pairs {
-        let (b, h) = (&bp.machines[bi], &hp.machines[hi]);
-        let changes = machine_changes(b, h, &cx);
-        if changes.is_empty() {
-            continue;
-        }
-        let mc = MachineChange {
-            name: h.name.clone(),
-            labels: h.labels.clone(),
-            changes,
-            own: Own::of(h),
-        };
-        if mc.changes.iter().all(|c| c.category() == Category::Labels) {
-            labels_only.push(mc);
-        } else {
-            if let Some(Change::ImageContent { image }) = mc
-                .changes
-                .iter()
-                .find(|c| matches!(c, Change::ImageContent { .. }))
-                && let Some(img) = images.iter_mut().find(|i| &i.name == image)
-            {
-                img.machines.push(h.name.clone());
-            }
-            machines.push(mc);
-        }
-    }
+    let (machines, labels_only) = changed_machines(bp, hp, &pairs, &cx, &mut images);
 
     let mut summary = Summary {
         changed: machines.len(),
@@ -107,6 +80,46 @@ pub fn diff(base: &Side, head: &Side) -> Report {
         groups,
         group_members,
     }
+}
+
+/// The paired machines that change: those whose boot changes (each listed
+/// with the image whose new content it boots), and those whose labels only.
+fn changed_machines(
+    bp: &Plan,
+    hp: &Plan,
+    pairs: &[(usize, usize)],
+    cx: &Context,
+    images: &mut [ImageChange],
+) -> (Vec<MachineChange>, Vec<MachineChange>) {
+    let mut machines = Vec::new();
+    let mut labels_only = Vec::new();
+    for &(bi, hi) in pairs {
+        let (b, h) = (&bp.machines[bi], &hp.machines[hi]);
+        let changes = machine_changes(b, h, cx);
+        if changes.is_empty() {
+            continue;
+        }
+        let mc = MachineChange {
+            name: h.name.clone(),
+            labels: h.labels.clone(),
+            changes,
+            own: Own::of(h),
+        };
+        if mc.changes.iter().all(|c| c.category() == Category::Labels) {
+            labels_only.push(mc);
+        } else {
+            if let Some(Change::ImageContent { image }) = mc
+                .changes
+                .iter()
+                .find(|c| matches!(c, Change::ImageContent { .. }))
+                && let Some(img) = images.iter_mut().find(|i| &i.name == image)
+            {
+                img.machines.push(h.name.clone());
+            }
+            machines.push(mc);
+        }
+    }
+    (machines, labels_only)
 }
 
 /// Site-wide: the name, the fallback, unknown plan keys, the tree's files.

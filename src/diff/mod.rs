@@ -7,7 +7,7 @@
 //! when both sides have them, to catch what the plan does not record (a
 //! script template, a new chainloader).
 //!
-//! One change model, computed once ([`compare`] gives a [`Report`]), and one
+//! One change model, computed once ([`diff()`] gives a [`Report`]), and one
 //! writer per output format: [`human`], [`markdown`], [`json`]. Machines with
 //! the same changes are grouped, so a change to 10,000 machines reads as a
 //! few lines; human and markdown output cap every list (through one
