@@ -11,7 +11,7 @@
 //! writer per output format: [`human`], [`markdown`], [`json`]. Machines with
 //! the same changes are grouped, so a change to 10,000 machines reads as a
 //! few lines; human and markdown output cap every list (through one
-//! [`view`] of the report), JSON stays complete.
+//! `view` of the report), JSON stays complete.
 
 mod change;
 mod compare;
