@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::resolve::Plan;
+use crate::plan::Plan;
 use crate::site::{Dhcp, Site};
 
 /// Built-in templates of the three formats, with the output file of each.

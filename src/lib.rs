@@ -22,6 +22,7 @@ pub mod escape;
 pub mod ipxe;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod render;
 pub mod resolve;
 pub mod serve;

@@ -3,7 +3,6 @@
 //! The result, the [`Plan`], is what `plan.json` records and `diff` compares.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use minijinja::Value;
 use rayon::prelude::*;
@@ -12,30 +11,9 @@ use serde::Serialize;
 use crate::diag::{Diag, Diags, Sources};
 use crate::ipxe::unsafe_reason;
 use crate::model::Vars;
+pub use crate::plan::{ImagePlan, Plan, Resolved};
 use crate::site::*;
 use crate::templates::Templates;
-
-/// The resolved fleet.
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Plan {
-    pub site: String,
-    pub fallback: String,
-    pub machines: Vec<Resolved>,
-    /// What each image boots (artifacts with their hashes or pins).
-    pub images: BTreeMap<String, ImagePlan>,
-    #[serde(skip)]
-    pub fallback_script: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ImagePlan {
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<&'static str>,
-    pub artifacts: Vec<Artifact>,
-}
 
 impl ImagePlan {
     fn new(image: &Image) -> ImagePlan {
@@ -51,37 +29,48 @@ impl ImagePlan {
             _ => None,
         };
         ImagePlan {
-            kind: image.boot.kind(),
-            method,
-            artifacts: image.boot.artifacts().into_iter().cloned().collect(),
+            kind: image.boot.kind().to_string(),
+            method: method.map(str::to_string),
+            artifacts: image
+                .boot
+                .artifacts()
+                .into_iter()
+                .map(plan_artifact)
+                .collect(),
+            extra: Default::default(),
         }
     }
 }
 
-/// One machine's boot, everything decided.
-#[derive(Serialize, Clone)]
-#[serde(rename_all = "kebab-case")]
-pub struct Resolved {
-    pub name: String,
-    pub macs: Vec<Mac>,
-    pub ip: Option<Ipv4Addr>,
-    pub role: String,
-    /// The machine's role, then the roles it extends.
-    pub role_chain: Vec<String>,
-    pub image: String,
-    pub boot: String,
-    /// Final kernel command line, in order: image, roles (base first), machine.
-    pub kernel_args: Vec<String>,
-    /// What the machine fetches, in order (relative to http/ or absolute).
-    pub fetches: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-    /// File name -> BLAKE3 of its content.
-    pub files: BTreeMap<String, String>,
-    #[serde(skip)]
-    pub file_contents: BTreeMap<String, String>,
-    /// One script per MAC, same order as `macs`.
-    #[serde(skip)]
-    pub scripts: Vec<String>,
+/// The plan's record of an artifact: the site's, without the opened file.
+fn plan_artifact(a: &Artifact) -> crate::plan::Artifact {
+    use crate::plan::Artifact as P;
+    match a.clone() {
+        Artifact::Local {
+            path,
+            file_name,
+            size,
+            blake3,
+            ..
+        } => P::Local {
+            path,
+            file_name,
+            size,
+            blake3,
+        },
+        Artifact::Remote {
+            url,
+            file_name,
+            sha256,
+            blake3,
+        } => P::Remote {
+            url,
+            file_name,
+            sha256,
+            blake3,
+        },
+        Artifact::Live { url } => P::Live { url },
+    }
 }
 
 #[derive(Serialize)]
@@ -462,6 +451,7 @@ impl<'a> Resolver<'a> {
             files,
             file_contents,
             scripts,
+            extra: Default::default(),
         };
         (Some(r), diags)
     }
@@ -586,6 +576,7 @@ impl<'a> Resolver<'a> {
                 .map(|(n, i)| (n.clone(), ImagePlan::new(i)))
                 .collect(),
             fallback_script,
+            extra: Default::default(),
         }
     }
 }

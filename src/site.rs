@@ -73,6 +73,14 @@ impl Serialize for Mac {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = String::deserialize(d)?;
+        Mac::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a MAC address")))
+    }
+}
+
 /// A string that is a template, with where it was written.
 #[derive(Clone, Debug)]
 pub struct Tpl {

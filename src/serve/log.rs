@@ -31,7 +31,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::resolve::Plan;
+use crate::plan::Plan;
 use crate::site::Mac;
 use crate::templates::human_size;
 

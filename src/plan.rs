@@ -1,0 +1,209 @@
+//! plan.json: the resolved fleet, one type written by `build` and read back
+//! by `diff` alike.
+//!
+//! Reading is lenient where it has to be: a key missing from an older plan
+//! takes its default, and a key this bootc does not know (a newer bootc's)
+//! is kept in `extra`, so `diff` compares it as it is. Writing gives the
+//! same bytes as ever: `extra` is empty in a plan this bootc resolved.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::site::Mac;
+
+/// Keys of a plan.json this bootc does not know, by name.
+pub type Extra = BTreeMap<String, Value>;
+
+/// The plan format this bootc reads. bootc's plan.json has no `format`
+/// key yet; one that has a `format` (or `version`) other than this is not
+/// a plan this bootc can compare.
+pub const FORMAT: u64 = 1;
+
+/// Why a JSON document is not a plan.json bootc wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAPlan(String);
+
+/// The resolved fleet.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Plan {
+    pub site: String,
+    pub fallback: String,
+    pub machines: Vec<Resolved>,
+    /// What each image boots (artifacts with their hashes or pins).
+    pub images: BTreeMap<String, ImagePlan>,
+    #[serde(skip)]
+    pub fallback_script: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What an image boots.
+#[derive(Serialize, Deserialize, Clone, Default, Debug, PartialEq)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ImagePlan {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub artifacts: Vec<Artifact>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An artifact as the plan records it: where it comes from and its hash or
+/// pin (the site's artifact without the opened file).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind"
+)]
+pub enum Artifact {
+    /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
+    Local {
+        /// As written in the image file (relative to the site root or absolute).
+        path: String,
+        file_name: String,
+        size: u64,
+        blake3: String,
+    },
+    /// A remote file, pinned by hash.
+    Remote {
+        url: String,
+        file_name: String,
+        sha256: Option<String>,
+        blake3: Option<String>,
+    },
+    /// A live URL (chain only): another boot service, not a file.
+    Live { url: String },
+}
+
+impl Artifact {
+    /// Where it comes from: the path as written, or the URL.
+    pub fn location(&self) -> &str {
+        match self {
+            Artifact::Local { path, .. } => path,
+            Artifact::Remote { url, .. } | Artifact::Live { url } => url,
+        }
+    }
+
+    /// The pin: (algorithm, hash).
+    pub fn pin(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Artifact::Local { blake3, .. } => Some(("blake3", blake3)),
+            Artifact::Remote { blake3, sha256, .. } => blake3
+                .as_deref()
+                .map(|h| ("blake3", h))
+                .or(sha256.as_deref().map(|h| ("sha256", h))),
+            Artifact::Live { .. } => None,
+        }
+    }
+
+    /// The size, when the plan records one.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Artifact::Local { size, .. } => Some(*size),
+            _ => None,
+        }
+    }
+}
+
+/// One machine's boot, everything decided.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Resolved {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+    pub role: String,
+    /// The machine's role, then the roles it extends.
+    pub role_chain: Vec<String>,
+    pub image: String,
+    pub boot: String,
+    /// Final kernel command line, in order: image, roles (base first), machine.
+    pub kernel_args: Vec<String>,
+    /// What the machine fetches, in order (relative to http/ or absolute).
+    pub fetches: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// File name -> BLAKE3 of its content.
+    pub files: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub file_contents: BTreeMap<String, String>,
+    /// One script per MAC, same order as `macs`.
+    #[serde(skip)]
+    pub scripts: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Plan {
+    /// Reads a plan.json, refusing JSON that is not bootc's (anything read
+    /// is compared and printed, so a random document must not pass as an
+    /// empty fleet): the keys and types bootc writes must be there.
+    pub fn from_json(bytes: &[u8]) -> Result<Plan, NotAPlan> {
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| NotAPlan(format!("not JSON ({e})")))?;
+        check(&doc).map_err(NotAPlan)?;
+        serde_json::from_value(doc).map_err(|e| NotAPlan(e.to_string()))
+    }
+}
+
+/// The shape of a plan: the format, the keys `diff` needs and their types.
+fn check(doc: &Value) -> Result<(), String> {
+    let Value::Object(top) = doc else {
+        return Err("not a JSON object".into());
+    };
+    for key in ["format", "version"] {
+        match top.get(key) {
+            None => {}
+            Some(v) if key == "format" && v.as_u64() == Some(FORMAT) => {}
+            Some(v) => {
+                // JSON text: control characters come escaped.
+                let mut shown: String = v.to_string().chars().take(40).collect();
+                if shown.len() < v.to_string().len() {
+                    shown.push('…');
+                }
+                return Err(format!(
+                    "its `{key}` is {shown}, not a plan format this bootc reads ({FORMAT})"
+                ));
+            }
+        }
+    }
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let want = |obj: &serde_json::Map<String, Value>,
+                key: &str,
+                what: &str,
+                ok: fn(&Value) -> bool,
+                at: &str| {
+        match obj.get(key) {
+            None => Err(format!("{at}has no `{key}`")),
+            Some(v) if !ok(v) => Err(format!("{at}`{key}` is {}, not {what}", kind(v))),
+            Some(_) => Ok(()),
+        }
+    };
+    want(top, "site", "a string", Value::is_string, "")?;
+    want(top, "fallback", "a string", Value::is_string, "")?;
+    want(top, "images", "an object", Value::is_object, "")?;
+    want(top, "machines", "an array", Value::is_array, "")?;
+    for (i, m) in top["machines"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("machines[{i}] ");
+        let Value::Object(m) = m else {
+            return Err(format!("{at}is {}, not an object", kind(m)));
+        };
+        want(m, "name", "a string", Value::is_string, &at)?;
+        want(m, "macs", "an array", Value::is_array, &at)?;
+        want(m, "image", "a string", Value::is_string, &at)?;
+    }
+    Ok(())
+}
