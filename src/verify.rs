@@ -21,12 +21,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 
-use crate::render::{MANIFEST, MANIFEST_FORMAT, ManifestFile};
+use crate::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, ManifestFile, SIGNATURE};
 use crate::sign::{self, Checked, PublicKey};
-
-pub const SIGNATURE: &str = "http/manifest.json.minisig";
 
 /// Why nothing could be verified (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -149,17 +146,6 @@ impl Report {
             crate::templates::human_size(self.bytes),
         )
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Doc {
-    format: u32,
-    site: String,
-    build_id: String,
-    files: Vec<ManifestFile>,
-    #[serde(default)]
-    remote: Vec<serde_json::Value>,
 }
 
 /// Why a manifest path must not be used, if it must not.
@@ -386,7 +372,7 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
             }
         }
     }
-    let doc: Doc = match serde_json::from_slice(&manifest) {
+    let doc: Manifest = match serde_json::from_slice(&manifest) {
         Ok(d) => d,
         Err(e) => {
             report.problems.push(Problem {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use super::color_stderr;
 use bootc::diag::{Diags, Reporter, Severity};
 use bootc::diff::{self, DiffFormat, PlanDoc, Side, Texts};
-use bootc::render::Content;
+use bootc::tree::Content;
 use bootc::{Compiled, compile};
 
 pub fn run(base: &str, head: &str, format: DiffFormat, exit_code: bool) -> Result<ExitCode> {

@@ -54,8 +54,10 @@ use serde::Serialize;
 
 use crate::Compiled;
 use crate::diag::{Diags, Reporter, Severity, Sources};
-use crate::render::{self, Content, MANIFEST, ManifestFile};
+use crate::manifest::{MANIFEST, Manifest};
+use crate::render;
 use crate::site::{Artifact, Mac, Site};
+use crate::tree::Content;
 use crate::{templates, write};
 
 pub struct Options {
@@ -541,13 +543,7 @@ fn build(
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
     // ETags: the manifest's hashes, not a second hashing.
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "kebab-case")]
-    struct ManifestIn {
-        build_id: String,
-        files: Vec<ManifestFile>,
-    }
-    let manifest: Option<ManifestIn> = match tree.files.get(MANIFEST) {
+    let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
         Some(Content::Bytes(b)) => serde_json::from_slice(b).ok(),
         _ => None,
     };
