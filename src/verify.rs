@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
+use crate::diag::{self, Diag};
 use crate::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, ManifestFile, SIGNATURE};
 use crate::sign::{self, Checked, PublicKey};
 
@@ -65,6 +66,17 @@ impl Problem {
         self.notes.push(note.into());
         self
     }
+
+    /// The problem for the diagnostics renderer: an error at a path.
+    pub fn diag(&self) -> Diag {
+        let d = Diag::error(self.message.clone());
+        let d = if self.path.is_empty() {
+            d
+        } else {
+            d.on(self.path.clone())
+        };
+        self.notes.iter().fold(d, |d, n| d.note(n.clone()))
+    }
 }
 
 /// The signature's state.
@@ -97,39 +109,27 @@ impl Report {
     /// The problems, rustc-style, then a summary line if verification failed
     /// (for stderr); the notes go first.
     pub fn human(&self, color: bool) -> String {
-        let (red, yellow, bold, reset) = if color {
-            ("\x1b[1;31m", "\x1b[1;33m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "", "")
-        };
-        let mut out = String::new();
-        for n in &self.notes {
-            let _ = writeln!(out, "{yellow}note{reset}{bold}: {n}{reset}");
-        }
-        for p in &self.problems {
-            let what = if p.path.is_empty() {
-                p.message.clone()
-            } else {
-                format!("{}: {}", p.path, p.message)
-            };
-            let _ = writeln!(out, "{red}error{reset}{bold}: {what}{reset}");
-            for n in &p.notes {
-                let _ = writeln!(out, "  = {n}");
-            }
-            out.push('\n');
-        }
+        let mut out: String = self
+            .notes
+            .iter()
+            .map(|n| diag::note_line(n, color))
+            .collect();
+        let problems: Vec<Diag> = self.problems.iter().map(Problem::diag).collect();
+        out.push_str(&diag::plain(&problems, color));
         if !self.ok() {
             let sig = match &self.signature {
                 Signature::Good { .. } => "signature good",
                 Signature::Failed => "signature NOT verified",
             };
-            let _ = writeln!(
-                out,
-                "{red}error{reset}{bold}: verification of {} failed: {}; {sig}, {} checked{reset}",
-                self.target,
-                crate::diag::plural(self.problems.len(), "problem"),
-                crate::diag::plural(self.checked, "file"),
-            );
+            out.push_str(&diag::error_line(
+                &format!(
+                    "verification of {} failed: {}; {sig}, {} checked",
+                    self.target,
+                    diag::plural(self.problems.len(), "problem"),
+                    diag::plural(self.checked, "file"),
+                ),
+                color,
+            ));
         }
         out
     }

@@ -50,8 +50,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, Value};
-use serde::Serialize;
 
+use crate::diag::{self, Listed, warning_line};
 use crate::site::Mac;
 use overview::no_build_env;
 use snapshot::build;
@@ -108,15 +108,7 @@ struct Failure {
     at: SystemTime,
     /// rustc-style text, no color.
     text: String,
-    problems: Vec<Problem>,
-}
-
-#[derive(Serialize, Clone)]
-struct Problem {
-    severity: &'static str,
-    message: String,
-    at: Option<String>,
-    help: Vec<String>,
+    problems: Vec<Listed>,
 }
 
 struct State {
@@ -141,10 +133,8 @@ pub fn run(opts: Options) -> Result<ExitCode> {
     let root = match fs::canonicalize(&opts.site) {
         Ok(r) if r.join(crate::load::SITE_FILE).is_file() => r,
         _ => {
-            eprintln!(
-                "error: {}",
-                crate::load::LoadError::NotASite(opts.site.clone())
-            );
+            let e = crate::load::LoadError::NotASite(opts.site.clone());
+            eprint!("{}", diag::error_line(&e.to_string(), false));
             return Ok(ExitCode::from(2));
         }
     };
@@ -225,7 +215,10 @@ pub fn run(opts: Options) -> Result<ExitCode> {
             .map(|s| s.artifact_dirs.clone())
             .unwrap_or_default();
         if let Err(e) = watcher.sync(&dirs) {
-            say_err!("warning: watching the site: {e}\n");
+            say_err!(
+                "{}",
+                warning_line(&format!("watching the site: {e}"), false)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

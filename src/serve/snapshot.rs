@@ -9,9 +9,9 @@ use std::time::{Instant, SystemTime};
 use minijinja::Value;
 
 use super::overview::overview_env;
-use super::{Body, Failure, FileEntry, Problem, Snapshot, http, log};
+use super::{Body, Failure, FileEntry, Snapshot, http, log};
 use crate::Compiled;
-use crate::diag::{Diags, Reporter, Severity, Sources};
+use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
 use crate::manifest::{MANIFEST, Manifest};
 use crate::render;
 use crate::site::Artifact;
@@ -19,34 +19,19 @@ use crate::tree::Content;
 use crate::write;
 
 impl Failure {
-    pub(super) fn message(text: String) -> Failure {
-        Failure {
+    /// A failure with no place in the site, and its text for the terminal.
+    fn message(text: String) -> (Failure, String) {
+        let failure = Failure {
             at: SystemTime::now(),
-            problems: vec![Problem {
-                severity: "error",
-                message: text.clone(),
-                at: None,
-                help: Vec::new(),
-            }],
+            problems: vec![Diag::error(text.clone()).listed(&Sources::default())],
             text,
-        }
+        };
+        let shown = diag::error_line(&failure.text, false);
+        (failure, shown)
     }
 
     pub(super) fn from_diags(sources: &Sources, diags: &Diags) -> Failure {
-        let problems = diags
-            .list
-            .iter()
-            .map(|d| Problem {
-                severity: if d.severity == Severity::Error {
-                    "error"
-                } else {
-                    "warning"
-                },
-                message: d.message.clone(),
-                at: d.primary.as_ref().map(|(l, _)| sources.place(l)),
-                help: d.help.clone(),
-            })
-            .collect();
+        let problems = diags.list.iter().map(|d| d.listed(sources)).collect();
         Failure {
             at: SystemTime::now(),
             text: Reporter::new(sources).human(diags, false),
@@ -57,7 +42,7 @@ impl Failure {
     pub(super) fn errors(&self) -> usize {
         self.problems
             .iter()
-            .filter(|p| p.severity == "error")
+            .filter(|p| p.severity == Severity::Error)
             .count()
     }
 }
@@ -72,11 +57,7 @@ pub(super) fn build(
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
     let c = match crate::compile(root) {
         Ok(c) => c,
-        Err(e) => {
-            let f = Failure::message(e.to_string());
-            let text = format!("error: {e}\n");
-            return Err((f, text));
-        }
+        Err(e) => return Err(Failure::message(e.to_string())),
     };
     let color = crate::diag::color_stderr();
     let b = match c {
@@ -96,10 +77,7 @@ pub(super) fn build(
     } = *b;
     let stats = match write::write(out, &tree) {
         Ok(s) => s,
-        Err(e) => {
-            let msg = format!("writing the tree: {e}");
-            return Err((Failure::message(msg.clone()), format!("error: {msg}\n")));
-        }
+        Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
     };
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
