@@ -122,6 +122,19 @@ fn handle(state: &State, req: &head::Request, w: &mut dyn Write) -> bool {
 
 fn text_answer(
     w: &mut dyn Write,
+    head: http::Head,
+    date: &str,
+    text: &str,
+    head_only: bool,
+    out: &mut Outcome,
+) {
+    let head = head.header("Content-Type", "text/plain; charset=utf-8");
+    page_answer(w, head, date, text, head_only, out);
+}
+
+/// A generated page (its Content-Type set in `head`), never cached.
+fn page_answer(
+    w: &mut dyn Write,
     mut head: http::Head,
     date: &str,
     text: &str,
@@ -129,7 +142,6 @@ fn text_answer(
     out: &mut Outcome,
 ) {
     head = head
-        .header("Content-Type", "text/plain; charset=utf-8")
         .header("Cache-Control", "no-store")
         .length(text.len() as u64);
     let body: &[u8] = if head_only { b"" } else { text.as_bytes() };
@@ -187,17 +199,8 @@ fn respond(
     match resolved.target {
         http::Target::Overview => match state.overview() {
             Ok(page) => {
-                let h = head(200)
-                    .header("Content-Type", "text/html; charset=utf-8")
-                    .header("Cache-Control", "no-store")
-                    .length(page.len() as u64);
-                out.len = page.len() as u64;
-                out.body = !head_only;
-                let body = if head_only { "" } else { page.as_str() };
-                match http::send_bytes(w, &h, &date, body.as_bytes()) {
-                    Ok(n) => out.sent = n,
-                    Err(_) => out.complete = false,
-                }
+                let h = head(200).header("Content-Type", "text/html; charset=utf-8");
+                page_answer(w, h, &date, &page, head_only, &mut out);
             }
             Err(e) => {
                 out.status = 500;
@@ -207,16 +210,7 @@ fn respond(
         },
         http::Target::Status | http::Target::Requests => {
             out.quiet = true;
-            let json = if resolved.target == http::Target::Status {
-                let mut v = state.live();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("clients");
-                }
-                v
-            } else {
-                serde_json::to_value(state.log.all()).unwrap_or_default()
-            };
-            let body = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+            let body = status_json(state, &resolved.target);
             let h = head(200)
                 .header("Content-Type", "application/json")
                 .header("Cache-Control", "no-store")
@@ -255,6 +249,20 @@ fn respond(
         }
     }
     out
+}
+
+/// `/.bootc/status` (the live state) or `/.bootc/requests` (the log).
+fn status_json(state: &State, target: &http::Target) -> String {
+    let json = if *target == http::Target::Status {
+        let mut v = state.live();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("clients");
+        }
+        v
+    } else {
+        serde_json::to_value(state.log.all()).unwrap_or_default()
+    };
+    serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,7 +15,7 @@ use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
 use crate::manifest::{MANIFEST, Manifest};
 use crate::render;
 use crate::site::Artifact;
-use crate::tree::Content;
+use crate::tree::{Content, Tree};
 use crate::write;
 
 impl Failure {
@@ -81,46 +81,12 @@ pub(super) fn build(
     };
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
-    // ETags: the manifest's hashes, not a second hashing.
     let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
         Some(Content::Bytes(b)) => serde_json::from_slice(b).ok(),
         _ => None,
     };
-    let mut hashes: HashMap<&str, &str> = HashMap::new();
-    if let Some(m) = &manifest {
-        for f in &m.files {
-            hashes.insert(f.path.as_str(), f.blake3.as_str());
-        }
-    }
     let http_dir = out.join("http");
-    let mut files = HashMap::new();
-    for (path, content) in tree.files {
-        let Some(rel) = path.strip_prefix("http/") else {
-            continue;
-        };
-        let blake3 = match hashes.get(path.as_str()) {
-            Some(h) => h.to_string(),
-            None => content.blake3(),
-        };
-        let modified = fs::metadata(http_dir.join(rel))
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| SystemTime::now());
-        let size = content.size();
-        let body = match content {
-            Content::Bytes(b) => Body::Memory(b),
-            Content::Copy { .. } => Body::Disk,
-        };
-        files.insert(
-            rel.to_string(),
-            FileEntry {
-                size,
-                etag: format!("\"{blake3}\""),
-                modified,
-                last_modified: http::http_date(modified),
-                body,
-            },
-        );
-    }
+    let files = index(tree, manifest.as_ref(), &http_dir);
     let mut artifact_dirs: Vec<PathBuf> = site
         .images
         .values()
@@ -151,4 +117,44 @@ pub(super) fn build(
         artifact_dirs,
     };
     Ok((snap, stats, warnings))
+}
+
+/// The served index of the tree's `http/` files (written to `http_dir`):
+/// their ETags are the manifest's hashes, not a second hashing.
+fn index(tree: Tree, manifest: Option<&Manifest>, http_dir: &Path) -> HashMap<String, FileEntry> {
+    let mut hashes: HashMap<&str, &str> = HashMap::new();
+    if let Some(m) = manifest {
+        for f in &m.files {
+            hashes.insert(f.path.as_str(), f.blake3.as_str());
+        }
+    }
+    let mut files = HashMap::new();
+    for (path, content) in tree.files {
+        let Some(rel) = path.strip_prefix("http/") else {
+            continue;
+        };
+        let blake3 = match hashes.get(path.as_str()) {
+            Some(h) => h.to_string(),
+            None => content.blake3(),
+        };
+        let modified = fs::metadata(http_dir.join(rel))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        let size = content.size();
+        let body = match content {
+            Content::Bytes(b) => Body::Memory(b),
+            Content::Copy { .. } => Body::Disk,
+        };
+        files.insert(
+            rel.to_string(),
+            FileEntry {
+                size,
+                etag: format!("\"{blake3}\""),
+                modified,
+                last_modified: http::http_date(modified),
+                body,
+            },
+        );
+    }
+    files
 }
