@@ -12,6 +12,9 @@ use serde::Serialize;
 
 use crate::escape;
 
+mod plain;
+pub use plain::{error_line, note_line, plain, warning_line};
+
 /// Index of a source file in [`Sources`].
 pub type FileId = usize;
 
@@ -106,6 +109,11 @@ pub struct Diag {
     pub secondary: Vec<(Loc, String)>,
     /// `help:` lines.
     pub help: Vec<String>,
+    /// Where it is when that is no place in a source file (a file of a
+    /// built tree, a URL): shown before the message.
+    pub path: Option<String>,
+    /// `= …` lines shown as they are, before the `help:` lines.
+    pub notes: Vec<String>,
 }
 
 impl Diag {
@@ -116,6 +124,8 @@ impl Diag {
             primary: None,
             secondary: Vec::new(),
             help: Vec::new(),
+            path: None,
+            notes: Vec::new(),
         }
     }
 
@@ -154,6 +164,48 @@ impl Diag {
             None => self,
         }
     }
+
+    /// A path-only location (see [`Diag::path`]).
+    pub fn on(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// The message, after the path when there is one: `http/x: missing`.
+    pub fn headline(&self) -> Cow<'_, str> {
+        match &self.path {
+            Some(p) => Cow::Owned(format!("{p}: {}", self.message)),
+            None => Cow::Borrowed(&self.message),
+        }
+    }
+
+    /// The problem as a page lists it (the report, `bootc serve`'s overview).
+    pub fn listed(&self, sources: &Sources) -> Listed {
+        Listed {
+            severity: self.severity,
+            message: self.message.clone(),
+            at: match &self.primary {
+                Some((l, _)) => Some(sources.place(l)),
+                None => self.path.clone(),
+            },
+            help: self.help.clone(),
+        }
+    }
+}
+
+/// One problem in a page's list: what a template sees.
+#[derive(Serialize, Clone, Debug)]
+pub struct Listed {
+    pub severity: Severity,
+    pub message: String,
+    /// `file:line:col`, or the path, if the problem has a place.
+    pub at: Option<String>,
+    pub help: Vec<String>,
 }
 
 /// The problems found so far. Compiler stages push into it and go on, so a
@@ -274,12 +326,13 @@ impl<'a> Reporter<'a> {
             );
         }
         Diagnostic::new(severity)
-            .with_message(escape::line(&d.message))
+            .with_message(escape::line(&d.headline()))
             .with_labels(labels)
             .with_notes(
-                d.help
+                d.notes
                     .iter()
-                    .map(|h| format!("help: {}", escape::line(h)))
+                    .map(|n| escape::line(n).into_owned())
+                    .chain(d.help.iter().map(|h| format!("help: {}", escape::line(h))))
                     .collect(),
             )
     }

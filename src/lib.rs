@@ -21,6 +21,7 @@ pub mod diff;
 pub mod escape;
 pub mod ipxe;
 pub mod load;
+pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod render;
@@ -30,6 +31,7 @@ pub mod sign;
 pub mod site;
 pub mod templates;
 pub mod tomlde;
+pub mod tree;
 pub mod validate;
 pub mod verify;
 pub mod write;
@@ -37,9 +39,9 @@ pub mod write;
 use std::path::Path;
 
 use diag::{Diags, Sources};
-use render::Tree;
 use resolve::{Plan, Resolver};
 use site::Site;
+use tree::Tree;
 
 /// The outcome of compiling a site in memory.
 pub enum Compiled {

@@ -2,87 +2,15 @@
 //! file of public/ as bytes (or, for local artifacts, a file to copy).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use minijinja::Value;
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::beneath::{Opened, open_anywhere};
 use crate::diag::{Diag, Diags, Severity, Sources};
+use crate::manifest::{MANIFEST, Manifest};
 use crate::resolve::{Plan, Resolver};
 use crate::site::{Artifact, Site};
-
-/// One file of the output tree.
-#[derive(Clone)]
-pub enum Content {
-    Bytes(Vec<u8>),
-    /// A local artifact or chainloader: copied from `source`, the file
-    /// opened once at validation; its hash is already known.
-    Copy {
-        source: Arc<Opened>,
-        size: u64,
-        blake3: String,
-    },
-}
-
-impl Content {
-    pub fn size(&self) -> u64 {
-        match self {
-            Content::Bytes(b) => b.len() as u64,
-            Content::Copy { size, .. } => *size,
-        }
-    }
-
-    pub fn blake3(&self) -> String {
-        match self {
-            Content::Bytes(b) => blake3::hash(b).to_hex().to_string(),
-            Content::Copy { blake3, .. } => blake3.clone(),
-        }
-    }
-}
-
-/// The whole tree, keyed by path relative to the output root ('/'-separated).
-#[derive(Default)]
-pub struct Tree {
-    pub files: BTreeMap<String, Content>,
-}
-
-impl Tree {
-    pub fn add(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
-        self.files.insert(path.into(), Content::Bytes(bytes.into()));
-    }
-}
-
-pub const MANIFEST: &str = "http/manifest.json";
-pub const MANIFEST_FORMAT: u32 = 1;
-
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Manifest {
-    pub format: u32,
-    pub site: String,
-    pub build_id: String,
-    pub files: Vec<ManifestFile>,
-    pub remote: Vec<RemoteArtifact>,
-}
-
-#[derive(Serialize, serde::Deserialize, Clone, PartialEq, Eq)]
-pub struct ManifestFile {
-    pub path: String,
-    pub size: u64,
-    pub blake3: String,
-}
-
-#[derive(Serialize)]
-pub struct RemoteArtifact {
-    pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blake3: Option<String>,
-    pub images: Vec<String>,
-}
+use crate::tree::{Content, Tree};
 
 /// Builds the tree of a valid site. Template errors found on the way are
 /// added to `diags` (the caller must not write the tree then).
@@ -173,67 +101,12 @@ pub fn render(
         Ok(text) => tree.add("report/index.html", text),
         Err(d) => diags.push(*d),
     }
-    let manifest = manifest(site, &tree);
+    let manifest = Manifest::of(site, &tree);
     tree.add(
         MANIFEST,
         serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n",
     );
     tree
-}
-
-/// The manifest of everything in `tree` (which must not hold the manifest).
-pub fn manifest(site: &Site, tree: &Tree) -> Manifest {
-    let files: Vec<ManifestFile> = tree
-        .files
-        .par_iter()
-        // The signature is added after the manifest is made, so only the
-        // manifest itself needs leaving out.
-        .filter(|(p, _)| p.as_str() != MANIFEST)
-        .map(|(path, c)| ManifestFile {
-            path: path.clone(),
-            size: c.size(),
-            blake3: c.blake3(),
-        })
-        .collect();
-    let mut remote: BTreeMap<(String, Option<String>, Option<String>), Vec<String>> =
-        BTreeMap::new();
-    for img in site.images.values() {
-        for a in img.boot.artifacts() {
-            if let Artifact::Remote {
-                url,
-                sha256,
-                blake3,
-                ..
-            } = a
-            {
-                remote
-                    .entry((url.clone(), sha256.clone(), blake3.clone()))
-                    .or_default()
-                    .push(img.name.clone());
-            }
-        }
-    }
-    let remote = remote
-        .into_iter()
-        .map(|((url, sha256, blake3), images)| RemoteArtifact {
-            url,
-            sha256,
-            blake3,
-            images,
-        })
-        .collect();
-    let mut id = blake3::Hasher::new();
-    id.update(site.name.as_bytes());
-    for f in &files {
-        id.update(format!("\n{} {} {}", f.path, f.size, f.blake3).as_bytes());
-    }
-    Manifest {
-        format: MANIFEST_FORMAT,
-        site: site.name.clone(),
-        build_id: id.finalize().to_hex()[..32].to_string(),
-        files,
-        remote,
-    }
 }
 
 #[derive(Serialize)]
@@ -403,16 +276,4 @@ pub fn report_context(
         problems => crate::templates::val(&problems),
         live => live,
     }
-}
-
-/// Size and BLAKE3 of a file (read, not memory-mapped: a file that shrinks
-/// meanwhile is an error, not a SIGBUS; hashed on all cores).
-pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
-    open_anywhere(path)
-        .map_err(|e| match e {
-            crate::beneath::OpenError::Io(e) => e,
-            crate::beneath::OpenError::NotFound => std::io::ErrorKind::NotFound.into(),
-            e => std::io::Error::other(e.to_string()),
-        })?
-        .hash()
 }

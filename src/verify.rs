@@ -11,22 +11,20 @@
 //!   fetched (streamed, never held in memory), the others are skipped.
 
 mod local;
+mod place;
 mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 
-use crate::render::{MANIFEST, MANIFEST_FORMAT, ManifestFile};
+use crate::diag::{self, Diag};
+use crate::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, ManifestFile, SIGNATURE};
 use crate::sign::{self, Checked, PublicKey};
-
-pub const SIGNATURE: &str = "http/manifest.json.minisig";
+use place::{Place, Small};
 
 /// Why nothing could be verified (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +66,17 @@ impl Problem {
         self.notes.push(note.into());
         self
     }
+
+    /// The problem for the diagnostics renderer: an error at a path.
+    pub fn diag(&self) -> Diag {
+        let d = Diag::error(self.message.clone());
+        let d = if self.path.is_empty() {
+            d
+        } else {
+            d.on(self.path.clone())
+        };
+        self.notes.iter().fold(d, |d, n| d.note(n.clone()))
+    }
 }
 
 /// The signature's state.
@@ -100,39 +109,27 @@ impl Report {
     /// The problems, rustc-style, then a summary line if verification failed
     /// (for stderr); the notes go first.
     pub fn human(&self, color: bool) -> String {
-        let (red, yellow, bold, reset) = if color {
-            ("\x1b[1;31m", "\x1b[1;33m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "", "")
-        };
-        let mut out = String::new();
-        for n in &self.notes {
-            let _ = writeln!(out, "{yellow}note{reset}{bold}: {n}{reset}");
-        }
-        for p in &self.problems {
-            let what = if p.path.is_empty() {
-                p.message.clone()
-            } else {
-                format!("{}: {}", p.path, p.message)
-            };
-            let _ = writeln!(out, "{red}error{reset}{bold}: {what}{reset}");
-            for n in &p.notes {
-                let _ = writeln!(out, "  = {n}");
-            }
-            out.push('\n');
-        }
+        let mut out: String = self
+            .notes
+            .iter()
+            .map(|n| diag::note_line(n, color))
+            .collect();
+        let problems: Vec<Diag> = self.problems.iter().map(Problem::diag).collect();
+        out.push_str(&diag::plain(&problems, color));
         if !self.ok() {
             let sig = match &self.signature {
                 Signature::Good { .. } => "signature good",
                 Signature::Failed => "signature NOT verified",
             };
-            let _ = writeln!(
-                out,
-                "{red}error{reset}{bold}: verification of {} failed: {}; {sig}, {} checked{reset}",
-                self.target,
-                crate::diag::plural(self.problems.len(), "problem"),
-                crate::diag::plural(self.checked, "file"),
-            );
+            out.push_str(&diag::error_line(
+                &format!(
+                    "verification of {} failed: {}; {sig}, {} checked",
+                    self.target,
+                    diag::plural(self.problems.len(), "problem"),
+                    diag::plural(self.checked, "file"),
+                ),
+                color,
+            ));
         }
         out
     }
@@ -149,17 +146,6 @@ impl Report {
             crate::templates::human_size(self.bytes),
         )
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Doc {
-    format: u32,
-    site: String,
-    build_id: String,
-    files: Vec<ManifestFile>,
-    #[serde(default)]
-    remote: Vec<serde_json::Value>,
 }
 
 /// Why a manifest path must not be used, if it must not.
@@ -183,137 +169,6 @@ pub fn unsafe_path(p: &str) -> Option<&'static str> {
     None
 }
 
-/// Where the tree is.
-enum Place {
-    /// A folder; `http_only`: it is a web root (the `http/` folder).
-    Dir { root: PathBuf, http_only: bool },
-    /// The URL `http/` is served at, ending in '/'.
-    Url {
-        base: String,
-        agent: ureq::Agent,
-        timeout: Duration,
-    },
-}
-
-/// A manifest or signature, read.
-enum Small {
-    Bytes(Vec<u8>),
-    Missing,
-    /// It is there but must not be used: why.
-    Refused(String),
-}
-
-impl Place {
-    fn open(target: &str, timeout: Duration) -> Result<Place, VerifyError> {
-        if target.starts_with("http://") || target.starts_with("https://") {
-            let mut base = target.to_string();
-            if let Some(stripped) = base.strip_suffix("manifest.json") {
-                base = stripped.to_string();
-            }
-            if !base.ends_with('/') {
-                base.push('/');
-            }
-            return Ok(Place::Url {
-                base,
-                agent: remote::agent(timeout),
-                timeout,
-            });
-        }
-        let root = PathBuf::from(target);
-        if let Err(source) = fs::metadata(&root) {
-            return Err(VerifyError::Io { path: root, source });
-        }
-        // Whatever is there decides the kind; it is read (or refused) later.
-        let there = |p: &str| fs::symlink_metadata(root.join(p)).is_ok();
-        if there(MANIFEST) {
-            Ok(Place::Dir {
-                root,
-                http_only: false,
-            })
-        } else if there("manifest.json") {
-            Ok(Place::Dir {
-                root,
-                http_only: true,
-            })
-        } else {
-            Err(VerifyError::NotATree(root))
-        }
-    }
-
-    /// Whether a tree path (`http/…`, `tftp/…`) is at this place.
-    fn holds(&self, path: &str) -> bool {
-        match self {
-            Place::Dir {
-                http_only: false, ..
-            } => true,
-            _ => path.starts_with("http/"),
-        }
-    }
-
-    /// The folder, and where a tree path is in it.
-    fn local<'a>(&self, path: &'a str) -> Option<(&PathBuf, &'a str)> {
-        match self {
-            Place::Dir {
-                root,
-                http_only: false,
-            } => Some((root, path)),
-            Place::Dir {
-                root,
-                http_only: true,
-            } => path.strip_prefix("http/").map(|p| (root, p)),
-            Place::Url { .. } => None,
-        }
-    }
-
-    fn url(&self, path: &str) -> Option<String> {
-        match self {
-            Place::Url { base, .. } => path
-                .strip_prefix("http/")
-                .map(|p| format!("{base}{}", encode_path(p))),
-            Place::Dir { .. } => None,
-        }
-    }
-
-    /// A small file (manifest, signature) of at most `max` bytes.
-    fn read_small(&self, path: &str, max: u64) -> Result<Small, VerifyError> {
-        match self {
-            Place::Dir { .. } => {
-                let (root, rel) = self.local(path).expect("manifest paths are under http/");
-                match local::read_small(root, rel, max) {
-                    Ok(b) => Ok(Small::Bytes(b)),
-                    Err(local::Refused::Missing) => Ok(Small::Missing),
-                    Err(local::Refused::Unsafe(why)) => Ok(Small::Refused(why)),
-                    Err(local::Refused::Io(source)) => Err(VerifyError::Io {
-                        path: root.join(rel),
-                        source,
-                    }),
-                }
-            }
-            Place::Url { agent, timeout, .. } => {
-                let url = self.url(path).expect("manifest paths are under http/");
-                match remote::read_small(agent, &url, max, *timeout) {
-                    Ok(Some(b)) => Ok(Small::Bytes(b)),
-                    Ok(None) => Ok(Small::Missing),
-                    Err(why) => Err(VerifyError::Http { url, why }),
-                }
-            }
-        }
-    }
-}
-
-/// Percent-encodes each segment of a '/'-separated path for a URL.
-fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 /// Verifies `target` (a folder or URL) against `pk`.
 pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report, VerifyError> {
     let place = Place::open(target, timeout)?;
@@ -328,27 +183,64 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
         problems: Vec::new(),
         notes: Vec::new(),
     };
-    let manifest = match place.read_small(MANIFEST, remote::MANIFEST_MAX)? {
-        Small::Bytes(b) => b,
-        Small::Missing => {
-            return Err(match &place {
-                Place::Url { base, .. } => VerifyError::Http {
-                    url: format!("{base}manifest.json"),
-                    why: "not found (HTTP 404): is this where http/ is served?".into(),
-                },
-                Place::Dir { root, .. } => VerifyError::NotATree(root.clone()),
-            });
-        }
-        Small::Refused(why) => {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: why,
-                notes: Vec::new(),
-            });
-            return Ok(report);
-        }
+    let Some(manifest) = read_manifest(&place, &mut report)? else {
+        return Ok(report);
     };
+    check_signature(&place, pk, &manifest, &mut report)?;
+    let Some(doc) = read_doc(&manifest, &mut report) else {
+        report.problems.sort();
+        return Ok(report);
+    };
+    let (seen, to_check) = listed(&doc, &place, &mut report);
+    report.checked = to_check.len();
+    report.bytes = to_check.iter().map(|f| f.size).sum();
+    check_files(&place, &to_check, &seen, &mut report)?;
+    if let Place::Url { .. } = place {
+        report
+            .notes
+            .push("files the manifest does not list cannot be seen over HTTP".into());
+    }
+    report.problems.sort();
+    Ok(report)
+}
+
+/// A problem of the manifest itself.
+fn manifest_problem(message: String) -> Problem {
+    Problem {
+        order: 1,
+        path: MANIFEST.into(),
+        message,
+        notes: Vec::new(),
+    }
+}
+
+/// The manifest's bytes; `None` when it is there but refused (the problem
+/// is in `report`).
+fn read_manifest(place: &Place, report: &mut Report) -> Result<Option<Vec<u8>>, VerifyError> {
+    match place.read_small(MANIFEST, remote::MANIFEST_MAX)? {
+        Small::Bytes(b) => Ok(Some(b)),
+        Small::Missing => Err(match place {
+            Place::Url { base, .. } => VerifyError::Http {
+                url: format!("{base}manifest.json"),
+                why: "not found (HTTP 404): is this where http/ is served?".into(),
+            },
+            Place::Dir { root, .. } => VerifyError::NotATree(root.clone()),
+        }),
+        Small::Refused(why) => {
+            report.problems.push(manifest_problem(why));
+            Ok(None)
+        }
+    }
+}
+
+/// Checks the manifest's signature against `pk`: sets `report.signature`,
+/// or adds why not.
+fn check_signature(
+    place: &Place,
+    pk: &PublicKey,
+    manifest: &[u8],
+    report: &mut Report,
+) -> Result<(), VerifyError> {
     let sig_problem = |message: String| Problem {
         order: 0,
         path: SIGNATURE.to_string(),
@@ -363,7 +255,7 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
         ),
         Small::Bytes(sig) => {
             let text = String::from_utf8_lossy(&sig);
-            match sign::check(pk, &text, &manifest) {
+            match sign::check(pk, &text, manifest) {
                 Checked::Good { trusted_comment } => {
                     report.signature = Signature::Good { trusted_comment }
                 }
@@ -386,78 +278,70 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
             }
         }
     }
-    let doc: Doc = match serde_json::from_slice(&manifest) {
+    Ok(())
+}
+
+/// The manifest, parsed, if it is one of the format this bootc reads; its
+/// site and build go in `report`, and a good signature's trusted comment
+/// must name them.
+fn read_doc(manifest: &[u8], report: &mut Report) -> Option<Manifest> {
+    let doc: Manifest = match serde_json::from_slice(manifest) {
         Ok(d) => d,
         Err(e) => {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: format!("not a bootc manifest: {e}"),
-                notes: Vec::new(),
-            });
-            report.problems.sort();
-            return Ok(report);
+            let p = manifest_problem(format!("not a bootc manifest: {e}"));
+            report.problems.push(p);
+            return None;
         }
     };
     if doc.format != MANIFEST_FORMAT {
-        report.problems.push(Problem {
-            order: 1,
-            path: MANIFEST.into(),
-            message: format!(
-                "manifest format {} is not the one this bootc reads ({MANIFEST_FORMAT})",
-                doc.format
-            ),
-            notes: Vec::new(),
-        });
-        report.problems.sort();
-        return Ok(report);
+        report.problems.push(manifest_problem(format!(
+            "manifest format {} is not the one this bootc reads ({MANIFEST_FORMAT})",
+            doc.format
+        )));
+        return None;
     }
     if let Signature::Good { trusted_comment } = &report.signature {
         let expected = sign::trusted_comment(&doc.site, &doc.build_id);
         if trusted_comment.starts_with("site:") && *trusted_comment != expected {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: format!(
-                    "the signature's trusted comment `{trusted_comment}` does not name this manifest's site and build (`{expected}`)"
-                ),
-                notes: Vec::new(),
-            });
+            report.problems.push(manifest_problem(format!(
+                "the signature's trusted comment `{trusted_comment}` does not name this manifest's site and build (`{expected}`)"
+            )));
         }
     }
     report.site = Some(doc.site.clone());
     report.build_id = Some(doc.build_id.clone());
+    Some(doc)
+}
 
-    // Which listed files can be checked here.
+/// Which listed files can be checked here: the paths listed (each once,
+/// safe ones only) and the files to check. What is refused is a problem,
+/// what is skipped a note.
+fn listed<'a>(
+    doc: &'a Manifest,
+    place: &Place,
+    report: &mut Report,
+) -> (BTreeSet<&'a str>, Vec<&'a ManifestFile>) {
     let mut seen = BTreeSet::new();
     let mut to_check: Vec<&ManifestFile> = Vec::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for f in &doc.files {
         if let Some(why) = unsafe_path(&f.path) {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: format!("lists the path `{}`, which is refused: {why}", f.path),
-                notes: Vec::new(),
-            });
+            report.problems.push(manifest_problem(format!(
+                "lists the path `{}`, which is refused: {why}",
+                f.path
+            )));
             continue;
         }
         if f.path == MANIFEST || f.path == SIGNATURE {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: format!("lists itself or its signature (`{}`)", f.path),
-                notes: Vec::new(),
-            });
+            report.problems.push(manifest_problem(format!(
+                "lists itself or its signature (`{}`)",
+                f.path
+            )));
             continue;
         }
         if !seen.insert(f.path.as_str()) {
-            report.problems.push(Problem {
-                order: 1,
-                path: MANIFEST.into(),
-                message: format!("lists `{}` twice", f.path),
-                notes: Vec::new(),
-            });
+            let p = manifest_problem(format!("lists `{}` twice", f.path));
+            report.problems.push(p);
             continue;
         }
         if place.holds(&f.path) {
@@ -475,7 +359,7 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
             .iter()
             .map(|(g, n)| {
                 if g.ends_with('/') {
-                    format!("{g} ({})", crate::diag::plural(*n, "file"))
+                    format!("{g} ({})", diag::plural(*n, "file"))
                 } else {
                     g.clone()
                 }
@@ -487,20 +371,28 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
         };
         report.notes.push(format!(
             "skipped {} outside http/ ({why}): {}",
-            crate::diag::plural(skipped.values().sum(), "listed file"),
+            diag::plural(skipped.values().sum(), "listed file"),
             list.join(", ")
         ));
     }
     if !doc.remote.is_empty() {
         report.notes.push(format!(
             "{} listed with their pins are not fetched (iPXE gets them from their own URLs)",
-            crate::diag::plural(doc.remote.len(), "remote artifact")
+            diag::plural(doc.remote.len(), "remote artifact")
         ));
     }
+    (seen, to_check)
+}
 
-    report.checked = to_check.len();
-    report.bytes = to_check.iter().map(|f| f.size).sum();
-    match &place {
+/// Checks each file's size and hash; in a folder, every file not listed
+/// (`seen`) is a problem too.
+fn check_files(
+    place: &Place,
+    to_check: &[&ManifestFile],
+    seen: &BTreeSet<&str>,
+    report: &mut Report,
+) -> Result<(), VerifyError> {
+    match place {
         Place::Dir { root, http_only } => {
             let walk =
                 local::walk(root).map_err(|(path, source)| VerifyError::Io { path, source })?;
@@ -531,19 +423,11 @@ pub fn verify(target: &str, pk: &PublicKey, timeout: Duration) -> Result<Report,
             }
         }
         Place::Url { agent, timeout, .. } => {
-            let mut file_problems = remote::check_all(agent, &place, &to_check, *timeout);
+            let mut file_problems = remote::check_all(agent, place, to_check, *timeout);
             report.problems.append(&mut file_problems);
         }
     }
-
-    match &place {
-        Place::Dir { .. } => {}
-        Place::Url { .. } => report
-            .notes
-            .push("files the manifest does not list cannot be seen over HTTP".into()),
-    }
-    report.problems.sort();
-    Ok(report)
+    Ok(())
 }
 
 /// `1 byte`, `2 bytes`.
@@ -565,6 +449,7 @@ fn hash_problem(path: &str, expected: &str, found: &str) -> Problem {
 
 #[cfg(test)]
 mod tests {
+    use super::place::encode_path;
     use super::*;
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::beneath::CopyError;
-use crate::render::{Content, Tree};
+use crate::tree::{Content, Tree};
 
 #[derive(Debug, thiserror::Error)]
 // Not a `source` field: the message holds the error once (anyhow's `{:#}`

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 
 use super::print_human;
 use bootc::diag::plural;
-use bootc::render::{Content, MANIFEST, Tree};
+use bootc::manifest::{MANIFEST, Manifest, SIGNATURE};
 use bootc::sign::{self, Password, SecretKey};
-use bootc::verify::SIGNATURE;
+use bootc::tree::{Content, Tree};
 use bootc::write;
 use bootc::{Compiled, compile};
 
@@ -64,15 +64,8 @@ fn sign_tree(tree: &mut Tree, key: &SecretKey) -> Result<()> {
     let Some(Content::Bytes(manifest)) = tree.files.get(MANIFEST) else {
         anyhow::bail!("the tree has no {MANIFEST} to sign");
     };
-    let doc: serde_json::Value =
-        serde_json::from_slice(manifest).context("reading back the manifest")?;
-    let field = |k: &str| {
-        doc.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let comment = sign::trusted_comment(&field("site"), &field("build-id"));
+    let doc: Manifest = serde_json::from_slice(manifest).context("reading back the manifest")?;
+    let comment = sign::trusted_comment(&doc.site, &doc.build_id);
     let sig = key.sign(manifest, &comment)?;
     tree.add(SIGNATURE, sig);
     Ok(())

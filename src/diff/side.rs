@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::plan::Plan;
-use crate::render::{Content, Tree};
+use crate::tree::{Content, Tree};
 
 /// BLAKE3 by path.
 pub type Hashes = BTreeMap<String, String>;

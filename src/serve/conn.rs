@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::head::{self, BODY_MAX, Failed, Request};
 use super::http;
+use crate::diag::warning_line;
 
 /// The most connections open at once, and so the most worker threads.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -105,7 +106,10 @@ fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>) {
                 };
                 if !quiet && warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     warned = Some(Instant::now());
-                    say_err!("warning: accepting a connection: {e} (retrying)\n");
+                    say_err!(
+                        "{}",
+                        warning_line(&format!("accepting a connection: {e} (retrying)"), false)
+                    );
                 }
                 thread::sleep(pause);
             }

@@ -27,6 +27,8 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, new_debouncer_opt};
 
+use crate::diag::warning_line;
+
 /// Quiet time after the last event before a rebuild.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 /// How often the polling watcher looks.
@@ -42,6 +44,15 @@ pub struct Watch {
     backend: Backend,
     root: PathBuf,
     watched: BTreeSet<PathBuf>,
+}
+
+/// Says that native events `why` and the watcher polls instead.
+fn polling_instead(why: &str) {
+    let text = format!(
+        "native file events {why}; polling every {:.1} s instead",
+        POLL_EVERY.as_secs_f64()
+    );
+    eprint!("{}", warning_line(&text, false));
 }
 
 impl Watch {
@@ -66,16 +77,10 @@ impl Watch {
                     };
                     match w.sync(&[]) {
                         Ok(()) => return Ok(w),
-                        Err(e) => eprintln!(
-                            "warning: native file events failed ({e}); polling every {:.1} s instead",
-                            POLL_EVERY.as_secs_f64()
-                        ),
+                        Err(e) => polling_instead(&format!("failed ({e})")),
                     }
                 }
-                Err(e) => eprintln!(
-                    "warning: native file events unavailable ({e}); polling every {:.1} s instead",
-                    POLL_EVERY.as_secs_f64()
-                ),
+                Err(e) => polling_instead(&format!("unavailable ({e})")),
             }
         }
         let roots = Arc::new(Mutex::new(Vec::new()));
@@ -171,7 +176,11 @@ fn handler(
         }
         Err(errors) => {
             for e in errors {
-                let _ = writeln!(std::io::stderr(), "warning: watching the site: {e}");
+                let _ = write!(
+                    std::io::stderr(),
+                    "{}",
+                    warning_line(&format!("watching the site: {e}"), false)
+                );
             }
         }
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{Problem, bytes, hash_problem, size_problem};
-use crate::render::ManifestFile;
+use crate::manifest::ManifestFile;
 
 /// Why a file of the tree is not read.
 pub enum Refused {

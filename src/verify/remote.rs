@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Place, Problem, bytes, hash_problem, size_problem};
-use crate::render::ManifestFile;
+use super::place::Place;
+use super::{Problem, bytes, hash_problem, size_problem};
+use crate::manifest::ManifestFile;
 
 /// The most bytes of a manifest verify reads (a fleet of 100 000 files
 /// takes about 16 MiB).

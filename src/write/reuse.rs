@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::{FILE_MODE, WriteError, err};
-use crate::render::Content;
+use crate::tree::Content;
 
 /// Read size for hashing and copying (hashed on all cores per chunk).
 const CHUNK: usize = 4 << 20;

@@ -177,7 +177,7 @@ fn earlier_tree(dir: &Path) -> bool {
             _ => None,
         }
     };
-    let (Some(plan), Some(manifest)) = (json("plan.json"), json(crate::render::MANIFEST)) else {
+    let (Some(plan), Some(manifest)) = (json("plan.json"), json(crate::manifest::MANIFEST)) else {
         return false;
     };
     let plan_ok = plan.get("site").is_some_and(|v| v.is_string())
@@ -196,7 +196,7 @@ fn earlier_tree(dir: &Path) -> bool {
                 .any(|f| f.get("path").and_then(|v| v.as_str()) == Some("plan.json"))
         });
     let manifest_ok = manifest.get("format").and_then(|v| v.as_u64())
-        == Some(u64::from(crate::render::MANIFEST_FORMAT))
+        == Some(u64::from(crate::manifest::MANIFEST_FORMAT))
         && manifest.get("build-id").is_some_and(|v| v.is_string())
         && manifest.get("site") == plan.get("site")
         && files_ok;
@@ -215,8 +215,8 @@ fn only_listed_files(dir: &Path, manifest: &serde_json::Map<String, serde_json::
         .flatten()
         .filter_map(|f| f.get("path").and_then(|v| v.as_str()))
         .collect();
-    listed.insert(crate::render::MANIFEST);
-    listed.insert(crate::verify::SIGNATURE);
+    listed.insert(crate::manifest::MANIFEST);
+    listed.insert(crate::manifest::SIGNATURE);
     for e in walkdir::WalkDir::new(dir).min_depth(1) {
         let Ok(e) = e else {
             return false;

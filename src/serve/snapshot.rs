@@ -1,0 +1,160 @@
+//! One build of the served site: the pipeline and the writer, then the
+//! index of what is served (a [`Snapshot`]), or the [`Failure`] to show.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use minijinja::Value;
+
+use super::overview::overview_env;
+use super::{Body, Failure, FileEntry, Snapshot, http, log};
+use crate::Compiled;
+use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
+use crate::manifest::{MANIFEST, Manifest};
+use crate::render;
+use crate::site::Artifact;
+use crate::tree::{Content, Tree};
+use crate::write;
+
+impl Failure {
+    /// A failure with no place in the site, and its text for the terminal.
+    fn message(text: String) -> (Failure, String) {
+        let failure = Failure {
+            at: SystemTime::now(),
+            problems: vec![Diag::error(text.clone()).listed(&Sources::default())],
+            text,
+        };
+        let shown = diag::error_line(&failure.text, false);
+        (failure, shown)
+    }
+
+    pub(super) fn from_diags(sources: &Sources, diags: &Diags) -> Failure {
+        let problems = diags.list.iter().map(|d| d.listed(sources)).collect();
+        Failure {
+            at: SystemTime::now(),
+            text: Reporter::new(sources).human(diags, false),
+            problems,
+        }
+    }
+
+    pub(super) fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// One build into `out`: the snapshot to serve and the writer's stats, plus
+/// the warnings (colored for the terminal); or the failure (and its text
+/// for the terminal).
+pub(super) fn build(
+    root: &Path,
+    out: &Path,
+    t0: Instant,
+) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
+    let c = match crate::compile(root) {
+        Ok(c) => c,
+        Err(e) => return Err(Failure::message(e.to_string())),
+    };
+    let color = crate::diag::color_stderr();
+    let b = match c {
+        Compiled::Built(b) => b,
+        Compiled::Invalid { sources, diags } => {
+            let f = Failure::from_diags(&sources, &diags);
+            let text = Reporter::new(&sources).human(&diags, color);
+            return Err((f, text));
+        }
+    };
+    let crate::Build {
+        sources,
+        site,
+        plan,
+        tree,
+        diags,
+    } = *b;
+    let stats = match write::write(out, &tree) {
+        Ok(s) => s,
+        Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
+    };
+    let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
+
+    let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
+        Some(Content::Bytes(b)) => serde_json::from_slice(b).ok(),
+        _ => None,
+    };
+    let http_dir = out.join("http");
+    let files = index(tree, manifest.as_ref(), &http_dir);
+    let mut artifact_dirs: Vec<PathBuf> = site
+        .images
+        .values()
+        .flat_map(|i| i.boot.artifacts())
+        .filter_map(|a| match a {
+            Artifact::Local { source, .. } => source.path.parent().map(Path::to_path_buf),
+            _ => None,
+        })
+        .collect();
+    artifact_dirs.sort();
+    artifact_dirs.dedup();
+    let report = render::report_context(&site, &sources, &plan, &diags, Value::from(false));
+    let snap = Snapshot {
+        files,
+        http_dir,
+        env: overview_env(&site, &sources),
+        report,
+        machines: log::Machines::from_plan(&plan),
+        built_at: SystemTime::now(),
+        took: t0.elapsed(),
+        build_id: manifest.map(|m| m.build_id).unwrap_or_default(),
+        site_name: plan.site.clone(),
+        machine_count: plan.machines.len(),
+        first_mac: plan
+            .machines
+            .first()
+            .and_then(|m| m.macs.first().map(|mac| (m.name.clone(), *mac))),
+        artifact_dirs,
+    };
+    Ok((snap, stats, warnings))
+}
+
+/// The served index of the tree's `http/` files (written to `http_dir`):
+/// their ETags are the manifest's hashes, not a second hashing.
+fn index(tree: Tree, manifest: Option<&Manifest>, http_dir: &Path) -> HashMap<String, FileEntry> {
+    let mut hashes: HashMap<&str, &str> = HashMap::new();
+    if let Some(m) = manifest {
+        for f in &m.files {
+            hashes.insert(f.path.as_str(), f.blake3.as_str());
+        }
+    }
+    let mut files = HashMap::new();
+    for (path, content) in tree.files {
+        let Some(rel) = path.strip_prefix("http/") else {
+            continue;
+        };
+        let blake3 = match hashes.get(path.as_str()) {
+            Some(h) => h.to_string(),
+            None => content.blake3(),
+        };
+        let modified = fs::metadata(http_dir.join(rel))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        let size = content.size();
+        let body = match content {
+            Content::Bytes(b) => Body::Memory(b),
+            Content::Copy { .. } => Body::Disk,
+        };
+        files.insert(
+            rel.to_string(),
+            FileEntry {
+                size,
+                etag: format!("\"{blake3}\""),
+                modified,
+                last_modified: http::http_date(modified),
+                body,
+            },
+        );
+    }
+    files
+}

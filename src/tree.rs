@@ -1,0 +1,61 @@
+//! The output tree in memory: every file of public/ as bytes or as a file
+//! to copy, with its size and BLAKE3. Below the pipeline: render builds a
+//! [`Tree`], write puts it on disk, serve and build read it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::beneath::{OpenError, Opened, open_anywhere};
+
+/// One file of the output tree.
+#[derive(Clone)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// A local artifact or chainloader: copied from `source`, the file
+    /// opened once at validation; its hash is already known.
+    Copy {
+        source: Arc<Opened>,
+        size: u64,
+        blake3: String,
+    },
+}
+
+impl Content {
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Copy { size, .. } => *size,
+        }
+    }
+
+    pub fn blake3(&self) -> String {
+        match self {
+            Content::Bytes(b) => blake3::hash(b).to_hex().to_string(),
+            Content::Copy { blake3, .. } => blake3.clone(),
+        }
+    }
+}
+
+/// The whole tree, keyed by path relative to the output root ('/'-separated).
+#[derive(Default)]
+pub struct Tree {
+    pub files: BTreeMap<String, Content>,
+}
+
+impl Tree {
+    pub fn add(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.files.insert(path.into(), Content::Bytes(bytes.into()));
+    }
+}
+
+/// Size and BLAKE3 of a file (read, not memory-mapped: a file that shrinks
+/// meanwhile is an error, not a SIGBUS; hashed on all cores).
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    open_anywhere(path)
+        .map_err(|e| match e {
+            OpenError::Io(e) => e,
+            OpenError::NotFound => std::io::ErrorKind::NotFound.into(),
+            e => std::io::Error::other(e.to_string()),
+        })?
+        .hash()
+}
