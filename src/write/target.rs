@@ -123,8 +123,34 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             ),
         ));
     }
-    if is_empty(&dir).map_err(io_err(out))? || has_marker(&dir) || earlier_tree(&dir) {
+    if is_empty(&dir).map_err(io_err(out))? {
         return Ok(target);
+    }
+    let manifest = manifest_of(&dir);
+    let ours = has_marker(&dir) || manifest.as_ref().is_some_and(|m| earlier_tree(&dir, m));
+    if ours {
+        // Even a tree with bootc's marker is replaced only when it holds
+        // nothing but what its manifest lists: a site, an artifact root or
+        // an operator's files put into it are never deleted with it.
+        return match manifest.as_ref().map(|m| foreign_entry(&dir, m)) {
+            Some(None) => Ok(target),
+            Some(Some(rel)) => Err(refuse(
+                out,
+                format!(
+                    "holds {rel}{shown}, which is not part of the bootc tree there (its manifest does \
+                     not list it); refusing to replace the folder and delete it: move it away, \
+                     or choose another -o folder"
+                ),
+            )),
+            None => Err(refuse(
+                out,
+                format!(
+                    "holds a {MARKER} marker but no readable {}{shown}; refusing to replace it \
+                     (empty the folder, or choose another -o folder)",
+                    crate::manifest::MANIFEST
+                ),
+            )),
+        };
     }
     Err(refuse(
         out,
@@ -166,18 +192,22 @@ fn has_marker(dir: &Path) -> bool {
     })
 }
 
+/// The http/manifest.json of `dir`, as JSON (read without following a link).
+fn manifest_of(dir: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let bytes = read_small(&dir.join(crate::manifest::MANIFEST), 1 << 30)?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
 /// A tree written by a bootc from before the marker: its plan.json and
 /// http/manifest.json are both of bootc's formats, for the same site.
-fn earlier_tree(dir: &Path) -> bool {
-    const CAP: u64 = 1 << 30;
-    let json = |rel: &str| -> Option<serde_json::Map<String, serde_json::Value>> {
-        let bytes = read_small(&dir.join(rel), CAP)?;
-        match serde_json::from_slice(&bytes).ok()? {
-            serde_json::Value::Object(m) => Some(m),
-            _ => None,
-        }
-    };
-    let (Some(plan), Some(manifest)) = (json("plan.json"), json(crate::manifest::MANIFEST)) else {
+fn earlier_tree(dir: &Path, manifest: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let Some(plan) = read_small(&dir.join("plan.json"), 1 << 30)
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.as_object().cloned())
+    else {
         return false;
     };
     let plan_ok = plan.get("site").is_some_and(|v| v.is_string())
@@ -200,14 +230,15 @@ fn earlier_tree(dir: &Path) -> bool {
         && manifest.get("build-id").is_some_and(|v| v.is_string())
         && manifest.get("site") == plan.get("site")
         && files_ok;
-    plan_ok && manifest_ok && only_listed_files(dir, &manifest)
+    plan_ok && manifest_ok
 }
 
-/// Every file of `dir` is one the manifest lists (or the manifest and its
-/// signature), and nothing is a symlink or special file: a folder where
-/// someone copied a plan.json and a manifest beside files of their own is
-/// not a tree bootc wrote.
-fn only_listed_files(dir: &Path, manifest: &serde_json::Map<String, serde_json::Value>) -> bool {
+/// The first regular file of `dir` that the manifest does not list (nor is
+/// the manifest or its signature), if any.
+fn foreign_entry(
+    dir: &Path,
+    manifest: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
     let mut listed: std::collections::HashSet<&str> = manifest
         .get("files")
         .and_then(|v| v.as_array())
@@ -217,18 +248,24 @@ fn only_listed_files(dir: &Path, manifest: &serde_json::Map<String, serde_json::
         .collect();
     listed.insert(crate::manifest::MANIFEST);
     listed.insert(crate::manifest::SIGNATURE);
-    for e in walkdir::WalkDir::new(dir).min_depth(1) {
-        let Ok(e) = e else {
-            return false;
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let e = match e {
+            Ok(e) => e,
+            Err(e) => {
+                return Some(
+                    e.path()
+                        .map_or_else(String::new, |p| p.display().to_string()),
+                );
+            }
         };
-        let ft = e.file_type();
-        if ft.is_dir() {
-            continue;
-        }
-        let rel = e.path().strip_prefix(dir).ok().and_then(|p| p.to_str());
-        if !ft.is_file() || !rel.is_some_and(|r| listed.contains(r)) {
-            return false;
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+        let shown = crate::escape::line(&rel.to_string_lossy()).into_owned();
+        // Only a regular file holds data that replacing the tree would
+        // lose: a symlink goes without its target, and walkdir does not
+        // follow it.
+        if e.file_type().is_file() && !rel.to_str().is_some_and(|r| listed.contains(r)) {
+            return Some(shown);
         }
     }
-    true
+    None
 }

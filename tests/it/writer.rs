@@ -86,10 +86,15 @@ fn trees_of_bootc_are_replaced_with_or_without_the_marker() {
         marker.starts_with("bootc output tree, format 1\n"),
         "{marker}"
     );
-    // A leftover file of ours goes away with the previous tree.
+    // A file the tree's manifest does not list is not bootc's, marker or
+    // not: the build refuses to delete it with the previous tree.
     s.write("out/http/stale.ipxe", "old");
+    let r = build_to(&s, "out");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("holds http/stale.ipxe"), "{}", r.stderr);
+    assert_eq!(s.read("out/http/stale.ipxe"), "old");
+    fs::remove_file(s.path("out/http/stale.ipxe")).unwrap();
     assert_eq!(build_to(&s, "out").code, 0);
-    assert!(!s.path("out/http/stale.ipxe").exists());
 
     // A tree an earlier bootc wrote has no marker, but its plan.json and
     // manifest are bootc's, and it holds only what the manifest lists: it is
@@ -377,4 +382,28 @@ fn a_full_disk_names_the_file_being_written_once() {
     assert!(!out.exists(), "nothing written");
     let left: Vec<_> = fs::read_dir(disk.0.path()).unwrap().collect();
     assert!(left.is_empty(), "no staging left behind: {left:?}");
+}
+
+/// A site (or an artifact root) inside a folder that holds bootc's marker is
+/// never deleted with it: `-o` at a parent of the site is refused.
+#[test]
+fn an_output_folder_holding_the_site_is_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let s = Site::fixture("basic");
+    // A real tree in `top`, then the site moved into it.
+    let r = run(bootc()
+        .args(["build", ".", "-o"])
+        .arg(top.path())
+        .current_dir(s.root()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let site = top.path().join("site");
+    crate::harness::copy_dir(s.root(), &site);
+    let r = run(bootc()
+        .args(["build", ".", "-o"])
+        .arg(top.path())
+        .current_dir(&site));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("holds site/"), "{}", r.stderr);
+    assert!(site.join("bootc.toml").is_file(), "the site was deleted");
+    assert!(site.join("machines/rack1.toml").is_file());
 }
