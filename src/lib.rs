@@ -32,6 +32,7 @@ pub mod site;
 pub mod templates;
 pub mod tomlde;
 pub mod tree;
+pub mod url;
 pub mod validate;
 pub mod verify;
 pub mod write;

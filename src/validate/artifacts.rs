@@ -11,7 +11,6 @@ use rayon::prelude::*;
 use super::{Ctx, loc};
 use crate::beneath::{OpenError, Opened};
 use crate::diag::{Diag, FileId, Loc};
-use crate::ipxe::{is_plain_name, unsafe_reason};
 use crate::model::{self, S};
 use crate::site::*;
 
@@ -168,7 +167,7 @@ fn remote(
         );
         return None;
     }
-    if let Some(why) = unsafe_reason(url) {
+    if let Some(why) = crate::url::problem(url) {
         cx.diags.push(
             Diag::error("artifact URL cannot be written into an iPXE script").at(ul.clone(), why),
         );
@@ -223,6 +222,16 @@ fn remote(
         );
         return None;
     }
+    if let Some(help) = crate::url::file_name_problem(&file_name) {
+        cx.diags.push(
+            Diag::error(format!(
+                "artifact file name `{file_name}` cannot be used in a URL"
+            ))
+            .at(ul, "unsafe file name")
+            .help(help),
+        );
+        return None;
+    }
     Some(Artifact::Remote {
         url: url.clone(),
         file_name,
@@ -259,17 +268,13 @@ fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Checked> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or(file_name);
-    if !is_plain_name(&name_in_path)
-        && !name_in_path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+~".contains(&b))
-    {
+    if let Some(help) = crate::url::file_name_problem(&name_in_path) {
         cx.diags.push(
             Diag::error(format!(
                 "artifact file name `{name_in_path}` cannot be used in a URL"
             ))
             .at(pl, "unsafe file name")
-            .help("rename it with letters, digits, '.', '_', '-', '+' and '~' only"),
+            .help(format!("rename it: {help}")),
         );
         return None;
     }

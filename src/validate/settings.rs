@@ -7,7 +7,6 @@ use std::path::Path;
 use super::{Ctx, loc};
 use crate::beneath::Root;
 use crate::diag::{Diag, FileId, Loc, did_you_mean};
-use crate::ipxe::unsafe_reason;
 use crate::model::S;
 use crate::site::*;
 
@@ -15,12 +14,7 @@ use crate::site::*;
 pub(super) fn base_url(cx: &mut Ctx, file: FileId, u: Option<&S<String>>) -> Option<String> {
     let u = u?;
     let text = u.get_ref();
-    let problem = if !(text.starts_with("http://") || text.starts_with("https://")) {
-        Some("it must start with http:// or https://".to_string())
-    } else {
-        unsafe_reason(text)
-    };
-    match problem {
+    match crate::url::problem(text) {
         Some(why) => {
             cx.diags
                 .push(Diag::error(format!("invalid base-url `{text}`")).at(loc(file, u), why));

@@ -333,6 +333,66 @@ invalid!(
     }
 );
 
+// A base-url reaches dhcpd's quoted filename and dnsmasq's comma-separated
+// dhcp-boot: a quote or a comma would inject an option.
+invalid!(
+    base_url_with_a_quote,
+    "invalid base-url `http://10.77.0.1:8080/a\";filename\"http://127.0.0.1/evil.ipxe\";/`",
+    "bootc.toml:3:12",
+    |s| {
+        s.edit(
+            "bootc.toml",
+            "\"http://10.77.0.1:8080/boot/\"",
+            r#"'http://10.77.0.1:8080/a";filename"http://127.0.0.1/evil.ipxe";/'"#,
+        );
+    }
+);
+
+invalid!(
+    base_url_with_a_comma,
+    "invalid base-url `http://10.77.0.1:8080/a,evil.ipxe,,127.0.0.1/`",
+    "bootc.toml:3:12",
+    |s| {
+        s.edit(
+            "bootc.toml",
+            "\"http://10.77.0.1:8080/boot/\"",
+            "\"http://10.77.0.1:8080/a,evil.ipxe,,127.0.0.1/\"",
+        );
+    }
+);
+
+invalid!(
+    artifact_url_without_a_host,
+    "artifact URL cannot be written into an iPXE script",
+    "images/linux.toml:2:18",
+    |s| {
+        s.edit(
+            "images/linux.toml",
+            "{ path = \"artifacts/vmlinuz\" }",
+            &format!(
+                "{{ url = \"http:///etc/passwd\", sha256 = \"{}\" }}",
+                "a".repeat(64)
+            ),
+        );
+    }
+);
+
+invalid!(
+    artifact_url_file_name_unsafe,
+    "artifact file name `linux(1)` cannot be used in a URL",
+    "images/linux.toml:2:18",
+    |s| {
+        s.edit(
+            "images/linux.toml",
+            "{ path = \"artifacts/vmlinuz\" }",
+            &format!(
+                "{{ url = \"http://mirror/linux(1)\", sha256 = \"{}\" }}",
+                "a".repeat(64)
+            ),
+        );
+    }
+);
+
 invalid!(
     dhcp_needs_base_url,
     "[dhcp] needs [site] base-url",

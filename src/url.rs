@@ -1,0 +1,93 @@
+//! URLs a site writes (base-url, artifact URLs, chain targets). They reach
+//! iPXE scripts, DHCP configs (a quoted dhcpd string, a dnsmasq field
+//! separated by commas, Kea JSON) and kernel command lines, none of which
+//! can quote them. So a URL must be http or https, name a host, and hold only
+//! the characters of RFC 3986 that none of those formats reads specially.
+
+/// Why `url` cannot be used, if it can't.
+pub fn problem(url: &str) -> Option<String> {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Some("it must start with http:// or https://".into());
+    };
+    if url.contains("${") {
+        return Some("it contains `${`, which iPXE expands as a setting".into());
+    }
+    if let Some(c) = url.chars().find(|&c| !allowed(c)) {
+        return Some(match c {
+            c if c.is_whitespace() || c.is_control() => format!(
+                "it contains {}, which would split it or end its line",
+                c.escape_debug()
+            ),
+            '"' | '\'' => format!("it contains `{c}`, which would end a quoted DHCP option"),
+            ',' | ';' => {
+                format!("it contains `{c}`, which separates fields in DHCP configs and scripts")
+            }
+            c => format!("it contains `{c}`, which is not a URL character (write it %-encoded)"),
+        });
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() {
+        return Some("it names no host".into());
+    }
+    None
+}
+
+/// The characters of RFC 3986 (unreserved, reserved and `%`) less `'`, `,`
+/// and `;`, which DHCP configs read as delimiters.
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+=%".contains(c)
+}
+
+/// Why a file name (the last part of an artifact's path or URL) cannot be
+/// written into a URL and an `initrd=` argument, if it can't.
+pub fn file_name_problem(name: &str) -> Option<&'static str> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+~%".contains(&b));
+    (!ok).then_some(
+        "use letters, digits, '.', '_', '-', '+', '~' and '%' only, not starting with '.'",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        for good in [
+            "http://10.77.0.1:8080/",
+            "https://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux",
+            "http://[fd00::1]:8080/boot/",
+            "http://user@mirror/x?a=b&c=d#f",
+        ] {
+            assert_eq!(problem(good), None, "{good}");
+        }
+        for bad in [
+            "ftp://x/",
+            "http:///etc/passwd",
+            "http://:80/x",
+            "http://10.77.0.1:8080/a\";filename\"http://127.0.0.1/evil.ipxe\";#/",
+            "http://10.77.0.1:8080/a,evil.ipxe,,127.0.0.1/",
+            "http://x/a b",
+            "http://x/a\nb",
+            "http://x/${net0/mac}",
+            "http://x/a;b",
+        ] {
+            assert!(problem(bad).is_some(), "{bad}");
+        }
+        assert_eq!(file_name_problem("vmlinuz-6.1.0+deb12~1"), None);
+        assert!(file_name_problem("a\"b").is_some());
+        assert!(file_name_problem(".hidden").is_some());
+    }
+}
