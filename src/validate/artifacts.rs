@@ -308,6 +308,21 @@ fn open_local(cx: &mut Ctx, written: &str, pl: &Loc, canonical: &Path) -> Option
     }
     let r = &cx.artifact_roots[root];
     let rel = canonical.strip_prefix(r.path()).unwrap_or(canonical);
+    // Hidden files and folders are never artifacts: with the default root
+    // (the whole site) `.git/config` holds CI credentials, `.bootc-serve`
+    // the preview's tree.
+    if let Some(hidden) = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .find(|c| c.starts_with('.'))
+    {
+        cx.diags.push(
+            Diag::error(format!("local artifact `{written}` is inside the hidden `{hidden}`"))
+                .at(pl.clone(), "hidden file or folder")
+                .help("files and folders whose name starts with '.' (.git, .bootc-serve, …) are never published; move the artifact to artifacts/"),
+        );
+        return None;
+    }
     match r.open(rel) {
         Ok(f) => {
             let f = Arc::new(f);

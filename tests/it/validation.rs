@@ -393,6 +393,22 @@ invalid!(
     }
 );
 
+// With the default artifact root (the whole site), `.git/config` would be
+// publishable: it holds the credentials CI checkouts persist.
+invalid!(
+    artifact_in_a_hidden_folder,
+    "local artifact `.git/config` is inside the hidden `.git`",
+    "images/linux.toml:3:20",
+    |s| {
+        s.write(
+            ".git/config",
+            "[http]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n",
+        );
+        s.edit("bootc.toml", "artifact-roots = [\"artifacts\"]\n", "");
+        s.edit("images/linux.toml", "artifacts/initrd.img", ".git/config");
+    }
+);
+
 invalid!(
     dhcp_needs_base_url,
     "[dhcp] needs [site] base-url",
