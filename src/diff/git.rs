@@ -1,7 +1,8 @@
-//! A side at a git revision: the site exported into a temporary folder with
-//! `git archive` (read-only: the working tree, the index and HEAD are never
+//! A side at a git revision: the site exported into a temporary folder from
+//! git's objects (read-only: the working tree, the index and HEAD are never
 //! touched).
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -93,7 +94,11 @@ fn locate(anchor: &Path) -> Result<(PathBuf, String)> {
     Ok((top, prefix))
 }
 
-/// `git archive REV -- PREFIX | tar -x -C dest`.
+/// Writes the files of `commit` under `prefix` into `dest`, read from git's
+/// objects (`ls-tree`, `cat-file`): the tree exactly as committed. Not
+/// `git archive`, which obeys the commit's own `.gitattributes`, so a pull
+/// request could hide a file from the diff with `export-ignore` or rewrite
+/// one with `export-subst`.
 fn extract(
     top: &Path,
     rev: &str,
@@ -102,50 +107,87 @@ fn extract(
     prefix: &str,
     dest: &Path,
 ) -> Result<()> {
-    let mut archive = Command::new("git");
-    archive
+    let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit];
+    if !prefix.is_empty() {
+        args.extend(["--", prefix]);
+    }
+    let listing = git(top, &args)?;
+    let mut entries = Vec::new();
+    for entry in listing.split('\0').filter(|e| !e.is_empty()) {
+        let (meta, path) = entry
+            .split_once('\t')
+            .ok_or_else(|| msg(format!("git ls-tree {rev}: unexpected line {entry:?}")))?;
+        let mut meta = meta.split(' ');
+        let (mode, kind, oid) = (meta.next(), meta.next(), meta.next());
+        let (Some(mode), Some("blob"), Some(oid)) = (mode, kind, oid) else {
+            continue; // submodules: no files of the site
+        };
+        let safe = Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(n) if n != ".git"));
+        if !safe {
+            return Err(msg(format!(
+                "{rev} ({short}) holds a path git would never check out: {path:?}"
+            )));
+        }
+        entries.push((mode.to_string(), oid.to_string(), path.to_string()));
+    }
+    if entries.is_empty() {
+        return Err(msg(format!(
+            "{} does not exist at {rev} ({short})",
+            if prefix.is_empty() {
+                "the site"
+            } else {
+                prefix
+            }
+        )));
+    }
+    let mut cat = Command::new("git")
         .arg("-C")
         .arg(top)
-        .args(["archive", "--format=tar", commit]);
-    if !prefix.is_empty() {
-        archive.args(["--", prefix]);
-    }
-    let mut git_child = archive
-        .stdin(Stdio::null())
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(SideError::io("running git archive"))?;
-    let tar_out = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(dest)
-        .stdin(git_child.stdout.take().expect("piped"))
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(SideError::io("running tar"))?;
-    let git_out = git_child
-        .wait_with_output()
-        .map_err(SideError::io("git archive"))?;
-    if !git_out.status.success() {
-        let err = String::from_utf8_lossy(&git_out.stderr);
-        if err.contains("did not match any files") {
-            return Err(msg(format!(
-                "{} does not exist at {rev} ({short})",
-                if prefix.is_empty() {
-                    "the site"
-                } else {
-                    prefix
-                }
-            )));
+        .map_err(SideError::io("running git cat-file"))?;
+    let mut input = cat.stdin.take().expect("piped");
+    let oids: String = entries
+        .iter()
+        .map(|(_, oid, _)| format!("{oid}\n"))
+        .collect();
+    let writer = std::thread::spawn(move || input.write_all(oids.as_bytes()));
+    let mut out = BufReader::new(cat.stdout.take().expect("piped"));
+    for (mode, oid, path) in &entries {
+        let mut header = String::new();
+        out.read_line(&mut header)
+            .map_err(SideError::io("reading git cat-file"))?;
+        let size: usize = header
+            .trim_end()
+            .strip_prefix(oid.as_str())
+            .and_then(|h| h.strip_prefix(" blob "))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| msg(format!("git cat-file {oid}: {}", header.trim())))?;
+        let mut body = vec![0; size + 1];
+        out.read_exact(&mut body)
+            .map_err(SideError::io("reading git cat-file"))?;
+        body.pop(); // the newline after each object
+        let to = dest.join(path);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(SideError::io("writing the export"))?;
         }
-        return Err(msg(format!("git archive {rev}: {}", err.trim())));
+        if mode == "120000" {
+            let target = String::from_utf8_lossy(&body).into_owned();
+            std::os::unix::fs::symlink(target, &to).map_err(SideError::io("writing the export"))?;
+        } else {
+            std::fs::write(&to, &body).map_err(SideError::io("writing the export"))?;
+        }
     }
-    if !tar_out.status.success() {
-        return Err(msg(format!(
-            "tar (extracting {rev}): {}",
-            String::from_utf8_lossy(&tar_out.stderr).trim()
-        )));
+    drop(out);
+    let _ = writer.join();
+    let status = cat.wait().map_err(SideError::io("git cat-file"))?;
+    if !status.success() {
+        return Err(msg(format!("git cat-file ({rev}) failed")));
     }
     Ok(())
 }

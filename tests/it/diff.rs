@@ -855,3 +855,45 @@ fn invocations_are_found_in_shell_text() {
         ]
     );
 }
+
+/// A pull request cannot hide a machine from the diff with the commit's own
+/// `.gitattributes` (`export-ignore`), nor rewrite a file (`export-subst`):
+/// a revision is read as committed.
+#[test]
+fn git_attributes_of_a_revision_cannot_hide_a_change() {
+    if !has_git() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    copy_dir(&fixtures().join("diff"), root);
+    fs::write(root.join(".gitignore"), "artifacts/\npublic/\n").unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "first"]);
+    fs::write(
+        root.join("machines/evil.toml"),
+        "[[machine]]\nname = \"evil\"\nmac = \"52:54:00:aa:bb:66\"\nrole = \"worker\"\nkernel-args = [\"init=/bin/sh\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join(".gitattributes"),
+        "machines/evil.toml export-ignore\nmachines/*.toml export-subst\n",
+    )
+    .unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "innocent"]);
+    let r: Run = bootc()
+        .args(["diff", "git:HEAD~1", "git:HEAD", "--format", "json"])
+        .current_dir(root)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("\"evil\""),
+        "the new machine must show: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("init=/bin/sh"), "{}", r.stdout);
+}
