@@ -139,13 +139,19 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         }
     };
     let work = root.join(WORK_DIR);
+    private_place(&work)?;
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    for name in [".gitignore", "lock", "tree"] {
+        private_place(&work.join(name))?;
+    }
     let ignore = work.join(".gitignore");
     if !ignore.exists() {
-        let _ = fs::write(
-            &ignore,
-            "# bootc serve's private build; never commit it\n*\n",
-        );
+        let _ = no_follow(&ignore).and_then(|mut f| {
+            std::io::Write::write_all(
+                &mut f,
+                b"# bootc serve's private build; never commit it\n*\n",
+            )
+        });
     }
     let _lock = lock(&work)?;
     let listener =
@@ -224,10 +230,35 @@ pub fn run(opts: Options) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The site can hold `.bootc-serve` (a pull request can commit one): serve
+/// never writes through a symbolic link there, which could truncate or
+/// fill a file or folder outside the site.
+fn private_place(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "{} is a symbolic link: bootc serve keeps its private build there and never writes \
+             through a link; delete it (and keep {WORK_DIR}/ out of git)",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Opens `path` for writing, creating it, never through a symbolic link.
+fn no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Takes `WORK/lock`, so two servers never write one tree.
 fn lock(work: &Path) -> Result<File> {
     let path = work.join("lock");
-    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let f = no_follow(&path).with_context(|| format!("creating {}", path.display()))?;
     if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         anyhow::bail!(
             "another `bootc serve` is serving this site (it holds {})",

@@ -257,3 +257,40 @@ fn control_characters_in_request_paths_are_escaped_in_the_log() {
         assert!(log.contains(escaped), "no {escaped:?} in:\n{log}");
     }
 }
+
+/// A site can hold `.bootc-serve` (a pull request can commit one): links
+/// there never make serve truncate, create or fill anything outside the
+/// site. Serve refuses to start, exit 2, and the outside is untouched.
+#[test]
+fn links_in_the_private_folder_are_never_written_through() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let empty = outside.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let cases: [(&str, &Path); 4] = [
+        (".bootc-serve/lock", &victim),
+        (".bootc-serve/.gitignore", &outside.path().join("new")),
+        (".bootc-serve/tree", &empty),
+        (".bootc-serve", &empty),
+    ];
+    for (link, to) in cases {
+        let s = site(None);
+        let at = s.path(link);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(to, &at).unwrap();
+        let out = bootc()
+            .arg("serve")
+            .arg(s.root())
+            .args(["--bind", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{link}: {stderr}");
+        assert!(stderr.contains("is a symbolic link"), "{link}: {stderr}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n", "{link}");
+        assert!(!outside.path().join("new").exists(), "{link}");
+        assert_eq!(fs::read_dir(&empty).unwrap().count(), 0, "{link}");
+    }
+}
