@@ -29,6 +29,23 @@ pub fn line(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text of several lines for a terminal (explain, diff): every hostile
+/// character escaped as in [`line`], newlines and tabs kept.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A source file for a snippet: hostile characters become `?`, one per byte,
 /// so every byte offset into the text stays valid; lines stay lines.
 pub fn source(s: &str) -> Cow<'_, str> {

@@ -151,6 +151,14 @@ impl<'de> Deserialize<'de> for Label {
                 f.write_str("a string, a number or a boolean")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Label, E> {
+                // Labels are shown in reports, diffs, explain and terminals.
+                if crate::escape::line(v) != v {
+                    return Err(E::custom(format!(
+                        "invalid label `{}`: a label may not hold control characters or \
+                         bidirectional overrides",
+                        crate::escape::line(v)
+                    )));
+                }
                 Ok(Label(v.to_string()))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Label, E> {

@@ -148,7 +148,32 @@ impl Plan {
         let doc: Value =
             serde_json::from_slice(bytes).map_err(|e| NotAPlan(format!("not JSON ({e})")))?;
         check(&doc).map_err(NotAPlan)?;
+        if let Some(bad) = hostile_text(&doc) {
+            return Err(NotAPlan(format!(
+                "it holds `{}`: bootc never writes control characters into a plan",
+                crate::escape::line(&bad)
+            )));
+        }
         serde_json::from_value(doc).map_err(|e| NotAPlan(e.to_string()))
+    }
+}
+
+/// The first string (key or value) of `v` that holds a control character
+/// or a bidirectional override: validation keeps them out of every name,
+/// label and argument, so a plan holding one was not written by bootc.
+fn hostile_text(v: &Value) -> Option<String> {
+    let bad = |s: &str| crate::escape::line(s) != s;
+    match v {
+        Value::String(s) if bad(s) => Some(s.clone()),
+        Value::Array(items) => items.iter().find_map(hostile_text),
+        Value::Object(m) => m.iter().find_map(|(k, v)| {
+            if bad(k) {
+                Some(k.clone())
+            } else {
+                hostile_text(v)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -253,6 +253,11 @@ fn toml_diag_of(id: FileId, e: &toml::de::Error) -> (Diag, Problem) {
         let d = Diag::error(format!("wrong type: {text}")).at_opt(loc, "wrong type");
         return (d, Problem::Other);
     }
+    // A value the model refused on its own terms (see model::Label).
+    if first_line.starts_with("invalid label") {
+        let d = Diag::error(first_line).at_opt(loc, "not a valid label");
+        return (d, Problem::Other);
+    }
     let d = Diag::error(format!("TOML syntax error: {first_line}")).at_opt(loc, "here");
     (d, Problem::Other)
 }

@@ -136,7 +136,7 @@ impl Report {
 
     /// The one-line success summary (for stdout).
     pub fn summary(&self) -> String {
-        format!(
+        let text = format!(
             "verified {}: site {}, build {}, signed by key {}; {} ({}) match the manifest",
             self.target,
             self.site.as_deref().unwrap_or("?"),
@@ -144,7 +144,8 @@ impl Report {
             self.key_id,
             crate::diag::plural(self.checked, "file"),
             crate::templates::human_size(self.bytes),
-        )
+        );
+        crate::escape::line(&text).into_owned()
     }
 }
 

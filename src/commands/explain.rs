@@ -145,7 +145,7 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
         };
         let _ = writeln!(o, "  {step}. {end}");
     }
-    print!("{o}");
+    print!("{}", bootc::escape::text(&o));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,8 +12,11 @@ const RESET: &str = "\x1b[0m";
 const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[1;33m";
 
-/// `word: text`, the word in `style` and the text bold when colored.
+/// `word: text`, the word in `style` and the text bold when colored. The
+/// text (paths and messages from a tree, a server, a site) is escaped: no
+/// control character reaches the terminal, no newline forges a line.
 fn line(word: &str, style: &str, text: &str, color: bool) -> String {
+    let text = crate::escape::line(text);
     if color {
         format!("{style}{word}{RESET}{BOLD}: {text}{RESET}\n")
     } else {
@@ -46,10 +49,10 @@ pub fn plain<'a>(diags: impl IntoIterator<Item = &'a Diag>, color: bool) -> Stri
             Severity::Warning => warning_line(&d.headline(), color),
         });
         for n in &d.notes {
-            let _ = writeln!(out, "  = {n}");
+            let _ = writeln!(out, "  = {}", crate::escape::line(n));
         }
         for h in &d.help {
-            let _ = writeln!(out, "  = help: {h}");
+            let _ = writeln!(out, "  = help: {}", crate::escape::line(h));
         }
         out.push('\n');
     }

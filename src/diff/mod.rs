@@ -43,9 +43,11 @@ pub enum DiffFormat {
 
 impl Report {
     pub fn render(&self, format: DiffFormat) -> String {
+        // A plan read from a built tree is not validated: whatever it holds
+        // reaches a terminal or a pull-request comment escaped.
         match format {
-            DiffFormat::Human => human::write(self),
-            DiffFormat::Markdown => markdown::write(self),
+            DiffFormat::Human => crate::escape::text(&human::write(self)).into_owned(),
+            DiffFormat::Markdown => crate::escape::text(&markdown::write(self)).into_owned(),
             DiffFormat::Json => json::write(self),
         }
     }

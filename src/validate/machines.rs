@@ -133,6 +133,17 @@ fn machine(
         .map(|(k, v)| (k.clone(), v.0.clone()))
         .collect();
     labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.0.clone())));
+    for key in labels.keys() {
+        if crate::escape::line(key) != key.as_str() {
+            cx.diags.push(
+                Diag::error(format!(
+                    "invalid label name `{}` on machine `{name}`",
+                    crate::escape::line(key)
+                ))
+                .at(ml.clone(), "label names may not hold control characters"),
+            );
+        }
+    }
     let mut kernel_args = templates_list(&d.kernel_args, file);
     kernel_args.extend(templates_list(&m.kernel_args, file));
     Machine {

@@ -73,3 +73,71 @@ fn github_annotations_escape_control_characters() {
         );
     }
 }
+
+#[test]
+fn a_label_with_control_characters_is_refused_at_its_place() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "machines/rack1.toml",
+        "labels = { rack = \"r1\" }",
+        "labels = { rack = \"r1\\u001b]0;PWN\\u0007\\nFAKE\" }",
+    );
+    let r = s.run(&["check", "."]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_clean(&r.stderr);
+    assert!(
+        r.stderr.contains("--> machines/rack1.toml:3:19"),
+        "{}",
+        r.stderr
+    );
+    insta::assert_snapshot!(r.errors());
+}
+
+/// A built tree's plan.json and manifest are not validated input: what
+/// they hold reaches the terminal escaped (diff, verify).
+#[test]
+fn tampered_trees_print_escaped() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.run(&["build", ".", "-o", "base"]).code, 0);
+    assert_eq!(s.run(&["build", ".", "-o", "head"]).code, 0);
+    let plan = s.read("head/plan.json");
+    s.write(
+        "head/plan.json",
+        &plan.replace("\"node01\"", "\"node01\\u001b[2J\\nverified OK\""),
+    );
+    for format in ["human", "markdown"] {
+        let r = s.run(&["diff", "base", "head", "--format", format]);
+        assert_eq!(r.code, 2, "not a plan bootc wrote: {}", r.stderr);
+        assert!(r.stderr.contains("control characters"), "{}", r.stderr);
+        assert_clean(&r.stdout);
+        assert_clean(&r.stderr);
+        assert!(
+            !r.stderr.lines().any(|l| l.starts_with("verified OK")),
+            "{}",
+            r.stderr
+        );
+    }
+    let manifest = s.read("head/http/manifest.json");
+    s.write(
+        "head/http/manifest.json",
+        &manifest.replace("\"plan.json\"", "\"plan.json\\u001b[2J\\nverified OK\""),
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("k");
+    let k = s.run(&["keygen", "--unencrypted", "-o", prefix.to_str().unwrap()]);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    let r = s.run(&[
+        "verify",
+        "head",
+        "--pubkey",
+        &format!("{}.pub", prefix.display()),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_clean(&r.stderr);
+    assert_clean(&r.stdout);
+    assert!(
+        !r.stderr.lines().any(|l| l.starts_with("verified OK")),
+        "{}",
+        r.stderr
+    );
+}
