@@ -15,12 +15,14 @@
 
 pub mod beneath;
 pub mod binaries;
+pub mod context;
 pub mod dhcp;
 pub mod diag;
 pub mod diff;
 pub mod escape;
 pub mod ipxe;
 pub mod load;
+pub mod loader;
 pub mod model;
 pub mod render;
 pub mod resolve;
@@ -39,6 +41,7 @@ use diag::{Diags, Sources};
 use render::Tree;
 use resolve::{Plan, Resolver};
 use site::Site;
+use templates::Templates;
 
 /// The outcome of compiling a site in memory.
 pub enum Compiled {
@@ -88,15 +91,17 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         return Ok(Compiled::Invalid { sources, diags });
     };
     validate::hash_artifacts(&mut site, &mut diags);
-    let resolver = Resolver::new(&site, &sources, &mut diags);
-    let plan = resolver.plan(&mut diags);
+    let mut templates = Templates::new(&site, &sources, &mut diags);
+    let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
+    let programs = loader::for_site(&site).programs(&templates, &sources, &boot, &mut diags);
     if diags.has_errors() {
-        drop(resolver);
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let tree = render::render(&site, &sources, &resolver, &plan, &mut diags);
-    drop(resolver);
+    let tree = render::render(
+        &site, &sources, &templates, &plan, &boot, programs, &mut diags,
+    );
+    drop(boot);
     diags.sort();
     if diags.has_errors() {
         return Ok(Compiled::Invalid { sources, diags });

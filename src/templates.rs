@@ -179,7 +179,7 @@ impl Templates {
             .help("iPXE has no quoting: a value written into a script must be words separated by spaces, without control characters, `${`, a word that is `||`, `&&` or `;`, or a word starting with `#`");
         }
         if e.kind() == minijinja::ErrorKind::UndefinedError {
-            d = d.help("available: site, machine, role, image, vars (and boot in scripts); the fallback has no machine; machine.url needs [site] base-url");
+            d = d.help(crate::context::MachineContext::help());
         }
         if let Some(w) = while_ {
             d = d.help(format!("while rendering {w}"));
