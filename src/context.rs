@@ -21,6 +21,8 @@ pub struct Field {
     pub optional: bool,
     /// A list: `fields` describe each item.
     pub list: bool,
+    /// The view type (for structs), to list its fields once.
+    pub ty: Option<&'static str>,
     pub fields: Vec<Field>,
 }
 
@@ -34,6 +36,9 @@ pub trait Describe {
     }
     fn list() -> bool {
         false
+    }
+    fn ty() -> Option<&'static str> {
+        None
     }
 }
 
@@ -54,6 +59,9 @@ impl<T: Describe + ?Sized> Describe for &T {
     fn list() -> bool {
         T::list()
     }
+    fn ty() -> Option<&'static str> {
+        T::ty()
+    }
 }
 impl<T: Describe> Describe for Option<T> {
     fn fields() -> Vec<Field> {
@@ -65,6 +73,9 @@ impl<T: Describe> Describe for Option<T> {
     fn list() -> bool {
         T::list()
     }
+    fn ty() -> Option<&'static str> {
+        T::ty()
+    }
 }
 impl<T: Describe> Describe for Vec<T> {
     fn fields() -> Vec<Field> {
@@ -73,6 +84,9 @@ impl<T: Describe> Describe for Vec<T> {
     fn list() -> bool {
         true
     }
+    fn ty() -> Option<&'static str> {
+        T::ty()
+    }
 }
 impl<T: Describe> Describe for [T] {
     fn fields() -> Vec<Field> {
@@ -80,6 +94,9 @@ impl<T: Describe> Describe for [T] {
     }
     fn list() -> bool {
         true
+    }
+    fn ty() -> Option<&'static str> {
+        T::ty()
     }
 }
 
@@ -99,8 +116,12 @@ macro_rules! view {
                     doc: concat!($($doc),*),
                     optional: <$t as Describe>::optional(),
                     list: <$t as Describe>::list(),
+                    ty: <$t as Describe>::ty(),
                     fields: <$t as Describe>::fields(),
                 }),*]
+            }
+            fn ty() -> Option<&'static str> {
+                Some(stringify!($name))
             }
         }
     };
@@ -164,7 +185,7 @@ view! {
 view! {
     #[derive(Clone)]
     pub struct Fetch {
-        /// Where the boot loader fetches it
+        /// Where the boot loader fetches it (relative to the script, or absolute)
         pub url: String,
         /// Its file name
         pub name: String,
@@ -208,11 +229,11 @@ view! {
         /// The machine (not in the fallback)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub machine: Option<MachineView<'a>>,
-        /// Its role
+        /// Its own role (also in args inherited through `extends`)
         pub role: RoleView<'a>,
         /// The image it boots
         pub image: ImageView<'a>,
-        /// Variables: the image's, the roles' (base first), the machine's
+        /// Variables, merged: image < roles (base first) < [defaults] < machine
         pub vars: serde_json::Map<String, serde_json::Value>,
         /// What the boot loader fetches and runs (boot scripts only)
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -434,7 +455,7 @@ view! {
         pub extends: Option<&'a str>,
         /// How many machines have it
         pub count: usize,
-        /// The first of them (at most REPORT_MACHINES_PER_ROLE)
+        /// The first of them (at most 500; `count` says how many)
         pub machines: Vec<ReportMachine<'a>>,
     }
 }
@@ -502,6 +523,15 @@ view! {
 
 /// What a built-in template is for and the variables it sees, by name.
 pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
+    // A machine's script always has a machine and a boot; the fallback,
+    // which includes boot-commands.ipxe.j2 too, has no machine.
+    let script = |always: &[&str]| {
+        let mut fields = MachineContext::fields();
+        for f in &mut fields {
+            f.optional &= !always.contains(&f.name);
+        }
+        fields
+    };
     Some(match name {
         "boot.ipxe.j2" => (
             "http/boot.ipxe: the entry script every iPXE fetches first",
@@ -512,12 +542,12 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
             FallbackContext::fields(),
         ),
         "machine.ipxe.j2" => (
-            "http/machines/MAC.ipxe: one machine's boot script, per MAC (a role's script = replaces it)",
-            MachineContext::fields(),
+            "http/machines/MAC.ipxe: a machine's boot script, one per MAC (unless its role sets script =)",
+            script(&["machine", "boot"]),
         ),
         "boot-commands.ipxe.j2" => (
-            "included by machine.ipxe.j2 and fallback.ipxe.j2: the commands that boot `boot` (there, role, image and boot are the fallback's)",
-            MachineContext::fields(),
+            "included by machine.ipxe.j2 and fallback.ipxe.j2: the commands that boot `boot` (in the fallback: its role, image and boot, no machine)",
+            script(&["boot"]),
         ),
         "report.html.j2" => (
             "report/index.html: the build report",
@@ -531,24 +561,55 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
     })
 }
 
-/// Every variable path below `fields` (`site.name`, `roles[].name`), with
-/// whether it or a parent may be absent, and its description.
-pub fn paths(fields: &[Field]) -> Vec<(String, bool, &'static str)> {
-    fn walk(fs: &[Field], prefix: &str, opt: bool, out: &mut Vec<(String, bool, &'static str)>) {
+/// One variable path a template may use (`site.name`, `roles[].name`).
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub path: String,
+    pub doc: &'static str,
+    /// The value itself may be none or absent.
+    pub optional: bool,
+    /// It, or a parent, may be none or absent.
+    pub maybe_absent: bool,
+    /// Its fields are those listed under this earlier path.
+    pub same_as: Option<String>,
+}
+
+/// Every variable path below `fields`; a view type's fields are listed
+/// under its first path only.
+pub fn paths(fields: &[Field]) -> Vec<Var> {
+    fn walk(
+        fs: &[Field],
+        prefix: &str,
+        absent: bool,
+        seen: &mut BTreeMap<&'static str, String>,
+        out: &mut Vec<Var>,
+    ) {
         for f in fs {
             let path = format!("{prefix}{}", f.name);
-            let optional = opt || f.optional;
-            out.push((path.clone(), optional, f.doc.trim()));
-            let inner = if f.list {
-                format!("{path}[].")
-            } else {
-                format!("{path}.")
-            };
-            walk(&f.fields, &inner, optional, out);
+            let maybe_absent = absent || f.optional;
+            let same_as = f.ty.and_then(|t| seen.get(t).cloned());
+            if let (Some(t), None) = (f.ty, &same_as) {
+                seen.insert(t, path.clone());
+            }
+            out.push(Var {
+                path: path.clone(),
+                doc: f.doc.trim(),
+                optional: f.optional,
+                maybe_absent,
+                same_as: same_as.clone(),
+            });
+            if same_as.is_none() {
+                let inner = if f.list {
+                    format!("{path}[].")
+                } else {
+                    format!("{path}.")
+                };
+                walk(&f.fields, &inner, maybe_absent, seen, out);
+            }
         }
     }
     let mut out = Vec::new();
-    walk(fields, "", false, &mut out);
+    walk(fields, "", false, &mut BTreeMap::new(), &mut out);
     out
 }
 
