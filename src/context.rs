@@ -4,7 +4,6 @@
 //! list and doc comments, the description `bootc templates` prints.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -17,7 +16,13 @@ use crate::site::{Artifact, Site};
 pub struct Field {
     pub name: &'static str,
     pub doc: &'static str,
-    /// Absent in some renders (an `Option` skipped when empty).
+    pub shape: Shape,
+}
+
+/// What a type looks like to a template.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// May be none or absent (an `Option`).
     pub optional: bool,
     /// A list: `fields` describe each item.
     pub list: bool,
@@ -26,77 +31,44 @@ pub struct Field {
     pub fields: Vec<Field>,
 }
 
-/// A type's fields as a template sees them.
+/// A type's shape as a template sees it.
 pub trait Describe {
-    fn fields() -> Vec<Field> {
-        Vec::new()
-    }
-    fn optional() -> bool {
-        false
-    }
-    fn list() -> bool {
-        false
-    }
-    fn ty() -> Option<&'static str> {
-        None
+    fn shape() -> Shape {
+        Shape::default()
     }
 }
 
 macro_rules! leaf {
     ($($t:ty),*) => { $(impl Describe for $t {})* };
 }
-leaf!(String, str, bool, u8, u64, usize, Path);
+leaf!(String, str, bool, u8, u64, usize);
 leaf!(serde_json::Map<String, serde_json::Value>);
 impl<K, V> Describe for BTreeMap<K, V> {}
 impl<A, B> Describe for (A, B) {}
 impl<T: Describe + ?Sized> Describe for &T {
-    fn fields() -> Vec<Field> {
-        T::fields()
-    }
-    fn optional() -> bool {
-        T::optional()
-    }
-    fn list() -> bool {
-        T::list()
-    }
-    fn ty() -> Option<&'static str> {
-        T::ty()
+    fn shape() -> Shape {
+        T::shape()
     }
 }
 impl<T: Describe> Describe for Option<T> {
-    fn fields() -> Vec<Field> {
-        T::fields()
-    }
-    fn optional() -> bool {
-        true
-    }
-    fn list() -> bool {
-        T::list()
-    }
-    fn ty() -> Option<&'static str> {
-        T::ty()
+    fn shape() -> Shape {
+        Shape {
+            optional: true,
+            ..T::shape()
+        }
     }
 }
 impl<T: Describe> Describe for Vec<T> {
-    fn fields() -> Vec<Field> {
-        T::fields()
-    }
-    fn list() -> bool {
-        true
-    }
-    fn ty() -> Option<&'static str> {
-        T::ty()
+    fn shape() -> Shape {
+        <[T]>::shape()
     }
 }
 impl<T: Describe> Describe for [T] {
-    fn fields() -> Vec<Field> {
-        T::fields()
-    }
-    fn list() -> bool {
-        true
-    }
-    fn ty() -> Option<&'static str> {
-        T::ty()
+    fn shape() -> Shape {
+        Shape {
+            list: true,
+            ..T::shape()
+        }
     }
 }
 
@@ -110,18 +82,16 @@ macro_rules! view {
         #[derive(Serialize)]
         pub struct $name $(<$lt>)? { $( $(#[doc = $doc])* $(#[serde($($s)*)])* pub $f: $t ),* }
         impl $(<$lt>)? Describe for $name $(<$lt>)? {
-            fn fields() -> Vec<Field> {
-                vec![$(Field {
-                    name: stringify!($f),
-                    doc: concat!($($doc),*),
-                    optional: <$t as Describe>::optional(),
-                    list: <$t as Describe>::list(),
-                    ty: <$t as Describe>::ty(),
-                    fields: <$t as Describe>::fields(),
-                }),*]
-            }
-            fn ty() -> Option<&'static str> {
-                Some(stringify!($name))
+            fn shape() -> Shape {
+                Shape {
+                    ty: Some(stringify!($name)),
+                    fields: vec![$(Field {
+                        name: stringify!($f),
+                        doc: concat!($($doc),*),
+                        shape: <$t as Describe>::shape(),
+                    }),*],
+                    ..Shape::default()
+                }
             }
         }
     };
@@ -244,8 +214,10 @@ view! {
 impl MachineContext<'_> {
     /// The help of an undefined-value error, from the fields above.
     pub fn help() -> String {
-        let (only_scripts, always): (Vec<Field>, Vec<Field>) =
-            Self::fields().into_iter().partition(|f| f.name == "boot");
+        let (only_scripts, always): (Vec<Field>, Vec<Field>) = Self::shape()
+            .fields
+            .into_iter()
+            .partition(|f| f.name == "boot");
         let names = |fs: Vec<Field>| fs.iter().map(|f| f.name).collect::<Vec<_>>().join(", ");
         format!(
             "available: {} (and {} in scripts); the fallback has no machine; machine.url needs [site] base-url",
@@ -526,20 +498,20 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
     // A machine's script always has a machine and a boot; the fallback,
     // which includes boot-commands.ipxe.j2 too, has no machine.
     let script = |always: &[&str]| {
-        let mut fields = MachineContext::fields();
+        let mut fields = MachineContext::shape().fields;
         for f in &mut fields {
-            f.optional &= !always.contains(&f.name);
+            f.shape.optional &= !always.contains(&f.name);
         }
         fields
     };
     Some(match name {
         "boot.ipxe.j2" => (
             "http/boot.ipxe: the entry script every iPXE fetches first",
-            BootContext::fields(),
+            BootContext::shape().fields,
         ),
         "fallback.ipxe.j2" => (
             "http/fallback.ipxe: what machines the site does not know boot",
-            FallbackContext::fields(),
+            FallbackContext::shape().fields,
         ),
         "machine.ipxe.j2" => (
             "http/machines/MAC.ipxe: a machine's boot script, one per MAC (unless its role sets script =)",
@@ -551,11 +523,11 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
         ),
         "report.html.j2" => (
             "report/index.html: the build report",
-            ReportContext::fields(),
+            ReportContext::shape().fields,
         ),
         "dhcpd.conf.j2" | "kea-dhcp4.json.j2" | "dnsmasq.conf.j2" => (
             "dhcp/: a DHCP server configuration (with [dhcp])",
-            DhcpContext::fields(),
+            DhcpContext::shape().fields,
         ),
         _ => return None,
     })
@@ -586,25 +558,25 @@ pub fn paths(fields: &[Field]) -> Vec<Var> {
     ) {
         for f in fs {
             let path = format!("{prefix}{}", f.name);
-            let maybe_absent = absent || f.optional;
-            let same_as = f.ty.and_then(|t| seen.get(t).cloned());
-            if let (Some(t), None) = (f.ty, &same_as) {
+            let maybe_absent = absent || f.shape.optional;
+            let same_as = f.shape.ty.and_then(|t| seen.get(t).cloned());
+            if let (Some(t), None) = (f.shape.ty, &same_as) {
                 seen.insert(t, path.clone());
             }
             out.push(Var {
                 path: path.clone(),
                 doc: f.doc.trim(),
-                optional: f.optional,
+                optional: f.shape.optional,
                 maybe_absent,
                 same_as: same_as.clone(),
             });
             if same_as.is_none() {
-                let inner = if f.list {
+                let inner = if f.shape.list {
                     format!("{path}[].")
                 } else {
                     format!("{path}.")
                 };
-                walk(&f.fields, &inner, maybe_absent, seen, out);
+                walk(&f.shape.fields, &inner, maybe_absent, seen, out);
             }
         }
     }

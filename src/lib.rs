@@ -93,14 +93,16 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
     validate::hash_artifacts(&mut site, &mut diags);
     let mut templates = Templates::new(&site, &sources, &mut diags);
     let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
-    let programs = loader::for_site(&site).programs(&templates, &sources, &boot, &mut diags);
+    let r = loader::Renderer {
+        templates: &templates,
+        sources: &sources,
+    };
+    let programs = loader::for_site(&site).programs(r, &boot, &mut diags);
     if diags.has_errors() {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let tree = render::render(
-        &site, &sources, &templates, &plan, &boot, programs, &mut diags,
-    );
+    let tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
     drop(boot);
     diags.sort();
     if diags.has_errors() {

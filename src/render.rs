@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::beneath::{Opened, open_anywhere};
 use crate::context::{DhcpContext, DhcpSite};
 use crate::diag::{Diag, Diags, Sources};
-use crate::loader::Files;
+use crate::loader::{Files, Renderer};
 use crate::resolve::{BootPlan, Plan};
 use crate::site::{Artifact, Site};
-use crate::templates::{Templates, val};
+use crate::templates::val;
 
 /// One file of the output tree.
 #[derive(Clone)]
@@ -94,15 +94,14 @@ pub struct RemoteArtifact {
 /// caller must not write the tree then).
 pub fn render(
     site: &Site,
-    sources: &Sources,
-    templates: &Templates,
+    r: Renderer,
     plan: &Plan,
     boot: &BootPlan,
     programs: Files,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    let entry = crate::loader::for_site(site).entry(templates, sources, boot, diags);
+    let entry = crate::loader::for_site(site).entry(r, boot, diags);
     for (path, text) in entry.into_iter().chain(programs) {
         tree.add(path, text);
     }
@@ -114,11 +113,11 @@ pub fn render(
     artifacts(site, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
-        || dhcp_files(site, sources, templates, plan),
+        || dhcp_files(site, r, plan),
         || {
             rayon::join(
                 || serde_json::to_string_pretty(plan).expect("plan serializes") + "\n",
-                || report(site, sources, templates, plan, diags),
+                || report(site, r, plan, diags),
             )
         },
     );
@@ -248,8 +247,7 @@ pub fn manifest(site: &Site, tree: &Tree) -> Manifest {
 /// dhcp/: the three DHCP server configurations, when `[dhcp]` is set.
 fn dhcp_files(
     site: &Site,
-    sources: &Sources,
-    templates: &Templates,
+    r: Renderer,
     plan: &Plan,
 ) -> Vec<Result<(&'static str, String), Box<Diag>>> {
     let Some(dhcp) = &site.dhcp else {
@@ -264,26 +262,13 @@ fn dhcp_files(
     });
     crate::dhcp::OUTPUTS
         .iter()
-        .map(|(template, out)| {
-            templates
-                .render(template, &ctx)
-                .map(|text| (*out, text))
-                .map_err(|e| Box::new(templates.diag(&e, sources, Some(out))))
-        })
+        .map(|(template, out)| r.render(template, &ctx, out).map(|text| (*out, text)))
         .collect()
 }
 
-fn report(
-    site: &Site,
-    sources: &Sources,
-    templates: &Templates,
-    plan: &Plan,
-    diags: &Diags,
-) -> Result<String, Box<Diag>> {
-    let ctx = report_context(site, sources, plan, diags, Value::from(false));
-    templates
-        .render("report.html.j2", &ctx)
-        .map_err(|e| Box::new(templates.diag(&e, sources, Some("report/index.html"))))
+fn report(site: &Site, r: Renderer, plan: &Plan, diags: &Diags) -> Result<String, Box<Diag>> {
+    let ctx = report_context(site, r.sources, plan, diags, Value::from(false));
+    r.render("report.html.j2", &ctx, "report/index.html")
 }
 
 /// The template context of report.html.j2 (see [`context::report`]), with

@@ -3,88 +3,51 @@
 
 use rayon::prelude::*;
 
-use super::{Files, Loader};
+use super::{Files, Loader, Renderer};
 use crate::context::{BootContext, FallbackContext};
-use crate::diag::{Diags, Sources};
+use crate::diag::Diags;
 use crate::resolve::{BootPlan, MachineBoot};
-use crate::templates::{Templates, val};
+use crate::templates::val;
 
 pub struct Ipxe;
 
 impl Loader for Ipxe {
-    fn programs(
-        &self,
-        templates: &Templates,
-        sources: &Sources,
-        boot: &BootPlan,
-        diags: &mut Diags,
-    ) -> Files {
-        let results: Vec<(Files, Diags)> = boot
-            .machines
-            .par_iter()
-            .map(|m| scripts(templates, sources, m))
-            .collect();
+    fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
+        let results: Vec<(Files, Diags)> =
+            boot.machines.par_iter().map(|m| scripts(r, m)).collect();
         let mut out = Files::new();
         for (files, d) in results {
             diags.extend(d);
             out.extend(files);
         }
-        let fallback = match &boot.fallback {
-            None => String::new(),
-            Some(fallback) => {
-                let ctx = val(FallbackContext {
-                    site: boot.site.clone(),
-                    fallback: fallback.clone(),
-                });
-                render(
-                    templates,
-                    sources,
-                    "fallback.ipxe.j2",
-                    &ctx,
-                    "fallback.ipxe",
-                    diags,
-                )
-            }
-        };
-        out.push(("http/fallback.ipxe".to_string(), fallback));
+        let fallback = boot.fallback.as_ref().map(|fallback| {
+            let ctx = val(FallbackContext {
+                site: boot.site.clone(),
+                fallback: fallback.clone(),
+            });
+            r.render_or_empty("fallback.ipxe.j2", &ctx, "fallback.ipxe", diags)
+        });
+        out.push((
+            "http/fallback.ipxe".to_string(),
+            fallback.unwrap_or_default(),
+        ));
         out
     }
 
-    fn entry(
-        &self,
-        templates: &Templates,
-        sources: &Sources,
-        boot: &BootPlan,
-        diags: &mut Diags,
-    ) -> Files {
+    fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
         let ctx = val(BootContext {
             site: boot.site.clone(),
         });
-        let text = render(templates, sources, "boot.ipxe.j2", &ctx, "boot.ipxe", diags);
+        let text = r.render_or_empty("boot.ipxe.j2", &ctx, "boot.ipxe", diags);
         vec![("http/boot.ipxe".to_string(), text)]
     }
 }
 
-/// `name` rendered, or empty with the error reported.
-fn render(
-    templates: &Templates,
-    sources: &Sources,
-    name: &str,
-    ctx: &minijinja::Value,
-    what: &str,
-    diags: &mut Diags,
-) -> String {
-    templates.render(name, ctx).unwrap_or_else(|e| {
-        diags.push(templates.diag(&e, sources, Some(what)));
-        String::new()
-    })
-}
-
 /// One machine's scripts, one per MAC (the first failing one is reported).
-fn scripts(templates: &Templates, sources: &Sources, m: &MachineBoot) -> (Files, Diags) {
+fn scripts(r: Renderer, m: &MachineBoot) -> (Files, Diags) {
     let mut out = Files::new();
     let mut diags = Diags::default();
-    if !templates.has(m.script) {
+    if !r.templates.has(m.script) {
         return (out, diags); // reported by validate
     }
     let mut ctx = m.context.clone();
@@ -92,14 +55,11 @@ fn scripts(templates: &Templates, sources: &Sources, m: &MachineBoot) -> (Files,
         if let Some(machine) = &mut ctx.machine {
             machine.mac = mac.to_string();
         }
-        match templates.render(m.script, &val(&ctx)) {
+        let what = format!("the script of {} ({mac})", m.name);
+        match r.render(m.script, &val(&ctx), &what) {
             Ok(s) => out.push((format!("http/machines/{}.ipxe", mac.hexhyp()), s)),
-            Err(e) => {
-                diags.push(templates.diag(
-                    &e,
-                    sources,
-                    Some(&format!("the script of {} ({mac})", m.name)),
-                ));
+            Err(d) => {
+                diags.push(*d);
                 break;
             }
         }
