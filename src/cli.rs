@@ -98,9 +98,23 @@ pub enum Command {
         #[arg(long)]
         poll: bool,
     },
+    /// List the built-in templates and the variables each sees
+    Templates {
+        #[command(subcommand)]
+        command: Option<TemplatesCommand>,
+    },
     /// Scaffold a new site that builds at once
     Init {
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TemplatesCommand {
+    /// Print a built-in template, to copy to the site's templates/ and edit
+    Show {
+        /// The template's name, as `bootc templates` lists it
+        name: String,
     },
 }

@@ -5,8 +5,7 @@
 //! clients get an EFI iPXE over HTTP, and iPXE itself (user-class "iPXE")
 //! gets the URL of boot.ipxe, so it never loops.
 
-use serde::Serialize;
-
+use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, SubnetView};
 use crate::plan::Plan;
 use crate::site::{Dhcp, Site};
 
@@ -27,57 +26,6 @@ pub fn efi_loader(site: &Site) -> Option<&'static str> {
     ["snponly.efi", "ipxe.efi"]
         .into_iter()
         .find(|n| site.ipxe.binaries.contains_key(*n))
-}
-
-#[derive(Serialize)]
-pub struct View {
-    pub next_server: String,
-    pub interface: Option<String>,
-    pub proxy: bool,
-    /// The URL iPXE is handed: base-url + boot.ipxe.
-    pub boot_url: String,
-    /// The URL UEFI HTTP Boot clients are handed (an EFI iPXE in http/).
-    pub http_boot_url: Option<String>,
-    pub bios: &'static str,
-    pub efi64: &'static str,
-    pub arm64: Option<&'static str>,
-    pub subnets: Vec<SubnetView>,
-}
-
-#[derive(Serialize)]
-pub struct SubnetView {
-    /// 1-based, stable: the order of [[dhcp.subnet]].
-    pub id: usize,
-    pub cidr: String,
-    pub network: String,
-    pub netmask: String,
-    pub broadcast: String,
-    pub prefix: u8,
-    pub pool_start: Option<String>,
-    pub pool_end: Option<String>,
-    pub gateway: Option<String>,
-    pub dns: Vec<String>,
-    pub domain: Option<String>,
-    /// Machines with a fixed address in this subnet: one entry per MAC.
-    pub hosts: Vec<HostView>,
-    /// The same, one entry per machine (with all its MACs).
-    pub machines: Vec<MachineView>,
-}
-
-#[derive(Serialize)]
-pub struct MachineView {
-    pub name: String,
-    pub macs: Vec<String>,
-    pub ip: String,
-}
-
-#[derive(Serialize)]
-pub struct HostView {
-    pub name: String,
-    /// Unique among the hosts: the name, with `_nicN` for a machine's further NICs (never a host label).
-    pub id: String,
-    pub mac: String,
-    pub ip: String,
 }
 
 pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {

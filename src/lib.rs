@@ -15,12 +15,14 @@
 
 pub mod beneath;
 pub mod binaries;
+pub mod context;
 pub mod dhcp;
 pub mod diag;
 pub mod diff;
 pub mod escape;
 pub mod ipxe;
 pub mod load;
+pub mod loader;
 pub mod manifest;
 pub mod model;
 pub mod plan;
@@ -42,6 +44,7 @@ use std::path::Path;
 use diag::{Diags, Sources};
 use resolve::{Plan, Resolver};
 use site::Site;
+use templates::Templates;
 use tree::Tree;
 
 /// The outcome of compiling a site in memory.
@@ -91,15 +94,19 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     };
-    let resolver = Resolver::new(&site, &sources, &mut diags);
-    let plan = resolver.plan(&mut diags);
+    let mut templates = Templates::new(&site, &sources, &mut diags);
+    let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
+    let r = loader::Renderer {
+        templates: &templates,
+        sources: &sources,
+    };
+    let programs = loader::for_site(&site).programs(r, &boot, &mut diags);
     if diags.has_errors() {
-        drop(resolver);
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let tree = render::render(&site, &sources, &resolver, &plan, &mut diags);
-    drop(resolver);
+    let tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
+    drop(boot);
     diags.sort();
     if diags.has_errors() {
         return Ok(Compiled::Invalid { sources, diags });

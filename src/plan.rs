@@ -36,8 +36,6 @@ pub struct Plan {
     pub machines: Vec<Resolved>,
     /// What each image boots (artifacts with their hashes or pins).
     pub images: BTreeMap<String, ImagePlan>,
-    #[serde(skip)]
-    pub fallback_script: String,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -133,9 +131,6 @@ pub struct Resolved {
     pub files: BTreeMap<String, String>,
     #[serde(skip)]
     pub file_contents: BTreeMap<String, String>,
-    /// One script per MAC, same order as `macs`.
-    #[serde(skip)]
-    pub scripts: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

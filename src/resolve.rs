@@ -1,19 +1,23 @@
 //! Stage 3: resolve every machine's boot (role chain, image, variables,
-//! kernel arguments, per-machine files, scripts), rendering templates.
-//! The result, the [`Plan`], is what `plan.json` records and `diff` compares.
+//! kernel arguments, per-machine files), rendering the kernel-arg and file
+//! templates. The result, the [`Plan`], is what `plan.json` records and
+//! `diff` compares; the [`BootPlan`] is the data the boot loader renders.
 
 use std::collections::BTreeMap;
 
 use minijinja::Value;
 use rayon::prelude::*;
-use serde::Serialize;
 
+use crate::context::{
+    BootView, FallbackEntry, FallbackView, Fetch, ImageView, MachineContext, MachineView, RoleView,
+    SiteView,
+};
 use crate::diag::{Diag, Diags, Sources};
 use crate::ipxe::unsafe_reason;
 use crate::model::Vars;
 pub use crate::plan::{ImagePlan, Plan, Resolved};
 use crate::site::*;
-use crate::templates::Templates;
+use crate::templates::{Templates, val};
 
 impl ImagePlan {
     fn new(image: &Image) -> ImagePlan {
@@ -73,110 +77,69 @@ fn plan_artifact(a: &Artifact) -> crate::plan::Artifact {
     }
 }
 
-#[derive(Serialize)]
-struct SiteView<'a> {
-    name: &'a str,
-    base_url: Option<&'a str>,
-    fallback: String,
+/// What the boot loader needs besides the [`Plan`]: each machine's script
+/// context and the fallback's, all data (render turns them into text).
+pub struct BootPlan<'a> {
+    pub site: SiteView<'a>,
+    pub machines: Vec<MachineBoot<'a>>,
+    /// None when the fallback role cannot boot without a machine (an error
+    /// was reported) or has no image: fallback.ipxe is then empty.
+    pub fallback: Option<FallbackView<'a>>,
 }
 
-#[derive(Serialize)]
-struct MachineView<'a> {
-    name: &'a str,
-    mac: String,
-    macs: Vec<String>,
-    ip: Option<String>,
-    labels: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<String>,
+/// One machine's boot script: its template and context (`machine.mac` is
+/// set per MAC).
+pub struct MachineBoot<'a> {
+    pub name: &'a str,
+    pub macs: &'a [Mac],
+    /// The template: the nearest role's `script =`, else machine.ipxe.j2.
+    pub script: &'a str,
+    pub context: MachineContext<'a>,
 }
 
-#[derive(Serialize)]
-struct RoleView<'a> {
-    name: &'a str,
-    description: &'a str,
-}
-
-#[derive(Serialize)]
-struct ImageView<'a> {
-    name: &'a str,
-    description: &'a str,
-    kind: &'a str,
-}
-
-#[derive(Serialize, Clone)]
-struct Fetch {
-    url: String,
-    name: String,
-}
-
-#[derive(Serialize, Clone, Default)]
-struct BootView {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kernel: Option<Fetch>,
-    initrds: Vec<Fetch>,
-    args: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iso: Option<Fetch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memdisk: Option<Fetch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    chain: Option<Fetch>,
-}
-
-impl BootView {
-    fn new(boot: &Boot, prefix: &str, args: &[String]) -> BootView {
-        let f = |a: &Artifact| Fetch {
-            url: a.url_from(prefix),
-            name: a.file_name().to_string(),
-        };
-        let mut v = BootView {
-            kind: boot.kind(),
-            args: args.join(" "),
-            ..Default::default()
-        };
-        match boot {
-            Boot::Kernel { kernel, initrds } => {
-                v.kernel = Some(f(kernel));
-                v.initrds = initrds.iter().map(f).collect();
-            }
-            Boot::Iso { iso, method } => {
-                v.iso = Some(f(iso));
-                match method {
-                    IsoMethod::Sanboot => v.method = Some("sanboot"),
-                    IsoMethod::Memdisk(m) => {
-                        v.method = Some("memdisk");
-                        v.memdisk = Some(f(m));
-                    }
+fn boot_view(boot: &Boot, prefix: &str, args: &[String]) -> BootView {
+    let f = |a: &Artifact| Fetch {
+        url: a.url_from(prefix),
+        name: a.file_name().to_string(),
+    };
+    let mut v = BootView {
+        kind: boot.kind(),
+        args: args.join(" "),
+        ..Default::default()
+    };
+    match boot {
+        Boot::Kernel { kernel, initrds } => {
+            v.kernel = Some(f(kernel));
+            v.initrds = initrds.iter().map(f).collect();
+        }
+        Boot::Iso { iso, method } => {
+            v.iso = Some(f(iso));
+            match method {
+                IsoMethod::Sanboot => v.method = Some("sanboot"),
+                IsoMethod::Memdisk(m) => {
+                    v.method = Some("memdisk");
+                    v.memdisk = Some(f(m));
                 }
             }
-            Boot::Chain(a) => v.chain = Some(f(a)),
-            Boot::Local => {}
         }
-        v
+        Boot::Chain(a) => v.chain = Some(f(a)),
+        Boot::Local => {}
     }
+    v
+}
 
-    /// What iPXE fetches, in order.
-    fn fetches(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        out.extend(
-            self.kernel
-                .iter()
-                .chain(&self.initrds)
-                .map(|x| x.url.clone()),
-        );
-        out.extend(
-            self.memdisk
-                .iter()
-                .chain(&self.iso)
-                .chain(&self.chain)
-                .map(|x| x.url.clone()),
-        );
-        out
-    }
+/// What the boot loader fetches for `v`, in order.
+fn boot_fetches(v: &BootView) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    out.extend(v.kernel.iter().chain(&v.initrds).map(|x| x.url.clone()));
+    out.extend(
+        v.memdisk
+            .iter()
+            .chain(&v.iso)
+            .chain(&v.chain)
+            .map(|x| x.url.clone()),
+    );
+    out
 }
 
 /// Role chain of `role`: itself, then what it extends (stops at a cycle).
@@ -207,6 +170,21 @@ fn vars_value(layers: &[&Vars]) -> serde_json::Map<String, serde_json::Value> {
     out
 }
 
+fn role_view(r: &Role) -> RoleView<'_> {
+    RoleView {
+        name: &r.name,
+        description: &r.description,
+    }
+}
+
+fn image_view(i: &Image) -> ImageView<'_> {
+    ImageView {
+        name: &i.name,
+        description: &i.description,
+        kind: i.boot.kind(),
+    }
+}
+
 /// What a role boots without a machine (for the fallback and its menu).
 struct Unbound<'a> {
     role: &'a Role,
@@ -214,17 +192,24 @@ struct Unbound<'a> {
     image: &'a Image,
 }
 
-pub struct Resolver<'a> {
+/// Resolves machines into data: kernel args and per-machine files are
+/// rendered here (plan.json records them); boot scripts are render's.
+pub struct Resolver<'a, 't> {
     site: &'a Site,
     sources: &'a Sources,
-    pub templates: Templates,
+    templates: &'t Templates,
     /// Compiled names of kernel-arg templates, by (file, offset).
     inline: BTreeMap<(usize, usize), Option<String>>,
 }
 
-impl<'a> Resolver<'a> {
-    pub fn new(site: &'a Site, sources: &'a Sources, diags: &mut Diags) -> Self {
-        let mut templates = Templates::new(site, sources, diags);
+impl<'a, 't> Resolver<'a, 't> {
+    /// Compiles the site's kernel-arg templates into `templates`.
+    pub fn new(
+        site: &'a Site,
+        sources: &'a Sources,
+        templates: &'t mut Templates,
+        diags: &mut Diags,
+    ) -> Self {
         let mut inline = BTreeMap::new();
         let all_args = site
             .images
@@ -246,7 +231,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn site_view(&self) -> SiteView<'_> {
+    fn site_view(&self) -> SiteView<'a> {
         SiteView {
             name: &self.site.name,
             base_url: self.site.base_url.as_deref(),
@@ -305,7 +290,59 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    fn resolve_machine(&self, m: &Machine) -> (Option<Resolved>, Diags) {
+    /// Warns when a non-kernel image is given role or machine kernel args.
+    fn unused_args(image: &Image, chain: &[&Role], m: &Machine, diags: &mut Diags) {
+        if matches!(image.boot, Boot::Kernel { .. }) {
+            return;
+        }
+        let first = chain
+            .iter()
+            .rev()
+            .flat_map(|r| &r.kernel_args)
+            .chain(&m.kernel_args)
+            .next();
+        if let Some(t) = first {
+            diags.push(
+                Diag::warning(format!(
+                    "kernel arguments are not used: image `{}` boots {}",
+                    image.name,
+                    image.boot.kind()
+                ))
+                .at(t.loc.clone(), "ignored")
+                .help("only kernel images take kernel arguments"),
+            );
+        }
+    }
+
+    /// Per-machine files (base roles first, nearer roles override),
+    /// rendered: file name -> content.
+    fn files(
+        &self,
+        chain: &[&Role],
+        ctx: &Value,
+        what: &str,
+        diags: &mut Diags,
+    ) -> BTreeMap<String, String> {
+        let mut file_templates: BTreeMap<&str, &str> = BTreeMap::new();
+        for r in chain.iter().rev() {
+            file_templates.extend(r.files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let mut file_contents = BTreeMap::new();
+        for (fname, tpl) in file_templates {
+            if !self.templates.has(tpl) {
+                continue; // reported by validate
+            }
+            match self.templates.render(tpl, ctx) {
+                Ok(s) => {
+                    file_contents.insert(fname.to_string(), s);
+                }
+                Err(e) => diags.push(self.templates.diag(&e, self.sources, Some(what))),
+            }
+        }
+        file_contents
+    }
+
+    fn resolve_machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {
         let mut diags = Diags::default();
         let site = self.site;
         let chain = role_chain(site, &m.role);
@@ -322,106 +359,31 @@ impl<'a> Resolver<'a> {
         let mut layers: Vec<&Vars> = vec![&image.vars];
         layers.extend(chain.iter().rev().map(|r| &r.vars));
         layers.push(&m.vars);
-        let vars = vars_value(&layers);
-        let machine_view = |mac: Option<&Mac>| MachineView {
-            name: &m.name,
-            mac: mac
-                .or(m.macs.first())
-                .map(Mac::to_string)
-                .unwrap_or_default(),
-            macs: m.macs.iter().map(Mac::to_string).collect(),
-            ip: m.ip.map(|i| i.to_string()),
-            labels: &m.labels,
-            url: site
-                .base_url
-                .as_ref()
-                .map(|b| format!("{b}machines/{}/", m.name)),
+        let mut context = MachineContext {
+            site: self.site_view(),
+            machine: Some(MachineView {
+                name: &m.name,
+                mac: m.macs.first().map(Mac::to_string).unwrap_or_default(),
+                macs: m.macs.iter().map(Mac::to_string).collect(),
+                ip: m.ip.map(|i| i.to_string()),
+                labels: &m.labels,
+                url: site
+                    .base_url
+                    .as_ref()
+                    .map(|b| format!("{b}machines/{}/", m.name)),
+            }),
+            role: role_view(role),
+            image: image_view(image),
+            vars: vars_value(&layers),
+            boot: None,
         };
-        let role_view = RoleView {
-            name: &role.name,
-            description: &role.description,
-        };
-        let image_view = ImageView {
-            name: &image.name,
-            description: &image.description,
-            kind: image.boot.kind(),
-        };
-        let ctx = minijinja::context! {
-            site => crate::templates::val(self.site_view()),
-            machine => crate::templates::val(machine_view(None)),
-            role => crate::templates::val(&role_view),
-            image => crate::templates::val(&image_view),
-            vars => crate::templates::val(&vars),
-        };
+        let ctx = val(&context);
         let what = format!("machine {}", m.name);
         let kernel_args = self.args(&ctx, image, &chain, &m.kernel_args, &what, &mut diags);
-        if !matches!(image.boot, Boot::Kernel { .. }) {
-            let first = chain
-                .iter()
-                .rev()
-                .flat_map(|r| &r.kernel_args)
-                .chain(&m.kernel_args)
-                .next();
-            if let Some(t) = first {
-                diags.push(
-                    Diag::warning(format!(
-                        "kernel arguments are not used: image `{}` boots {}",
-                        image.name,
-                        image.boot.kind()
-                    ))
-                    .at(t.loc.clone(), "ignored")
-                    .help("only kernel images take kernel arguments"),
-                );
-            }
-        }
+        Self::unused_args(image, &chain, m, &mut diags);
+        let file_contents = self.files(&chain, &ctx, &what, &mut diags);
 
-        // Per-machine files: base roles first, nearer roles override.
-        let mut file_templates: BTreeMap<&str, &str> = BTreeMap::new();
-        for r in chain.iter().rev() {
-            file_templates.extend(r.files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        }
-        let mut file_contents = BTreeMap::new();
-        for (fname, tpl) in file_templates {
-            if !self.templates.has(tpl) {
-                continue; // reported by validate
-            }
-            match self.templates.render(tpl, &ctx) {
-                Ok(s) => {
-                    file_contents.insert(fname.to_string(), s);
-                }
-                Err(e) => diags.push(self.templates.diag(&e, self.sources, Some(&what))),
-            }
-        }
-
-        let boot = BootView::new(&image.boot, "../", &kernel_args);
-        let script = chain
-            .iter()
-            .find_map(|r| r.script.as_deref())
-            .unwrap_or("machine.ipxe.j2");
-        let mut scripts = Vec::new();
-        if self.templates.has(script) {
-            for mac in &m.macs {
-                let ctx = minijinja::context! {
-                    site => crate::templates::val(self.site_view()),
-                    machine => crate::templates::val(machine_view(Some(mac))),
-                    role => crate::templates::val(&role_view),
-                    image => crate::templates::val(&image_view),
-                    vars => crate::templates::val(&vars),
-                    boot => crate::templates::val(&boot),
-                };
-                match self.templates.render(script, &ctx) {
-                    Ok(s) => scripts.push(s),
-                    Err(e) => {
-                        diags.push(self.templates.diag(
-                            &e,
-                            self.sources,
-                            Some(&format!("the script of {} ({mac})", m.name)),
-                        ));
-                        break;
-                    }
-                }
-            }
-        }
+        let boot = boot_view(&image.boot, "../", &kernel_args);
         let files = file_contents
             .iter()
             .map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string()))
@@ -433,10 +395,11 @@ impl<'a> Resolver<'a> {
                 .map(|mac| format!("machines/{}.ipxe", mac.hexhyp())),
         );
         fetches.extend(
-            boot.fetches()
+            boot_fetches(&boot)
                 .into_iter()
                 .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
         );
+        context.boot = Some(boot);
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
@@ -450,10 +413,19 @@ impl<'a> Resolver<'a> {
             labels: m.labels.clone(),
             files,
             file_contents,
-            scripts,
             extra: Default::default(),
         };
-        (Some(r), diags)
+        let script = chain
+            .iter()
+            .find_map(|r| r.script.as_deref())
+            .unwrap_or("machine.ipxe.j2");
+        let mb = MachineBoot {
+            name: &m.name,
+            macs: &m.macs,
+            script,
+            context,
+        };
+        (Some((r, mb)), diags)
     }
 
     fn unbound(&self, role: &'a str) -> Option<Unbound<'a>> {
@@ -469,44 +441,51 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// The fallback's view of a role: rendered without a machine.
-    fn unbound_view(&self, u: &Unbound, diags: &mut Diags) -> Option<serde_json::Value> {
+    /// The fallback's view of a role: resolved without a machine.
+    fn unbound_view(&self, u: &Unbound<'a>, diags: &mut Diags) -> Option<FallbackEntry<'a>> {
         let mut layers: Vec<&Vars> = vec![&u.image.vars];
         layers.extend(u.chain.iter().rev().map(|r| &r.vars));
-        let vars = vars_value(&layers);
-        let ctx = minijinja::context! {
-            site => crate::templates::val(self.site_view()),
-            role => crate::templates::val(RoleView { name: &u.role.name, description: &u.role.description }),
-            image => crate::templates::val(ImageView { name: &u.image.name, description: &u.image.description, kind: u.image.boot.kind() }),
-            vars => crate::templates::val(&vars),
-        };
+        let ctx = val(MachineContext {
+            site: self.site_view(),
+            machine: None,
+            role: role_view(u.role),
+            image: image_view(u.image),
+            vars: vars_value(&layers),
+            boot: None,
+        });
         let before = diags.errors();
         let what = format!("the fallback (role {}), which has no machine", u.role.name);
         let args = self.args(&ctx, u.image, &u.chain, &[], &what, diags);
         if diags.errors() > before {
             return None;
         }
-        Some(serde_json::json!({
-            "role": RoleView { name: &u.role.name, description: &u.role.description },
-            "image": ImageView { name: &u.image.name, description: &u.image.description, kind: u.image.boot.kind() },
-            "boot": BootView::new(&u.image.boot, "", &args),
-        }))
+        Some(FallbackEntry {
+            role: role_view(u.role),
+            image: image_view(u.image),
+            boot: boot_view(&u.image.boot, "", &args),
+        })
     }
 
-    fn fallback(&self, diags: &mut Diags) -> String {
-        let mut fb = serde_json::json!({ "mode": match &self.site.fallback {
-            Fallback::Local => "local", Fallback::Menu => "menu", Fallback::Shell => "shell", Fallback::Role(_) => "role" } });
+    fn fallback(&self, diags: &mut Diags) -> Option<FallbackView<'a>> {
+        let mode = match &self.site.fallback {
+            Fallback::Local => "local",
+            Fallback::Menu => "menu",
+            Fallback::Shell => "shell",
+            Fallback::Role(_) => "role",
+        };
+        let mut fb = FallbackView {
+            mode,
+            role: None,
+            image: None,
+            boot: None,
+            entries: None,
+        };
         match &self.site.fallback {
             Fallback::Role(r) => {
-                if let Some(u) = self.unbound(r)
-                    && let Some(v) = self.unbound_view(&u, diags)
-                {
-                    fb["role"] = v["role"].clone();
-                    fb["image"] = v["image"].clone();
-                    fb["boot"] = v["boot"].clone();
-                } else {
-                    return String::new();
-                }
+                let v = self.unbound(r).and_then(|u| self.unbound_view(&u, diags))?;
+                fb.role = Some(v.role);
+                fb.image = Some(v.image);
+                fb.boot = Some(v.boot);
             }
             Fallback::Menu => {
                 let mut entries = Vec::new();
@@ -524,48 +503,33 @@ impl<'a> Resolver<'a> {
                         ),
                     }
                 }
-                fb["entries"] = serde_json::Value::Array(entries);
+                fb.entries = Some(entries);
             }
             Fallback::Local | Fallback::Shell => {}
         }
-        let ctx = minijinja::context! {
-            site => crate::templates::val(self.site_view()),
-            fallback => crate::templates::val(&fb),
-        };
-        match self.templates.render("fallback.ipxe.j2", &ctx) {
-            Ok(s) => s,
-            Err(e) => {
-                diags.push(self.templates.diag(&e, self.sources, Some("fallback.ipxe")));
-                String::new()
-            }
-        }
+        Some(fb)
     }
 
-    pub fn boot_script(&self, diags: &mut Diags) -> String {
-        let ctx = minijinja::context! { site => crate::templates::val(self.site_view()) };
-        self.templates
-            .render("boot.ipxe.j2", &ctx)
-            .unwrap_or_else(|e| {
-                diags.push(self.templates.diag(&e, self.sources, Some("boot.ipxe")));
-                String::new()
-            })
-    }
-
-    /// Resolves the whole fleet (machines in parallel).
-    pub fn plan(&self, diags: &mut Diags) -> Plan {
-        let results: Vec<(Option<Resolved>, Diags)> = self
+    /// Resolves the whole fleet (machines in parallel): the plan, and what
+    /// the boot loader renders from it.
+    pub fn plan(&self, diags: &mut Diags) -> (Plan, BootPlan<'a>) {
+        let results: Vec<_> = self
             .site
             .machines
             .par_iter()
             .map(|m| self.resolve_machine(m))
             .collect();
         let mut machines = Vec::with_capacity(results.len());
+        let mut boots = Vec::with_capacity(results.len());
         for (r, d) in results {
             diags.extend(d);
-            machines.extend(r);
+            if let Some((r, b)) = r {
+                machines.push(r);
+                boots.push(b);
+            }
         }
-        let fallback_script = self.fallback(diags);
-        Plan {
+        let fallback = self.fallback(diags);
+        let plan = Plan {
             site: self.site.name.clone(),
             fallback: self.site.fallback.to_string(),
             machines,
@@ -575,8 +539,13 @@ impl<'a> Resolver<'a> {
                 .iter()
                 .map(|(n, i)| (n.clone(), ImagePlan::new(i)))
                 .collect(),
-            fallback_script,
             extra: Default::default(),
-        }
+        };
+        let boot = BootPlan {
+            site: self.site_view(),
+            machines: boots,
+            fallback,
+        };
+        (plan, boot)
     }
 }

@@ -179,7 +179,7 @@ impl Templates {
             .help("iPXE has no quoting: a value written into a script must be words separated by spaces, without control characters, `${`, a word that is `||`, `&&` or `;`, or a word starting with `#`");
         }
         if e.kind() == minijinja::ErrorKind::UndefinedError {
-            d = d.help("available: site, machine, role, image, vars (and boot in scripts); the fallback has no machine; machine.url needs [site] base-url");
+            d = d.help(crate::context::MachineContext::help());
         }
         if let Some(w) = while_ {
             d = d.help(format!("while rendering {w}"));
@@ -295,4 +295,39 @@ pub fn human_size(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// The source of the built-in template `name`.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| *src)
+}
+
+/// What `bootc templates` prints: each built-in template, what it renders
+/// and the variables it sees (from [`crate::context`], where they are
+/// defined).
+pub fn listing() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, _) in BUILTINS {
+        let (what, fields) = crate::context::builtin(name).expect("every built-in is described");
+        let paths = crate::context::paths(&fields);
+        let width = paths.iter().map(|v| v.path.len()).max().unwrap_or(0);
+        let _ = writeln!(out, "{name}\n  {what}");
+        for v in paths {
+            let opt = if v.optional { " (may be none)" } else { "" };
+            let same = v
+                .same_as
+                .map(|p| format!("; fields as {p}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    {:<width$}  {}{opt}{same}", v.path, v.doc);
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "A site overrides a built-in template with a file of the same name under templates/:\n  bootc templates show NAME > templates/NAME\n",
+    );
+    out
 }

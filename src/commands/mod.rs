@@ -9,6 +9,7 @@ mod explain;
 mod init;
 mod keygen;
 mod serve;
+mod templates;
 mod verify;
 
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             pubkey,
             timeout,
         } => verify::run(&target, &pubkey, timeout),
+        Command::Templates { command } => templates::run(match &command {
+            Some(crate::cli::TemplatesCommand::Show { name }) => Some(name),
+            None => None,
+        }),
         Command::Keygen {
             out,
             unencrypted,

@@ -15,6 +15,7 @@ mod pxe_chain;
 mod schema;
 mod serve;
 mod sign;
+mod templates;
 mod validation;
 mod verify_hostile;
 mod wording;

@@ -1,0 +1,101 @@
+//! What the DHCP configurations see.
+
+use serde::Serialize;
+
+use super::{Describe, Field, Shape};
+
+view! {
+    pub struct DhcpSite<'a> {
+        /// The site's name
+        pub name: &'a str,
+        /// [site] base-url
+        pub base_url: Option<&'a str>,
+    }
+}
+
+view! {
+    pub struct DhcpView {
+        /// The TFTP server ([dhcp] next-server)
+        pub next_server: String,
+        /// The interface to serve on
+        pub interface: Option<String>,
+        /// Proxy mode: another server hands out addresses
+        pub proxy: bool,
+        /// The URL iPXE is handed: base-url + boot.ipxe
+        pub boot_url: String,
+        /// The URL UEFI HTTP Boot clients are handed (an EFI iPXE in http/)
+        pub http_boot_url: Option<String>,
+        /// The chainloader for BIOS clients
+        pub bios: &'static str,
+        /// The chainloader for x86-64 UEFI clients
+        pub efi64: &'static str,
+        /// The chainloader for arm64 UEFI clients, when present
+        pub arm64: Option<&'static str>,
+        /// The subnets, in the order of [[dhcp.subnet]]
+        pub subnets: Vec<SubnetView>,
+    }
+}
+
+view! {
+    pub struct SubnetView {
+        /// 1-based, stable: the order of [[dhcp.subnet]]
+        pub id: usize,
+        /// The subnet, as a.b.c.d/n
+        pub cidr: String,
+        /// Its network address
+        pub network: String,
+        /// Its netmask
+        pub netmask: String,
+        /// Its broadcast address
+        pub broadcast: String,
+        /// Its prefix length
+        pub prefix: u8,
+        /// First address of the dynamic pool
+        pub pool_start: Option<String>,
+        /// Last address of the dynamic pool
+        pub pool_end: Option<String>,
+        /// The router
+        pub gateway: Option<String>,
+        /// DNS servers
+        pub dns: Vec<String>,
+        /// The domain name
+        pub domain: Option<String>,
+        /// Machines with a fixed address in this subnet: one entry per MAC
+        pub hosts: Vec<HostView>,
+        /// The same, one entry per machine (with all its MACs)
+        pub machines: Vec<DhcpMachine>,
+    }
+}
+
+view! {
+    pub struct DhcpMachine {
+        /// The machine's name
+        pub name: String,
+        /// Its MACs
+        pub macs: Vec<String>,
+        /// Its fixed address
+        pub ip: String,
+    }
+}
+
+view! {
+    pub struct HostView {
+        /// The machine's name
+        pub name: String,
+        /// Unique among the hosts: the name, with `_nicN` for a machine's further NICs (never a host label)
+        pub id: String,
+        /// The MAC
+        pub mac: String,
+        /// The machine's fixed address
+        pub ip: String,
+    }
+}
+
+view! {
+    pub struct DhcpContext<'a> {
+        /// The site
+        pub site: DhcpSite<'a>,
+        /// The network, as all three formats see it
+        pub dhcp: DhcpView,
+    }
+}

@@ -1,0 +1,192 @@
+//! Everything a template sees, in one place. Sites override the built-in
+//! templates, so these types are a user-facing contract: each is declared
+//! with `view!`, which derives its serialization and, from the same field
+//! list and doc comments, the description `bootc templates` prints.
+
+use std::collections::BTreeMap;
+
+/// One variable (or field of one) a template may use.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub shape: Shape,
+}
+
+/// What a type looks like to a template.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// May be none or absent (an `Option`).
+    pub optional: bool,
+    /// A list: `fields` describe each item.
+    pub list: bool,
+    /// The view type (for structs), to list its fields once.
+    pub ty: Option<&'static str>,
+    pub fields: Vec<Field>,
+}
+
+/// A type's shape as a template sees it.
+pub trait Describe {
+    fn shape() -> Shape {
+        Shape::default()
+    }
+}
+
+macro_rules! leaf {
+    ($($t:ty),*) => { $(impl Describe for $t {})* };
+}
+leaf!(String, str, bool, u8, u64, usize);
+leaf!(serde_json::Map<String, serde_json::Value>);
+impl<K, V> Describe for BTreeMap<K, V> {}
+impl<A, B> Describe for (A, B) {}
+impl<T: Describe + ?Sized> Describe for &T {
+    fn shape() -> Shape {
+        T::shape()
+    }
+}
+impl<T: Describe> Describe for Option<T> {
+    fn shape() -> Shape {
+        Shape {
+            optional: true,
+            ..T::shape()
+        }
+    }
+}
+impl<T: Describe> Describe for Vec<T> {
+    fn shape() -> Shape {
+        <[T]>::shape()
+    }
+}
+impl<T: Describe> Describe for [T] {
+    fn shape() -> Shape {
+        Shape {
+            list: true,
+            ..T::shape()
+        }
+    }
+}
+
+/// A struct a template sees: serialized as is, described from the same
+/// field list (doc comments become the descriptions).
+macro_rules! view {
+    ($(#[$m:meta])* pub struct $name:ident $(<$lt:lifetime>)? {
+        $( $(#[doc = $doc:literal])* $(#[serde($($s:tt)*)])* pub $f:ident : $t:ty ),* $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Serialize)]
+        pub struct $name $(<$lt>)? { $( $(#[doc = $doc])* $(#[serde($($s)*)])* pub $f: $t ),* }
+        impl $(<$lt>)? Describe for $name $(<$lt>)? {
+            fn shape() -> Shape {
+                Shape {
+                    ty: Some(stringify!($name)),
+                    fields: vec![$(Field {
+                        name: stringify!($f),
+                        doc: concat!($($doc),*),
+                        shape: <$t as Describe>::shape(),
+                    }),*],
+                    ..Shape::default()
+                }
+            }
+        }
+    };
+}
+
+mod dhcp;
+mod machine;
+mod report;
+
+pub use dhcp::*;
+pub use machine::*;
+pub use report::*;
+
+/// What a built-in template is for and the variables it sees, by name.
+pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
+    // A machine's script always has a machine and a boot; the fallback,
+    // which includes boot-commands.ipxe.j2 too, has no machine.
+    let script = |always: &[&str]| {
+        let mut fields = MachineContext::shape().fields;
+        for f in &mut fields {
+            f.shape.optional &= !always.contains(&f.name);
+        }
+        fields
+    };
+    Some(match name {
+        "boot.ipxe.j2" => (
+            "http/boot.ipxe: the entry script every iPXE fetches first",
+            BootContext::shape().fields,
+        ),
+        "fallback.ipxe.j2" => (
+            "http/fallback.ipxe: what machines the site does not know boot",
+            FallbackContext::shape().fields,
+        ),
+        "machine.ipxe.j2" => (
+            "http/machines/MAC.ipxe: a machine's boot script, one per MAC (unless its role sets script =)",
+            script(&["machine", "boot"]),
+        ),
+        "boot-commands.ipxe.j2" => (
+            "included by machine.ipxe.j2 and fallback.ipxe.j2: the commands that boot `boot` (in the fallback: its role, image and boot, no machine)",
+            script(&["boot"]),
+        ),
+        "report.html.j2" => (
+            "report/index.html: the build report",
+            ReportContext::shape().fields,
+        ),
+        "dhcpd.conf.j2" | "kea-dhcp4.json.j2" | "dnsmasq.conf.j2" => (
+            "dhcp/: a DHCP server configuration (with [dhcp])",
+            DhcpContext::shape().fields,
+        ),
+        _ => return None,
+    })
+}
+
+/// One variable path a template may use (`site.name`, `roles[].name`).
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub path: String,
+    pub doc: &'static str,
+    /// The value itself may be none or absent.
+    pub optional: bool,
+    /// It, or a parent, may be none or absent.
+    pub maybe_absent: bool,
+    /// Its fields are those listed under this earlier path.
+    pub same_as: Option<String>,
+}
+
+/// Every variable path below `fields`; a view type's fields are listed
+/// under its first path only.
+pub fn paths(fields: &[Field]) -> Vec<Var> {
+    fn walk(
+        fs: &[Field],
+        prefix: &str,
+        absent: bool,
+        seen: &mut BTreeMap<&'static str, String>,
+        out: &mut Vec<Var>,
+    ) {
+        for f in fs {
+            let path = format!("{prefix}{}", f.name);
+            let maybe_absent = absent || f.shape.optional;
+            let same_as = f.shape.ty.and_then(|t| seen.get(t).cloned());
+            if let (Some(t), None) = (f.shape.ty, &same_as) {
+                seen.insert(t, path.clone());
+            }
+            out.push(Var {
+                path: path.clone(),
+                doc: f.doc.trim(),
+                optional: f.shape.optional,
+                maybe_absent,
+                same_as: same_as.clone(),
+            });
+            if same_as.is_none() {
+                let inner = if f.shape.list {
+                    format!("{path}[].")
+                } else {
+                    format!("{path}.")
+                };
+                walk(&f.shape.fields, &inner, maybe_absent, seen, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(fields, "", false, &mut BTreeMap::new(), &mut out);
+    out
+}

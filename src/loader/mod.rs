@@ -1,0 +1,68 @@
+//! The boot-loader seam of render: what a client runs after DHCP (the entry
+//! program, each machine's boot program, the fallback for unknown machines)
+//! comes from a [`Loader`]. iPXE is the one today; another loader (GRUB) is
+//! another module here, chosen by [`for_site`], not a branch in every stage.
+
+pub mod ipxe;
+
+use minijinja::Value;
+
+use crate::diag::{Diags, Sources};
+use crate::resolve::BootPlan;
+use crate::site::Site;
+use crate::templates::Templates;
+
+/// Output files as (path under the output root, text).
+pub type Files = Vec<(String, String)>;
+
+/// The templates a loader renders with, and the sources their errors
+/// point into.
+#[derive(Clone, Copy)]
+pub struct Renderer<'a> {
+    pub templates: &'a Templates,
+    pub sources: &'a Sources,
+}
+
+impl Renderer<'_> {
+    /// `name` rendered with `ctx`, or the error as a diagnostic
+    /// ("while rendering `what`").
+    pub fn render(
+        &self,
+        name: &str,
+        ctx: &Value,
+        what: &str,
+    ) -> Result<String, Box<crate::diag::Diag>> {
+        self.templates
+            .render(name, ctx)
+            .map_err(|e| Box::new(self.templates.diag(&e, self.sources, Some(what))))
+    }
+
+    /// As [`Renderer::render`], empty on error (reported in `diags`).
+    pub fn render_or_empty(
+        &self,
+        name: &str,
+        ctx: &Value,
+        what: &str,
+        diags: &mut Diags,
+    ) -> String {
+        self.render(name, ctx, what).unwrap_or_else(|d| {
+            diags.push(*d);
+            String::new()
+        })
+    }
+}
+
+pub trait Loader: Sync {
+    /// Each machine's boot program and the fallback, from the resolved
+    /// data. Run right after resolve: their template errors are reported
+    /// with resolve's, before anything else is rendered.
+    fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
+
+    /// The entry program every client fetches first.
+    fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
+}
+
+/// The loader a site boots with.
+pub fn for_site(_site: &Site) -> &'static dyn Loader {
+    &ipxe::Ipxe
+}
