@@ -53,7 +53,7 @@ pub fn render(
         }
     }
     tree.add("plan.json", plan_json);
-    tree.add(crate::write::MARKER, crate::write::MARKER_TEXT);
+    tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
     match report {
         Ok(text) => tree.add("report/index.html", text),
         Err(d) => diags.push(*d),

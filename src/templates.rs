@@ -37,6 +37,8 @@ pub struct Templates {
     env: Environment<'static>,
     /// Template name -> where its text is (site templates and kernel args).
     origin: HashMap<String, Origin>,
+    /// The roles' `script =` templates (iPXE scripts whatever their names).
+    scripts: BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -58,8 +60,9 @@ impl Templates {
             .values()
             .filter_map(|r| r.script.clone())
             .collect();
+        let names = scripts.clone();
         env.set_auto_escape_callback(move |name| {
-            if scripts.contains(name) {
+            if names.contains(name) {
                 IPXE
             } else {
                 escape_for(name)
@@ -68,6 +71,7 @@ impl Templates {
         let mut t = Templates {
             env,
             origin: HashMap::new(),
+            scripts,
         };
         for (name, src) in BUILTINS {
             if !site.templates.contains_key(*name) {
@@ -110,12 +114,28 @@ impl Templates {
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
-        self.env.get_template(name)?.render(ctx)
+        let template = self.env.get_template(name)?;
+        if !(self.scripts.contains(name) || escape_for(name) == IPXE) {
+            return template.render(ctx);
+        }
+        // An iPXE script: every value it writes is checked, whatever the
+        // template does with escaping (`{% autoescape false %}`) or whatever
+        // it includes. The flag is this thread's: renders run in parallel.
+        IN_SCRIPT.set(true);
+        let out = template.render(ctx);
+        IN_SCRIPT.set(false);
+        out
     }
 
     /// A diagnostic for a template error, pointing into the template's file
     /// (or the TOML string it came from) at the failing expression.
     pub fn diag(&self, e: &minijinja::Error, sources: &Sources, while_: Option<&str>) -> Diag {
+        // An error inside an included template comes wrapped ("could not
+        // render include"): the place to show is where it happened.
+        let mut e = e;
+        while let Some(inner) = std::error::Error::source(e).and_then(|s| s.downcast_ref()) {
+            e = inner;
+        }
         let name = e.name().unwrap_or("?");
         let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
         let kind = e.kind().to_string();
@@ -218,6 +238,11 @@ fn unclosed_tag(src: &str, before: usize) -> Option<std::ops::Range<usize>> {
 /// could change the script's meaning fails the render.
 const IPXE: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("ipxe"));
 
+thread_local! {
+    /// Set while this thread renders an iPXE script (see `Templates::render`).
+    static IN_SCRIPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A value a script template may not write (the error's source).
 #[derive(Debug, thiserror::Error)]
 #[error("unsafe value in an iPXE script")]
@@ -241,7 +266,7 @@ fn ipxe_formatter(
     state: &mut minijinja::State<'_, '_>,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
-    if *state.auto_escape() != IPXE {
+    if *state.auto_escape() != IPXE && !IN_SCRIPT.get() {
         return minijinja::escape_formatter(out, state, value);
     }
     let text = value.to_string();

@@ -59,3 +59,12 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
         })?
         .hash()
 }
+
+/// bootc's marker, at the root of every tree it writes: a folder holding it
+/// is bootc's to replace (see `write::target`). It is a file of the tree like
+/// any other, so the manifest lists it.
+pub const MARKER: &str = ".bootc-output";
+pub const MARKER_FIRST_LINE: &str = "bootc output tree, format 1";
+pub const MARKER_TEXT: &str = "bootc output tree, format 1\n\
+    `bootc build` writes this folder and replaces it as a whole on every build;\n\
+    it refuses to replace a non-empty folder without this file.\n";

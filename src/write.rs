@@ -42,15 +42,6 @@ pub struct Stats {
 
 const STAGING_MARK: &str = ".bootc-staging-";
 
-/// bootc's marker, at the root of every tree it writes: a folder holding it
-/// is bootc's to replace (see [`target`]). It is a file of the tree like any
-/// other, so the manifest lists it.
-pub const MARKER: &str = ".bootc-output";
-pub const MARKER_FIRST_LINE: &str = "bootc output tree, format 1";
-pub const MARKER_TEXT: &str = "bootc output tree, format 1\n\
-    `bootc build` writes this folder and replaces it as a whole on every build;\n\
-    it refuses to replace a non-empty folder without this file.\n";
-
 /// Every file of the tree gets this mode, every folder [`DIR_MODE`],
 /// whatever the umask and the mode of the file copied.
 const FILE_MODE: u32 = 0o644;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Describe, Field, Shape};
 use crate::diag::{Diags, Severity, Sources};
-use crate::resolve::{Plan, Resolved};
+use crate::plan::{Plan, Resolved};
 use crate::site::{Artifact, Site};
 
 view! {

@@ -9,7 +9,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{MARKER, MARKER_FIRST_LINE, WriteError};
+use super::WriteError;
+use crate::tree::{MARKER, MARKER_FIRST_LINE};
 
 /// The folder the tree replaces, resolved.
 pub struct Target {

