@@ -344,13 +344,14 @@ impl<'a> Reporter<'a> {
             ..Config::default()
         };
         let mut out: Vec<u8> = Vec::new();
+        let shown = Shown::new(self.sources);
         for d in &diags.list {
             let cs = self.to_codespan(d);
             if color {
                 let mut buf = term::termcolor::Ansi::new(&mut out);
-                let _ = term::emit_to_write_style(&mut buf, &config, &Shown(self.sources), &cs);
+                let _ = term::emit_to_write_style(&mut buf, &config, &shown, &cs);
             } else {
-                let _ = term::emit_to_io_write(&mut out, &config, &Shown(self.sources), &cs);
+                let _ = term::emit_to_io_write(&mut out, &config, &shown, &cs);
             }
         }
         let mut text = String::from_utf8_lossy(&out).into_owned();
@@ -496,7 +497,21 @@ fn gh_property(s: &str) -> String {
 
 /// The site's files as snippets show them: names and text through
 /// [`escape`], byte offsets unchanged.
-struct Shown<'a>(&'a Sources);
+struct Shown<'a> {
+    sources: &'a Sources,
+    /// Each file as shown, made once: a file with thousands of problems
+    /// is escaped once, not once per snippet.
+    shown: Vec<std::cell::OnceCell<Cow<'a, str>>>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(sources: &'a Sources) -> Self {
+        Shown {
+            sources,
+            shown: (0..sources.count).map(|_| Default::default()).collect(),
+        }
+    }
+}
 
 impl<'a> Files<'a> for Shown<'a> {
     type FileId = FileId;
@@ -504,11 +519,16 @@ impl<'a> Files<'a> for Shown<'a> {
     type Source = Cow<'a, str>;
 
     fn name(&'a self, id: FileId) -> Result<Self::Name, codespan_reporting::files::Error> {
-        Ok(escape::line(self.0.name(id)))
+        Ok(escape::line(self.sources.name(id)))
     }
 
     fn source(&'a self, id: FileId) -> Result<Self::Source, codespan_reporting::files::Error> {
-        self.0.files.source(id).map(|s| escape::source(s))
+        let text = self.sources.files.source(id)?;
+        let shown = self
+            .shown
+            .get(id)
+            .ok_or(codespan_reporting::files::Error::FileMissing)?;
+        Ok(Cow::Borrowed(shown.get_or_init(|| escape::source(text))))
     }
 
     fn line_index(
@@ -516,7 +536,7 @@ impl<'a> Files<'a> for Shown<'a> {
         id: FileId,
         byte: usize,
     ) -> Result<usize, codespan_reporting::files::Error> {
-        self.0.files.line_index(id, byte)
+        self.sources.files.line_index(id, byte)
     }
 
     fn line_range(
@@ -524,7 +544,7 @@ impl<'a> Files<'a> for Shown<'a> {
         id: FileId,
         line: usize,
     ) -> Result<Range<usize>, codespan_reporting::files::Error> {
-        self.0.files.line_range(id, line)
+        self.sources.files.line_range(id, line)
     }
 }
 

@@ -18,19 +18,29 @@ use crate::model::Vars;
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
-    /// Accepts `52:54:00:aa:bb:01` or `52-54-00-AA-BB-01`.
+    /// Accepts the forms of SPEC section 2, in any case: `52:54:00:aa:bb:01`,
+    /// `52-54-00-aa-bb-01`, Cisco's `5254.00aa.bb01` and bare `525400aabb01`.
     pub fn parse(s: &str) -> Option<Mac> {
-        let sep = if s.contains(':') { ':' } else { '-' };
-        let parts: Vec<&str> = s.split(sep).collect();
-        if parts.len() != 6 {
+        let (groups, width) = if s.contains(':') {
+            (s.split(':').collect::<Vec<_>>(), 2)
+        } else if s.contains('-') {
+            (s.split('-').collect(), 2)
+        } else if s.contains('.') {
+            (s.split('.').collect(), 4)
+        } else {
+            (vec![s], 12)
+        };
+        if groups.len() * width != 12
+            || groups
+                .iter()
+                .any(|g| g.len() != width || !g.bytes().all(|c| c.is_ascii_hexdigit()))
+        {
             return None;
         }
+        let hex = groups.concat();
         let mut b = [0u8; 6];
-        for (i, p) in parts.iter().enumerate() {
-            if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            b[i] = u8::from_str_radix(p, 16).ok()?;
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
         }
         Some(Mac(b))
     }
@@ -305,6 +315,35 @@ impl Artifact {
         match self {
             Artifact::Local { .. } => format!("{prefix}{}", self.tree_path().unwrap_or_default()),
             Artifact::Remote { url, .. } | Artifact::Live { url } => url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mac;
+
+    #[test]
+    fn every_mac_form_of_the_spec() {
+        let want = Mac([0x52, 0x54, 0, 0xaa, 0xbb, 0x19]);
+        for s in [
+            "52:54:00:aa:bb:19",
+            "52-54-00-AA-BB-19",
+            "5254.00aa.bb19",
+            "525400AABB19",
+        ] {
+            assert_eq!(Mac::parse(s), Some(want), "{s}");
+        }
+        for s in [
+            "52:54:00:aa:bb",
+            "5254.00aa.bb1",
+            "525400aabb1",
+            "525400aabb190",
+            "52:54:00-aa:bb:19",
+            "5254.00aa.bb1g",
+            "+2:54:00:aa:bb:19",
+        ] {
+            assert_eq!(Mac::parse(s), None, "{s}");
         }
     }
 }

@@ -197,7 +197,7 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
             None => cx.diags.push(
                 Diag::error(format!("invalid MAC address `{}`", w.get_ref()))
                     .at(wl, "not a MAC address")
-                    .help("write six pairs of hex digits separated by ':' or '-', like 52:54:00:aa:bb:01"),
+                    .help("write six pairs of hex digits separated by ':' or '-' (52:54:00:aa:bb:01), three groups of four separated by '.' (5254.00aa.bb01), or twelve hex digits (525400aabb01)"),
             ),
             Some(mac) if mac.is_zero() => cx.diags.push(
                 Diag::error(format!("MAC address `{}` is all zeros", w.get_ref()))

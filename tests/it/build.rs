@@ -543,3 +543,25 @@ fn report_caps_machines_per_role() {
     );
     assert!(html.contains("and 11 more machines of role disk"));
 }
+
+#[test]
+fn every_mac_form_of_the_spec_names_the_same_script() {
+    let s = Site::fixture("basic");
+    s.edit("machines/rack1.toml", "52:54:00:aa:bb:01", "5254.00AA.BB01");
+    s.edit(
+        "machines/sub/rack2.toml",
+        "52:54:00:aa:bb:03",
+        "525400aabb03",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for mac in ["52-54-00-aa-bb-01", "52-54-00-aa-bb-03"] {
+        assert!(
+            s.path(&format!("public/http/machines/{mac}.ipxe"))
+                .is_file(),
+            "{mac}"
+        );
+    }
+    let plan: serde_json::Value = serde_json::from_str(&s.out("plan.json")).unwrap();
+    assert!(plan.to_string().contains("\"52:54:00:aa:bb:01\""));
+}

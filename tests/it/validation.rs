@@ -170,7 +170,7 @@ invalid!(
         s.edit(
             "machines/sub/rack2.toml",
             "52:54:00:aa:bb:03",
-            "52-54-00-AA-BB-01",
+            "5254.00AA.BB01",
         );
     }
 );
