@@ -7,7 +7,7 @@
 
 use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, SubnetView};
 use crate::plan::Plan;
-use crate::site::{Dhcp, Site};
+use crate::site::{Dhcp, EfiName, Site};
 
 /// Built-in templates of the three formats, with the output file of each.
 pub const OUTPUTS: [(&str, &str); 3] = [
@@ -31,6 +31,19 @@ pub fn efi_loader(site: &Site) -> Option<&'static str> {
 pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
     let base = site.base_url.clone().unwrap_or_default();
     let efi64 = efi_loader(site);
+    // Without binaries (a warning) the standard names are still handed
+    // out: the TFTP server may have them from elsewhere.
+    let ipxe_efi64 = efi64.unwrap_or("snponly.efi");
+    let shim = EfiName::Shim.file();
+    let (default, other) = if site.uefi.secure_boot {
+        (shim, ipxe_efi64)
+    } else {
+        (ipxe_efi64, shim)
+    };
+    // An x86-64 machine whose Secure Boot differs from the site's gets the
+    // other loader in its own host entry.
+    let differs =
+        |m: &crate::plan::Resolved| m.arch.is_empty() && m.secure_boot != site.uefi.secure_boot;
     let subnets = dhcp
         .subnets
         .iter()
@@ -48,6 +61,7 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
                     name: m.name.clone(),
                     macs: m.macs.iter().map(|x| x.to_string()).collect(),
                     ip: ip.clone(),
+                    efi64_other: differs(m),
                 });
                 for (n, mac) in m.macs.iter().enumerate() {
                     hosts.push(HostView {
@@ -59,6 +73,7 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
                         },
                         mac: mac.to_string(),
                         ip: ip.clone(),
+                        efi64_other: differs(m),
                     });
                 }
             }
@@ -84,16 +99,20 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         interface: dhcp.interface.clone(),
         proxy: dhcp.proxy,
         boot_url: format!("{base}boot.ipxe"),
-        http_boot_url: efi64.map(|e| format!("{base}{e}")),
-        // Without binaries (a warning) the standard names are still handed
-        // out: the TFTP server may have them from elsewhere.
+        http_boot_url: efi64
+            .filter(|_| site.uefi.http_boot)
+            .map(|e| format!("{base}{e}")),
         bios: BIOS_LOADER,
-        efi64: efi64.unwrap_or("snponly.efi"),
-        arm64: site
-            .ipxe
-            .binaries
-            .contains_key(ARM64_LOADER)
-            .then_some(ARM64_LOADER),
+        efi64: default,
+        efi64_other: plan.machines.iter().any(differs).then_some(other),
+        arm64: if site.uefi.loaders.contains_key(&EfiName::Arm64Shim) {
+            Some(EfiName::Arm64Shim.file())
+        } else {
+            site.ipxe
+                .binaries
+                .contains_key(ARM64_LOADER)
+                .then_some(ARM64_LOADER)
+        },
         subnets,
     }
 }

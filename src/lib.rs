@@ -20,11 +20,13 @@ pub mod dhcp;
 pub mod diag;
 pub mod diff;
 pub mod escape;
+pub mod grub;
 pub mod ipxe;
 pub mod load;
 pub mod loader;
 pub mod manifest;
 pub mod model;
+pub mod pe;
 pub mod plan;
 pub mod render;
 pub mod resolve;
@@ -100,7 +102,10 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         templates: &templates,
         sources: &sources,
     };
-    let programs = loader::for_site(&site).programs(r, &boot, &mut diags);
+    let programs: loader::Files = loader::for_site(&site)
+        .into_iter()
+        .flat_map(|l| l.programs(r, &boot, &mut diags))
+        .collect();
     if diags.has_errors() {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });

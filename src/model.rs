@@ -16,7 +16,20 @@ pub struct SiteFile {
     pub site: SiteSection,
     #[serde(default)]
     pub ipxe: IpxeSection,
+    pub uefi: Option<S<UefiSection>>,
     pub dhcp: Option<S<DhcpSection>>,
+}
+
+/// `[uefi]` (SPEC section 8).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UefiSection {
+    pub secure_boot: Option<S<bool>>,
+    pub shim: Option<S<Artifact>>,
+    pub grub: Option<S<Artifact>>,
+    pub arm64_shim: Option<S<Artifact>>,
+    pub arm64_grub: Option<S<Artifact>>,
+    pub http_boot: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +98,7 @@ pub struct Machine {
     pub macs: Option<S<Vec<S<String>>>>,
     pub ip: Option<S<String>>,
     pub role: Option<S<String>>,
+    pub secure_boot: Option<S<bool>>,
     #[serde(default)]
     pub kernel_args: Vec<S<String>>,
     #[serde(default)]
@@ -100,6 +114,7 @@ pub struct RoleFile {
     pub description: Option<S<String>>,
     pub extends: Option<S<String>>,
     pub image: Option<S<String>>,
+    pub secure_boot: Option<S<bool>>,
     #[serde(default)]
     pub kernel_args: Vec<S<String>>,
     #[serde(default)]
@@ -123,6 +138,7 @@ pub struct ImageFile {
     pub memdisk: Option<S<Artifact>>,
     pub chain: Option<S<Artifact>>,
     pub local: Option<S<bool>>,
+    pub arch: Option<S<String>>,
     #[serde(default)]
     pub vars: Vars,
 }

@@ -122,6 +122,15 @@ pub struct Resolved {
     pub role_chain: Vec<String>,
     pub image: String,
     pub boot: String,
+    /// The image's architecture, when not x86_64.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub arch: String,
+    /// Secure Boot applies to this machine (its UEFI firmware gets shim).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secure_boot: bool,
+    /// What its UEFI firmware is handed, when not iPXE: `shim-grub`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uefi_loader: String,
     /// Final kernel command line, in order: image, roles (base first), machine.
     pub kernel_args: Vec<String>,
     /// What the machine fetches, in order (relative to http/ or absolute).

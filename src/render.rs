@@ -26,7 +26,10 @@ pub fn render(
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    let entry = crate::loader::for_site(site).entry(r, boot, diags);
+    let entry: Files = crate::loader::for_site(site)
+        .into_iter()
+        .flat_map(|l| l.entry(r, boot, diags))
+        .collect();
     for (path, text) in entry.into_iter().chain(programs) {
         tree.add(path, text);
     }
@@ -35,7 +38,7 @@ pub fn render(
             tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
         }
     }
-    artifacts(site, &mut tree, diags);
+    artifacts(site, plan, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
         || dhcp_files(site, r, plan),
@@ -68,7 +71,7 @@ pub fn render(
 
 /// Local artifacts (under http/images/) and the iPXE chainloaders (tftp/,
 /// the EFI one also in http/ for UEFI HTTP Boot), copied from their files.
-fn artifacts(site: &Site, tree: &mut Tree, diags: &mut Diags) {
+fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
     for img in site.images.values() {
         for a in img.boot.artifacts() {
             if let (
@@ -92,6 +95,43 @@ fn artifacts(site: &Site, tree: &mut Tree, diags: &mut Diags) {
             }
         }
     }
+    // Shim and GRUB, and what GRUB fetches over TFTP: the kernels and
+    // initrds of the machines (and the fallback) that boot through them.
+    if crate::loader::for_site(site).len() > 1 {
+        for (name, f) in &site.uefi.loaders {
+            tree.files.insert(
+                format!("tftp/{}", name.file()),
+                Content::Copy {
+                    source: f.source.clone(),
+                    size: f.size,
+                    blake3: f.blake3.clone(),
+                },
+            );
+        }
+        for img in grub_images(site, plan) {
+            for a in img.boot.artifacts() {
+                if let (
+                    Some(path),
+                    Artifact::Local {
+                        source,
+                        size,
+                        blake3,
+                        ..
+                    },
+                ) = (a.tree_path(), a)
+                {
+                    tree.files.insert(
+                        format!("tftp/{path}"),
+                        Content::Copy {
+                            source: source.clone(),
+                            size: *size,
+                            blake3: blake3.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
     let http_efi = crate::dhcp::efi_loader(site);
     for (name, file) in &site.ipxe.binaries {
         match file.hash() {
@@ -112,6 +152,29 @@ fn artifacts(site: &Site, tree: &mut Tree, diags: &mut Diags) {
             ))),
         }
     }
+}
+
+/// The images GRUB boots: those of machines booting through shim and GRUB,
+/// and those the fallback may boot.
+fn grub_images<'a>(site: &'a Site, plan: &Plan) -> Vec<&'a crate::site::Image> {
+    let mut names: std::collections::BTreeSet<&str> = plan
+        .machines
+        .iter()
+        .filter(|m| !m.uefi_loader.is_empty())
+        .map(|m| m.image.as_str())
+        .collect();
+    let fallback_roles: Vec<&str> = match &site.fallback {
+        crate::site::Fallback::Role(r) => vec![r.as_str()],
+        crate::site::Fallback::Menu => site.roles.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    names.extend(
+        fallback_roles
+            .into_iter()
+            .filter_map(|r| site.image_of(r))
+            .map(|i| i.name.as_str()),
+    );
+    names.iter().filter_map(|n| site.images.get(*n)).collect()
 }
 
 /// dhcp/: the three DHCP server configurations, when `[dhcp]` is set.

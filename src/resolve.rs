@@ -85,6 +85,8 @@ pub struct BootPlan<'a> {
     /// None when the fallback role cannot boot without a machine (an error
     /// was reported) or has no image: fallback.ipxe is then empty.
     pub fallback: Option<FallbackView<'a>>,
+    /// arm64 shim and GRUB are set: arm64's GRUB reads its own prefix.
+    pub arm64_grub: bool,
 }
 
 /// One machine's boot script: its template and context (`machine.mac` is
@@ -92,6 +94,9 @@ pub struct BootPlan<'a> {
 pub struct MachineBoot<'a> {
     pub name: &'a str,
     pub macs: &'a [Mac],
+    /// What its UEFI firmware gets: iPXE (the script) or shim and GRUB
+    /// (a GRUB config, rendered from the same context).
+    pub uefi: UefiLoader,
     /// The template: the nearest role's `script =`, else machine.ipxe.j2.
     pub script: &'a str,
     pub context: MachineContext<'a>,
@@ -140,20 +145,6 @@ fn boot_fetches(v: &BootView) -> Vec<String> {
             .map(|x| x.url.clone()),
     );
     out
-}
-
-/// Role chain of `role`: itself, then what it extends (stops at a cycle).
-pub fn role_chain<'a>(site: &'a Site, role: &'a str) -> Vec<&'a Role> {
-    let mut chain: Vec<&Role> = Vec::new();
-    let mut cur = site.roles.get(role);
-    while let Some(r) = cur {
-        if chain.iter().any(|c| c.name == r.name) {
-            break;
-        }
-        chain.push(r);
-        cur = r.extends.as_deref().and_then(|p| site.roles.get(p));
-    }
-    chain
 }
 
 fn to_json(v: &toml::Value) -> serde_json::Value {
@@ -345,7 +336,7 @@ impl<'a, 't> Resolver<'a, 't> {
     fn resolve_machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {
         let mut diags = Diags::default();
         let site = self.site;
-        let chain = role_chain(site, &m.role);
+        let chain = site.role_chain(&m.role);
         let Some(role) = chain.first() else {
             return (None, diags);
         };
@@ -400,6 +391,8 @@ impl<'a, 't> Resolver<'a, 't> {
                 .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
         );
         context.boot = Some(boot);
+        let secure_boot = site.secure_boot(&m.role, m.secure_boot);
+        let uefi = site.uefi_loader(image.arch, secure_boot);
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
@@ -408,6 +401,15 @@ impl<'a, 't> Resolver<'a, 't> {
             role_chain: chain.iter().map(|r| r.name.clone()).collect(),
             image: image.name.clone(),
             boot: image.boot.kind().to_string(),
+            arch: match image.arch {
+                Arch::X86_64 => String::new(),
+                a => a.to_string(),
+            },
+            secure_boot,
+            uefi_loader: match uefi {
+                UefiLoader::Ipxe => String::new(),
+                UefiLoader::ShimGrub => "shim-grub".to_string(),
+            },
             kernel_args,
             fetches,
             labels: m.labels.clone(),
@@ -422,6 +424,7 @@ impl<'a, 't> Resolver<'a, 't> {
         let mb = MachineBoot {
             name: &m.name,
             macs: &m.macs,
+            uefi,
             script,
             context,
         };
@@ -429,7 +432,7 @@ impl<'a, 't> Resolver<'a, 't> {
     }
 
     fn unbound(&self, role: &'a str) -> Option<Unbound<'a>> {
-        let chain = role_chain(self.site, role);
+        let chain = self.site.role_chain(role);
         let image = chain
             .iter()
             .find_map(|r| r.image.as_deref())
@@ -545,6 +548,7 @@ impl<'a, 't> Resolver<'a, 't> {
             site: self.site_view(),
             machines: boots,
             fallback,
+            arm64_grub: self.site.uefi.loaders.contains_key(&EfiName::Arm64Grub),
         };
         (plan, boot)
     }

@@ -104,6 +104,7 @@ pub struct Site {
     pub base_url: Option<String>,
     pub fallback: Fallback,
     pub ipxe: Ipxe,
+    pub uefi: Uefi,
     pub dhcp: Option<Dhcp>,
     /// Sorted by name.
     pub machines: Vec<Machine>,
@@ -111,6 +112,66 @@ pub struct Site {
     pub images: BTreeMap<String, Image>,
     /// Site templates (name under templates/ -> source file).
     pub templates: BTreeMap<String, FileId>,
+}
+
+/// What a machine's UEFI firmware is handed (BIOS machines always get iPXE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UefiLoader {
+    /// iPXE (snponly.efi or ipxe.efi), which fetches the iPXE scripts.
+    Ipxe,
+    /// Debian's signed shim, which loads Debian's signed GRUB, which reads
+    /// the machine's GRUB config over TFTP.
+    ShimGrub,
+}
+
+impl Site {
+    /// The roles of `role`'s `extends` chain, the role itself first.
+    pub fn role_chain<'a>(&'a self, role: &'a str) -> Vec<&'a Role> {
+        let mut out: Vec<&Role> = Vec::new();
+        let mut next = Some(role);
+        while let Some(r) = next.and_then(|n| self.roles.get(n)) {
+            if out.iter().any(|o| o.name == r.name) {
+                break; // a cycle, reported by validate
+            }
+            out.push(r);
+            next = r.extends.as_deref();
+        }
+        out
+    }
+
+    /// Secure Boot for a machine of `role` (`machine` may set it): the
+    /// machine's own setting, else the nearest role's, else the site's.
+    pub fn secure_boot(&self, role: &str, machine: Option<bool>) -> bool {
+        machine
+            .or_else(|| self.role_chain(role).iter().find_map(|r| r.secure_boot))
+            .unwrap_or(self.uefi.secure_boot)
+    }
+
+    /// The image a machine of `role` boots (the nearest role's `image`).
+    pub fn image_of(&self, role: &str) -> Option<&Image> {
+        self.role_chain(role)
+            .iter()
+            .find_map(|r| r.image.as_deref())
+            .and_then(|i| self.images.get(i))
+    }
+
+    /// What machine `m`'s UEFI firmware is handed.
+    pub fn machine_uefi_loader(&self, m: &Machine) -> UefiLoader {
+        let arch = self.image_of(&m.role).map(|i| i.arch).unwrap_or_default();
+        self.uefi_loader(arch, self.secure_boot(&m.role, m.secure_boot))
+    }
+
+    /// The UEFI loader of a machine booting an image of `arch`: shim and
+    /// GRUB under Secure Boot, and for arm64 unless an arm64 iPXE exists.
+    pub fn uefi_loader(&self, arch: Arch, secure_boot: bool) -> UefiLoader {
+        let arm64_ipxe = self.ipxe.binaries.contains_key(crate::dhcp::ARM64_LOADER);
+        if secure_boot || (arch == Arch::Arm64 && !arm64_ipxe) {
+            UefiLoader::ShimGrub
+        } else {
+            UefiLoader::Ipxe
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +197,92 @@ impl fmt::Display for Fallback {
 pub struct Ipxe {
     /// File name -> path, for those present.
     pub binaries: BTreeMap<String, Arc<Opened>>,
+}
+
+/// `[uefi]`: Secure Boot and the signed loaders (SPEC section 8).
+#[derive(Default)]
+pub struct Uefi {
+    /// The site's default; roles and machines override it.
+    pub secure_boot: bool,
+    /// UEFI HTTP Boot clients get their loader by URL (with `[dhcp]`).
+    pub http_boot: bool,
+    /// The signed loaders found, by the name they take in tftp/.
+    pub loaders: BTreeMap<EfiName, EfiFile>,
+}
+
+/// A loader of `[uefi]`, named as it is served: shim loads the GRUB of
+/// the same folder by this name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EfiName {
+    Shim,
+    Grub,
+    Arm64Shim,
+    Arm64Grub,
+}
+
+impl EfiName {
+    pub const ALL: [EfiName; 4] = [
+        EfiName::Shim,
+        EfiName::Grub,
+        EfiName::Arm64Shim,
+        EfiName::Arm64Grub,
+    ];
+
+    /// The file name in tftp/.
+    pub fn file(self) -> &'static str {
+        match self {
+            EfiName::Shim => "shimx64.efi",
+            EfiName::Grub => "grubx64.efi",
+            EfiName::Arm64Shim => "bootnetaa64.efi",
+            EfiName::Arm64Grub => "grubaa64.efi",
+        }
+    }
+
+    /// The key of `[uefi]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            EfiName::Shim => "shim",
+            EfiName::Grub => "grub",
+            EfiName::Arm64Shim => "arm64-shim",
+            EfiName::Arm64Grub => "arm64-grub",
+        }
+    }
+
+    pub fn arch(self) -> Arch {
+        match self {
+            EfiName::Shim | EfiName::Grub => Arch::X86_64,
+            EfiName::Arm64Shim | EfiName::Arm64Grub => Arch::Arm64,
+        }
+    }
+}
+
+/// A loader file, opened once and hashed.
+#[derive(Clone)]
+pub struct EfiFile {
+    pub source: Arc<Opened>,
+    /// As written, or the default path.
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// The architecture an image boots (SPEC section 2, `arch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        })
+    }
 }
 
 /// Chainloaders looked for (the arm64 one is optional, from a custom build).
@@ -170,6 +317,8 @@ pub struct Machine {
     pub macs: Vec<Mac>,
     pub ip: Option<Ipv4Addr>,
     pub role: String,
+    /// `secure-boot =` of the machine, if set.
+    pub secure_boot: Option<bool>,
     /// `[defaults]` args, then the machine's own.
     pub kernel_args: Vec<Tpl>,
     pub labels: BTreeMap<String, String>,
@@ -183,6 +332,8 @@ pub struct Role {
     pub description: String,
     pub extends: Option<String>,
     pub image: Option<String>,
+    /// `secure-boot =` of the role, if set.
+    pub secure_boot: Option<bool>,
     pub kernel_args: Vec<Tpl>,
     pub vars: Vars,
     /// Template name under templates/.
@@ -198,6 +349,7 @@ pub struct Image<A = Artifact> {
     pub name: String,
     pub description: String,
     pub boot: Boot<A>,
+    pub arch: Arch,
     pub kernel_args: Vec<Tpl>,
     pub vars: Vars,
     pub file: FileId,

@@ -31,6 +31,19 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("templates/kea-dhcp4.json.j2"),
     ),
     ("dnsmasq.conf.j2", include_str!("templates/dnsmasq.conf.j2")),
+    (
+        "grub.cfg.grub.j2",
+        include_str!("templates/grub.cfg.grub.j2"),
+    ),
+    ("machine.grub.j2", include_str!("templates/machine.grub.j2")),
+    (
+        "fallback.grub.j2",
+        include_str!("templates/fallback.grub.j2"),
+    ),
+    (
+        "boot-commands.grub.j2",
+        include_str!("templates/boot-commands.grub.j2"),
+    ),
 ];
 
 pub struct Templates {
@@ -115,15 +128,21 @@ impl Templates {
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
-        if !(self.scripts.contains(name) || escape_for(name) == IPXE) {
+        let lang = if self.scripts.contains(name) {
+            IPXE
+        } else {
+            escape_for(name)
+        };
+        if lang != IPXE && lang != GRUB {
             return template.render(ctx);
         }
-        // An iPXE script: every value it writes is checked, whatever the
-        // template does with escaping (`{% autoescape false %}`) or whatever
-        // it includes. The flag is this thread's: renders run in parallel.
-        IN_SCRIPT.set(true);
+        // A boot program: every value it writes is checked (iPXE) or quoted
+        // (GRUB), whatever the template does with escaping (`{% autoescape
+        // false %}`) or whatever it includes. The flag is this thread's:
+        // renders run in parallel.
+        IN_SCRIPT.set(Some(lang == GRUB));
         let out = template.render(ctx);
-        IN_SCRIPT.set(false);
+        IN_SCRIPT.set(None);
         out
     }
 
@@ -181,7 +200,7 @@ impl Templates {
                 "template error in built-in template {name}: {kind}{detail}"
             )),
         };
-        if let Some(UnsafeValue(value)) =
+        if let Some(UnsafeValue(value, rule)) =
             std::error::Error::source(e).and_then(|s| s.downcast_ref())
         {
             // Where the value is written, when a site file holds it as is.
@@ -196,7 +215,7 @@ impl Templates {
                 Some(loc) => d.also(loc, "the value comes from here"),
                 None => d,
             }
-            .help("iPXE has no quoting: a value written into a script must be words separated by spaces, without control characters, `${`, a word that is `||`, `&&` or `;`, or a word starting with `#`");
+            .help(*rule);
         }
         if e.kind() == minijinja::ErrorKind::UndefinedError {
             d = d.help(crate::context::MachineContext::help());
@@ -238,15 +257,26 @@ fn unclosed_tag(src: &str, before: usize) -> Option<std::ops::Range<usize>> {
 /// could change the script's meaning fails the render.
 const IPXE: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("ipxe"));
 
+const IPXE_RULE: &str = "iPXE has no quoting: a value written into a script must be words separated by spaces, without control characters, `${`, a word that is `||`, `&&` or `;`, or a word starting with `#`";
+const GRUB_RULE: &str = "bootc writes each value into a GRUB config as one single-quoted word: it may not hold a single quote or a control character";
+
+/// The escaping of GRUB configs: every value a GRUB template writes becomes
+/// one single-quoted GRUB word (nothing is special inside single quotes:
+/// no `$` expansion, no `;`), and a value that cannot be quoted so (a
+/// single quote, a control character) fails the render.
+const GRUB: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("grub"));
+
 thread_local! {
-    /// Set while this thread renders an iPXE script (see `Templates::render`).
-    static IN_SCRIPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while this thread renders a boot program (see
+    /// `Templates::render`): Some(false) an iPXE script, Some(true) a GRUB
+    /// config.
+    static IN_SCRIPT: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
 /// A value a script template may not write (the error's source).
 #[derive(Debug, thiserror::Error)]
-#[error("unsafe value in an iPXE script")]
-struct UnsafeValue(String);
+#[error("unsafe value in a boot program")]
+struct UnsafeValue(String, &'static str);
 
 fn escape_for(name: &str) -> AutoEscape {
     if name.ends_with(".html.j2") || name.ends_with(".html") {
@@ -255,6 +285,8 @@ fn escape_for(name: &str) -> AutoEscape {
         AutoEscape::Json
     } else if name.ends_with(".ipxe.j2") || name.ends_with(".ipxe") {
         IPXE
+    } else if name.ends_with(".grub.j2") {
+        GRUB
     } else {
         AutoEscape::None
     }
@@ -266,10 +298,26 @@ fn ipxe_formatter(
     state: &mut minijinja::State<'_, '_>,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
-    if *state.auto_escape() != IPXE && !IN_SCRIPT.get() {
-        return minijinja::escape_formatter(out, state, value);
-    }
+    let grub = match IN_SCRIPT.get() {
+        Some(grub) => grub,
+        None if *state.auto_escape() == IPXE => false,
+        None if *state.auto_escape() == GRUB => true,
+        None => return minijinja::escape_formatter(out, state, value),
+    };
     let text = value.to_string();
+    if grub {
+        return match crate::grub::unsafe_reason(&text) {
+            Some(why) => Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "`{}` cannot be written into a GRUB config: {why}",
+                    text.escape_debug()
+                ),
+            )
+            .with_source(UnsafeValue(text, GRUB_RULE))),
+            None => write!(out, "'{text}'").map_err(minijinja::Error::from),
+        };
+    }
     if let Some(why) = crate::ipxe::text_unsafe_reason(&text) {
         return Err(minijinja::Error::new(
             ErrorKind::InvalidOperation,
@@ -278,7 +326,7 @@ fn ipxe_formatter(
                 text.escape_debug()
             ),
         )
-        .with_source(UnsafeValue(text)));
+        .with_source(UnsafeValue(text, IPXE_RULE)));
     }
     out.write_str(&text).map_err(minijinja::Error::from)
 }

@@ -27,9 +27,11 @@ view! {
         pub http_boot_url: Option<String>,
         /// The chainloader for BIOS clients
         pub bios: &'static str,
-        /// The chainloader for x86-64 UEFI clients
+        /// The loader for x86-64 UEFI clients: shimx64.efi under Secure Boot, else an EFI iPXE
         pub efi64: &'static str,
-        /// The chainloader for arm64 UEFI clients, when present
+        /// The other x86-64 UEFI loader, for the machines whose Secure Boot setting differs from the site's (when there are any)
+        pub efi64_other: Option<&'static str>,
+        /// The loader for arm64 UEFI clients (bootnetaa64.efi, Debian's signed shim, or an arm64 iPXE), when present
         pub arm64: Option<&'static str>,
         /// The subnets, in the order of [[dhcp.subnet]]
         pub subnets: Vec<SubnetView>,
@@ -75,6 +77,8 @@ view! {
         pub macs: Vec<String>,
         /// Its fixed address
         pub ip: String,
+        /// Its UEFI firmware gets dhcp.efi64_other, not dhcp.efi64
+        pub efi64_other: bool,
     }
 }
 
@@ -88,6 +92,8 @@ view! {
         pub mac: String,
         /// The machine's fixed address
         pub ip: String,
+        /// Its UEFI firmware gets dhcp.efi64_other, not dhcp.efi64
+        pub efi64_other: bool,
     }
 }
 

@@ -127,6 +127,22 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
             "included by machine.ipxe.j2 and fallback.ipxe.j2: the commands that boot `boot` (in the fallback: its role, image and boot, no machine)",
             script(&["boot"]),
         ),
+        "grub.cfg.grub.j2" => (
+            "tftp/grub/grub.cfg: what Debian's signed GRUB reads first (shim -> GRUB); it runs the config of the machine's MAC, else the fallback",
+            BootContext::shape().fields,
+        ),
+        "machine.grub.j2" => (
+            "tftp/grub/grub.cfg-01-MAC: a machine's GRUB config, one per MAC (machines booting through shim and GRUB); boot URLs are TFTP paths",
+            script(&["machine", "boot"]),
+        ),
+        "fallback.grub.j2" => (
+            "tftp/grub/fallback.cfg: what unknown machines boot through shim and GRUB",
+            FallbackContext::shape().fields,
+        ),
+        "boot-commands.grub.j2" => (
+            "included by machine.grub.j2 and fallback.grub.j2: the GRUB commands that boot `boot`",
+            script(&["boot"]),
+        ),
         "report.html.j2" => (
             "report/index.html: the build report",
             ReportContext::shape().fields,

@@ -1,8 +1,10 @@
 //! The boot-loader seam of render: what a client runs after DHCP (the entry
 //! program, each machine's boot program, the fallback for unknown machines)
-//! comes from a [`Loader`]. iPXE is the one today; another loader (GRUB) is
-//! another module here, chosen by [`for_site`], not a branch in every stage.
+//! comes from a [`Loader`]: iPXE for every site, and GRUB (behind Debian's
+//! signed shim) for sites where a machine boots with Secure Boot or on arm64,
+//! chosen by [`for_site`], not a branch in every stage.
 
+pub mod grub;
 pub mod ipxe;
 
 use minijinja::Value;
@@ -62,7 +64,17 @@ pub trait Loader: Sync {
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 }
 
-/// The loader a site boots with.
-pub fn for_site(_site: &Site) -> &'static dyn Loader {
-    &ipxe::Ipxe
+/// The loaders a site boots with: iPXE always (BIOS machines and UEFI
+/// without Secure Boot), GRUB when the site or a machine uses shim and GRUB.
+pub fn for_site(site: &Site) -> Vec<&'static dyn Loader> {
+    let grub = site.uefi.secure_boot
+        || site
+            .machines
+            .iter()
+            .any(|m| site.machine_uefi_loader(m) == crate::site::UefiLoader::ShimGrub);
+    if grub {
+        vec![&ipxe::Ipxe, &grub::Grub]
+    } else {
+        vec![&ipxe::Ipxe]
+    }
 }

@@ -90,6 +90,7 @@ pub(super) fn hash_images(
                 name: img.name,
                 description: img.description,
                 boot,
+                arch: img.arch,
                 kernel_args: img.kernel_args,
                 vars: img.vars,
                 file: img.file,
@@ -242,7 +243,7 @@ fn remote(
 
 /// A local artifact: a file beneath an artifact root, opened once, with a
 /// file name that can go into a URL.
-fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Checked> {
+pub(super) fn local_artifact(cx: &mut Ctx, file: FileId, p: &S<String>) -> Option<Checked> {
     let written = p.get_ref();
     let pl = loc(file, p);
     let path = cx.loaded.root.join(written);

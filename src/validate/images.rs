@@ -35,14 +35,51 @@ pub(super) fn image(
             Boot::Local
         }
     };
+    let arch = arch(cx, file, img, &boot);
     Some(Image {
         name: name.to_string(),
         description: description(cx, file, img.description.as_ref()),
         boot,
+        arch,
         kernel_args: templates_list(&img.kernel_args, file),
         vars: img.vars.clone(),
         file,
     })
+}
+
+/// `arch =`: "x86_64" (the default) or "arm64"; a local-disk image has none.
+fn arch<A>(cx: &mut Ctx, file: FileId, img: &model::ImageFile, boot: &Boot<A>) -> Arch {
+    let Some(a) = &img.arch else {
+        return Arch::X86_64;
+    };
+    match (a.get_ref().as_str(), boot) {
+        (_, Boot::Local) => {
+            cx.diags.push(
+                Diag::error("a local-disk image has no architecture")
+                    .at(loc(file, a), "remove this")
+                    .help("`arch` says which loaders a kernel, ISO or chain needs; the local disk boots whatever it holds"),
+            );
+            Arch::X86_64
+        }
+        ("x86_64", _) => Arch::X86_64,
+        ("arm64", _) => Arch::Arm64,
+        (other, _) => {
+            let hint = match other {
+                "amd64" | "x86-64" | "x64" => Some("did you mean `x86_64`?".to_string()),
+                "aarch64" | "arm64v8" => Some("did you mean `arm64`?".to_string()),
+                _ => did_you_mean(other, ["x86_64", "arm64"]),
+            };
+            cx.diags.push(
+                Diag::error(format!(
+                    "unknown architecture `{}`",
+                    crate::escape::line(other)
+                ))
+                .at(loc(file, a), "expected \"x86_64\" or \"arm64\"")
+                .help_opt(hint),
+            );
+            Arch::X86_64
+        }
+    }
 }
 
 /// The one form the image takes (kernel, iso, chain or local), after

@@ -151,6 +151,7 @@ fn machine(
         macs,
         ip,
         role,
+        secure_boot: m.secure_boot.as_ref().map(|b| *b.get_ref()),
         kernel_args,
         labels,
         vars: merged_vars(&d.vars, &m.vars),

@@ -13,6 +13,7 @@ mod images;
 mod machines;
 mod roles;
 mod settings;
+mod uefi;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -104,6 +105,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         site_file.ipxe.binaries.as_ref(),
         &mut cx.diags,
     );
+    let uefi = uefi::section(&mut cx, site_id, site_file.uefi.as_ref());
     let dhcp = dhcp::section(&mut cx, site_id, site_file);
 
     // images/ and roles/
@@ -140,12 +142,21 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         base_url,
         fallback,
         ipxe,
+        uefi,
         dhcp,
         machines,
         roles,
         images,
         templates: loaded.templates.clone(),
     };
+    let uefi_at = site_file.uefi.as_ref().map(|u| {
+        u.get_ref()
+            .secure_boot
+            .as_ref()
+            .map(|b| loc(site_id, b))
+            .unwrap_or_else(|| loc(site_id, u))
+    });
+    uefi::check(&mut cx, &site, uefi_at);
     (Some(site), cx.diags)
 }
 

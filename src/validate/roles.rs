@@ -83,6 +83,7 @@ pub(super) fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) 
             .filter(|e| known_role(e)),
         // Kept even when unknown (reported above), so no second error follows.
         image: r.image.as_ref().map(|i| i.get_ref().clone()),
+        secure_boot: r.secure_boot.as_ref().map(|b| *b.get_ref()),
         kernel_args: templates_list(&r.kernel_args, file),
         vars: r.vars.clone(),
         script: r.script.as_ref().map(|s| s.get_ref().clone()),
