@@ -24,7 +24,7 @@ fn with_all_loaders(s: &Site) {
     }
 }
 
-fn checks_pass(dir: &Path) {
+pub(crate) fn checks_pass(dir: &Path) {
     let dhcp = dir.join("dhcp");
     let mut ran = 0;
     if need("dhcpd") {

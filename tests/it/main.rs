@@ -13,6 +13,7 @@ mod inputs;
 mod printing;
 mod pxe_chain;
 mod schema;
+mod secureboot;
 mod serve;
 mod sign;
 mod templates;
