@@ -15,6 +15,7 @@
 
 pub mod beneath;
 pub mod binaries;
+pub mod chain;
 pub mod context;
 pub mod dhcp;
 pub mod diag;

@@ -21,7 +21,7 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
     };
     let (plan, s) = (&b.plan, &b.site);
     // A MAC match wins over a machine whose name merely looks like a MAC.
-    let mac = Mac::parse(what).or_else(|| bare_mac(what));
+    let mac = Mac::parse(what);
     let by_mac = mac.and_then(|x| plan.machines.iter().find(|m| m.macs.contains(&x)));
     let by_name = plan.machines.iter().find(|m| m.name == what);
     if let (Some(a), Some(b)) = (by_mac, by_name)
@@ -60,7 +60,6 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
             .unwrap_or_else(|| "dynamic".into())
     );
     let _ = writeln!(o, "role       {}", m.role_chain.join(" -> "));
-    let img = s.images.get(&m.image);
     let _ = writeln!(o, "image      {} ({})", m.image, m.boot);
     if !m.labels.is_empty() {
         let l: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -83,80 +82,34 @@ pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
             &h[..16]
         );
     }
+    if m.secure_boot {
+        let _ = writeln!(o, "secure boot on (its UEFI firmware gets shim and GRUB)");
+    }
     let _ = writeln!(
         o,
-        "\nfetch chain (paths relative to the web root{}):",
+        "\nboot chains (http: paths under the web root{}; tftp: paths in tftp/):",
         s.base_url
             .as_deref()
             .map(|b| format!(" {b}"))
             .unwrap_or_default()
     );
-    let mut step = 1;
-    if s.dhcp.is_some() {
-        let _ = writeln!(
-            o,
-            "  {step}. DHCP: PXE firmware gets a chainloader from tftp/ (undionly.kpxe on BIOS, snponly.efi on UEFI); iPXE asks again and gets boot.ipxe"
-        );
-        step += 1;
-    }
-    let _ = writeln!(o, "  {step}. boot.ipxe");
-    step += 1;
     if let Some(mac) = boot_mac {
-        let _ = writeln!(
-            o,
-            "  {step}. machines/{}.ipxe  (${{mac:hexhyp}} of {mac})",
-            mac.hexhyp()
-        );
-        step += 1;
-    }
-    if let Some(img) = img {
-        for a in img.boot.artifacts() {
-            let what = match a {
-                bootc::site::Artifact::Local { path, size, .. } => {
-                    format!(
-                        "{}  (local {path}, {})",
-                        a.url_from(""),
-                        bootc::diag::plural(usize::try_from(*size).unwrap_or(usize::MAX), "byte")
-                    )
-                }
-                bootc::site::Artifact::Remote {
-                    url,
-                    sha256,
-                    blake3,
-                    ..
-                } => {
-                    let pin = sha256
-                        .as_ref()
-                        .map(|p| format!("sha256 {}", &p[..16]))
-                        .or(blake3.as_ref().map(|p| format!("blake3 {}", &p[..16])))
-                        .unwrap_or_default();
-                    format!("{url}  (remote, {pin}…)")
-                }
-                bootc::site::Artifact::Live { url } => format!("{url}  (chained iPXE service)"),
-            };
-            let _ = writeln!(o, "  {step}. {what}");
-            step += 1;
+        for c in bootc::chain::chains(s, m, mac) {
+            let _ = writeln!(o, "  {}", c.firmware);
+            let width = c.steps.iter().map(|x| x.path.len()).max().unwrap_or(0);
+            for (i, st) in c.steps.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "    {}. {:<4} {:<width$}  ({})",
+                    i + 1,
+                    st.protocol,
+                    st.path,
+                    st.note
+                );
+            }
+            let _ = writeln!(o, "    {}. {}", c.steps.len() + 1, c.end);
         }
-        let end = match m.boot.as_str() {
-            "kernel" => "boot the kernel",
-            "iso" => "boot the ISO",
-            "chain" => "run the chained script",
-            _ => "exit iPXE: the firmware boots the next device (local disk)",
-        };
-        let _ = writeln!(o, "  {step}. {end}");
     }
     print!("{}", bootc::escape::text(&o));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Twelve hex digits and nothing else (`525400aabb01`), as a MAC.
-fn bare_mac(s: &str) -> Option<Mac> {
-    if s.len() != 12 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut b = [0u8; 6];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(Mac(b))
 }

@@ -254,3 +254,15 @@ fn an_unknown_architecture_is_refused_with_a_hint() {
     let errors = refused(&s, "unknown architecture `aarch64`", "images/linux.toml:");
     assert!(errors.contains("did you mean `arm64`?"), "{errors}");
 }
+
+#[test]
+fn explain_shows_each_firmware_chain() {
+    let s = secure_site();
+    let r = s.run(&["explain", ".", "node01"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("explain_secure_boot", r.stdout);
+    let r = s.run(&["explain", ".", "node03"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("  UEFI HTTP Boot\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains("shimx64.efi"), "{}", r.stdout);
+}
