@@ -110,6 +110,7 @@ fn boot_view(boot: &Boot, prefix: &str, args: &[String]) -> BootView {
     let mut v = BootView {
         kind: boot.kind(),
         args: args.join(" "),
+        arg_list: args.to_vec(),
         ..Default::default()
     };
     match boot {

@@ -84,6 +84,8 @@ view! {
         pub initrds: Vec<Fetch>,
         /// The kernel command line: image, roles (base first), machine
         pub args: String,
+        /// The same, one argument per item (GRUB quotes each)
+        pub arg_list: Vec<String>,
         /// The ISO (iso images)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub iso: Option<Fetch>,

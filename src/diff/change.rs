@@ -31,6 +31,12 @@ pub enum Change {
     ImageContent {
         image: String,
     },
+    /// What the machine's UEFI firmware is handed (iPXE, or shim and GRUB),
+    /// with its Secure Boot setting and architecture.
+    Loader {
+        old: String,
+        new: String,
+    },
     /// Added (no `old`), removed (no `new`), or a new value for the same key.
     KernelArg {
         old: Option<String>,
@@ -82,6 +88,7 @@ pub(super) enum Category {
     Role,
     Image,
     ImageContent,
+    Loader,
     KernelArgs,
     Files,
     Addresses,
@@ -97,6 +104,7 @@ impl Category {
             Category::Role => "role",
             Category::Image => "image",
             Category::ImageContent => "image content",
+            Category::Loader => "UEFI loader",
             Category::KernelArgs => "kernel args",
             Category::Files => "files",
             Category::Addresses => "addresses",
@@ -114,6 +122,7 @@ impl Change {
             Change::Role { .. } => Category::Role,
             Change::Image { .. } => Category::Image,
             Change::ImageContent { .. } => Category::ImageContent,
+            Change::Loader { .. } => Category::Loader,
             Change::KernelArg { .. } | Change::KernelArgsOrder { .. } => Category::KernelArgs,
             Change::File { .. } => Category::Files,
             Change::Mac { .. } | Change::Ip { .. } => Category::Addresses,
@@ -294,6 +303,23 @@ pub(super) struct Context<'a> {
     pub site_renamed: bool,
 }
 
+/// How a machine's UEFI firmware boots, as one phrase: `iPXE`, `shim and
+/// GRUB, Secure Boot`, `arm64: shim and GRUB`.
+fn uefi_boot(m: &Resolved) -> String {
+    let loader = if m.uefi_loader == "shim-grub" {
+        "shim and GRUB"
+    } else {
+        "iPXE"
+    };
+    let arch = if m.arch.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", m.arch)
+    };
+    let sb = if m.secure_boot { ", Secure Boot" } else { "" };
+    format!("{arch}{loader}{sb}")
+}
+
 /// Everything that changes about one machine present on both sides, in the
 /// order a reader wants them.
 pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<Change> {
@@ -318,6 +344,12 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
     } else if cx.image_changed.contains(&h.image) {
         out.push(Change::ImageContent {
             image: h.image.clone(),
+        });
+    }
+    if uefi_boot(b) != uefi_boot(h) {
+        out.push(Change::Loader {
+            old: uefi_boot(b),
+            new: uefi_boot(h),
         });
     }
     out.extend(args_changes(&b.kernel_args, &h.kernel_args));

@@ -319,6 +319,7 @@ fn count(summary: &mut Summary, machines: &[MachineChange]) {
                 Category::Role => summary.role += 1,
                 Category::Image => summary.image += 1,
                 Category::ImageContent => summary.image_content += 1,
+                Category::Loader => summary.loader += 1,
                 Category::KernelArgs => summary.kernel_args += 1,
                 Category::Files => summary.files += 1,
                 Category::Addresses => summary.addresses += 1,

@@ -32,6 +32,8 @@ pub struct Summary {
     pub addresses: usize,
     /// Machines whose image keeps its name but has new artifacts.
     pub image_content: usize,
+    /// Machines whose UEFI loader or Secure Boot setting changes.
+    pub loader: usize,
     pub script: usize,
     pub renamed: usize,
     pub other: usize,

@@ -68,6 +68,7 @@ impl Change {
             Change::ImageContent { image } => {
                 format!("image {} has new content (see images)", v(image))
             }
+            Change::Loader { old, new } => format!("UEFI boot {} {a} {}", v(old), v(new)),
             Change::KernelArg { old, new } => match (old, new) {
                 (None, Some(n)) => format!("kernel arg added: {}", v(n)),
                 (Some(o), None) => format!("kernel arg removed: {}", v(o)),

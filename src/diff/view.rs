@@ -348,6 +348,7 @@ fn summary_cells(r: &Report) -> Vec<(&'static str, usize)> {
     ];
     for (what, n) in [
         ("image content", s.image_content),
+        ("UEFI loader", s.loader),
         ("iPXE script", s.script),
         ("renamed", s.renamed),
         ("other", s.other),

@@ -70,6 +70,8 @@ pub fn debian_package(program: &str) -> &str {
         "in.tftpd" => "tftpd-hpa",
         "ip" | "bridge" => "iproute2",
         "rsync" => "rsync",
+        "sbattach" => "sbsigntool",
+        "qemu-system-aarch64" => "qemu-system-arm",
         other => other,
     }
 }
@@ -122,6 +124,16 @@ pub fn effective_uid() -> Option<u32> {
 
 /// True if running as root. Otherwise skips (prints `skipping: not running as
 /// root (run the tests as root)`) or, with `CI=true`, panics.
+/// True if the file `path` exists; else skipped (or, under CI, a failure)
+/// with the Debian package that has it.
+pub fn need_file(path: &str, package: &str) -> bool {
+    Path::new(path).is_file()
+        || unavailable(
+            &format!("{path} not installed"),
+            &format!("apt-get install {package}"),
+        )
+}
+
 pub fn need_root() -> bool {
     if effective_uid() == Some(0) {
         return true;
@@ -212,7 +224,11 @@ pub fn need_boot_tools(firmware: Firmware) -> bool {
             ))
         && need("nginx")
         && need_busybox_static()
-        && (firmware == Firmware::Bios || need_uefi())
+        && match firmware {
+            Firmware::Bios => true,
+            Firmware::Uefi => need_uefi(),
+            other => other.available(),
+        }
 }
 
 // ---------------------------------------------------------------------------
@@ -812,6 +828,86 @@ pub enum Firmware {
     /// OVMF ([`OVMF_CODE`] read-only plus a private copy of [`OVMF_VARS`]),
     /// booting the NIC's EFI iPXE ROM.
     Uefi,
+    /// OVMF with Microsoft's keys enrolled and Secure Boot enforced (SMM,
+    /// so TCG: this host's KVM has none).
+    UefiSecureBoot,
+    /// AAVMF on qemu-system-aarch64 (TCG).
+    Arm64,
+}
+
+/// OVMF with Microsoft's keys, Secure Boot enforced (Debian's `ovmf`).
+pub const OVMF_CODE_MS: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+/// arm64 UEFI (Debian's `qemu-efi-aarch64`).
+pub const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+pub const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+
+impl Firmware {
+    /// QEMU, its machine arguments, and the firmware's code and variable
+    /// store template (None for SeaBIOS).
+    fn qemu(
+        self,
+    ) -> (
+        &'static str,
+        Vec<String>,
+        Option<(&'static str, &'static str)>,
+    ) {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match self {
+            Firmware::Bios => (
+                "qemu-system-x86_64",
+                v(&["-accel", accel(), "-m", "512", "-boot", "n"]),
+                None,
+            ),
+            Firmware::Uefi => (
+                "qemu-system-x86_64",
+                v(&["-accel", accel(), "-m", "512", "-boot", "n"]),
+                Some((OVMF_CODE, OVMF_VARS)),
+            ),
+            Firmware::UefiSecureBoot => (
+                "qemu-system-x86_64",
+                v(&[
+                    "-machine",
+                    "q35,smm=on,accel=tcg",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                    "-m",
+                    "1024",
+                    "-boot",
+                    "n",
+                ]),
+                Some((OVMF_CODE_MS, OVMF_VARS_MS)),
+            ),
+            Firmware::Arm64 => (
+                "qemu-system-aarch64",
+                v(&[
+                    "-M",
+                    "virt,accel=tcg",
+                    "-cpu",
+                    "max,pauth-impdef=on",
+                    "-m",
+                    "1024",
+                ]),
+                Some((AAVMF_CODE, AAVMF_VARS)),
+            ),
+        }
+    }
+
+    /// The firmware files and QEMU are here (else: skipped, or a failure
+    /// under CI).
+    pub fn available(self) -> bool {
+        let (qemu, _, files) = self.qemu();
+        need(qemu)
+            && files.is_none_or(|(code, vars)| {
+                [code, vars].iter().all(|f| {
+                    Path::new(f).is_file()
+                        || unavailable(
+                            &format!("{f} not installed"),
+                            "apt-get install ovmf qemu-efi-aarch64",
+                        )
+                })
+            })
+    }
 }
 
 /// What a [`qemu_boot`] saw.
@@ -953,26 +1049,30 @@ pub fn qemu_run_until(
     marker_prefix: &str,
 ) -> BootResult {
     let _one_at_a_time = lock_ignoring_poison(&QEMU_LOCK);
-    let qemu = find_program("qemu-system-x86_64")
-        .expect("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)");
+    let (binary, machine, files) = firmware.qemu();
+    let qemu = find_program(binary).unwrap_or_else(|| {
+        panic!("{binary} not installed (apt-get install qemu-system-x86 qemu-system-arm)")
+    });
     let vars_dir = tempfile::Builder::new()
         .prefix("bootc-qemu-")
         .tempdir()
         .expect("qemu tempdir");
 
-    let mut args: Vec<String> = ["-nographic", "-m", "512", "-no-reboot", "-boot", "n"]
-        .map(String::from)
-        .to_vec();
-    args.push("-accel".into());
-    args.push(accel().into());
-    if firmware == Firmware::Uefi {
-        let vars = vars_dir.path().join("OVMF_VARS_4M.fd");
-        fs::copy(OVMF_VARS, &vars)
-            .unwrap_or_else(|e| panic!("copy {OVMF_VARS}: {e} (apt-get install ovmf)"));
+    let mut args: Vec<String> = ["-nographic", "-no-reboot"].map(String::from).to_vec();
+    args.extend(machine);
+    if let Some((code, vars_template)) = files {
+        let vars = vars_dir.path().join("VARS.fd");
+        fs::copy(vars_template, &vars)
+            .unwrap_or_else(|e| panic!("copy {vars_template}: {e} (apt-get install ovmf)"));
         args.push("-drive".into());
-        args.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
+        args.push(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+        ));
         args.push("-drive".into());
-        args.push(format!("if=pflash,format=raw,file={}", vars.display()));
+        args.push(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ));
     }
     args.extend(nics.iter().cloned());
     let mut argv: Vec<String> = prefix.iter().map(|p| p.to_string()).collect();

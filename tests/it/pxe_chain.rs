@@ -8,13 +8,14 @@
 //! Needs root; under CI it must run.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::boot_support::{
     Firmware, Nginx, busybox_initramfs, debian_kernel, default_boot_timeout, need, need_boot_tools,
-    need_root, qemu_run,
+    need_file, need_root, qemu_run,
 };
 use crate::harness::Site;
 
@@ -113,12 +114,103 @@ enum Server {
     Kea,
 }
 
+/// Runs `server` with the tree's generated config, in.tftpd on tftp/ and
+/// nginx on http/, in a new network namespace (removed on drop).
+fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, Nginx, PathBuf) {
+    let log = work.join("dhcp.log");
+
+    let mut ns = Netns::new();
+    let conf = |f: &str| public.join("dhcp").join(f).display().to_string();
+    match server {
+        Server::Dhcpd => {
+            let leases = work.join("dhcpd.leases");
+            fs::write(&leases, "").unwrap();
+            let args = [
+                "-f",
+                "-d",
+                "-4",
+                "-cf",
+                &conf("dhcpd.conf"),
+                "-lf",
+                &leases.display().to_string(),
+            ];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.extend([
+                "-pf".into(),
+                work.join("dhcpd.pid").display().to_string(),
+                "br0".into(),
+            ]);
+            ns.spawn("dhcpd", &args, &log);
+        }
+        Server::Dnsmasq => {
+            let args = vec![
+                "-k".to_string(),
+                format!("--conf-file={}", conf("dnsmasq.conf")),
+                format!("--pid-file={}", work.join("dnsmasq.pid").display()),
+                format!("--dhcp-leasefile={}", work.join("dnsmasq.leases").display()),
+                "--user=root".to_string(),
+                "--log-facility=-".to_string(),
+            ];
+            ns.spawn("dnsmasq", &args, &log);
+        }
+        Server::Kea => {
+            // The generated config, with only the lease file moved from
+            // /var/lib/kea (made by the Kea service on a real server) to here.
+            let mut kea: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(conf("kea-dhcp4.json")).unwrap()).unwrap();
+            kea["Dhcp4"]["lease-database"]["name"] =
+                work.join("kea-leases4.csv").display().to_string().into();
+            let kea_conf = work.join("kea-dhcp4.json");
+            fs::write(&kea_conf, serde_json::to_string_pretty(&kea).unwrap()).unwrap();
+            // Kea keeps its lock and pid files in global folders: point them here.
+            let args = ["-c".to_string(), kea_conf.display().to_string()];
+            let out = fs::File::create(&log).unwrap();
+            let child = ns
+                .command("kea-dhcp4")
+                .args(&args)
+                .env("KEA_LOCKFILE_DIR", work)
+                .env("KEA_PIDFILE_DIR", work)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .expect("spawn kea-dhcp4");
+            ns.children.push(child);
+            std::thread::sleep(Duration::from_millis(1000));
+            if let Ok(Some(status)) = ns.children.last_mut().unwrap().try_wait() {
+                panic!(
+                    "kea-dhcp4 exited at once ({status}):\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let tftp_args = vec![
+        "-L".to_string(),
+        "-a".into(),
+        format!("{SERVER}:69"),
+        "-u".into(),
+        "root".into(),
+        "-s".into(),
+        public.join("tftp").display().to_string(),
+    ];
+    ns.spawn("in.tftpd", &tftp_args, &work.join("tftpd.log"));
+    let nginx = Nginx::start_in_netns(&public.join("http"), &ns.name, &format!("{SERVER}:8080"));
+    (ns, nginx, log)
+}
+
+impl Server {
+    fn program(self) -> &'static str {
+        match self {
+            Server::Dhcpd => "dhcpd",
+            Server::Dnsmasq => "dnsmasq",
+            Server::Kea => "kea-dhcp4",
+        }
+    }
+}
+
 fn chain(server: Server, firmware: Firmware) {
-    let program = match server {
-        Server::Dhcpd => "dhcpd",
-        Server::Dnsmasq => "dnsmasq",
-        Server::Kea => "kea-dhcp4",
-    };
+    let program = server.program();
     if !(need_root()
         && need_boot_tools(firmware)
         && need(program)
@@ -154,97 +246,12 @@ fn chain(server: Server, firmware: Firmware) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let public = s.path("public");
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("dhcp.log");
-
-    let mut ns = Netns::new();
-    let conf = |f: &str| public.join("dhcp").join(f).display().to_string();
-    match server {
-        Server::Dhcpd => {
-            let leases = work.path().join("dhcpd.leases");
-            fs::write(&leases, "").unwrap();
-            let args = [
-                "-f",
-                "-d",
-                "-4",
-                "-cf",
-                &conf("dhcpd.conf"),
-                "-lf",
-                &leases.display().to_string(),
-            ];
-            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            args.extend([
-                "-pf".into(),
-                work.path().join("dhcpd.pid").display().to_string(),
-                "br0".into(),
-            ]);
-            ns.spawn("dhcpd", &args, &log);
-        }
-        Server::Dnsmasq => {
-            let args = vec![
-                "-k".to_string(),
-                format!("--conf-file={}", conf("dnsmasq.conf")),
-                format!("--pid-file={}", work.path().join("dnsmasq.pid").display()),
-                format!(
-                    "--dhcp-leasefile={}",
-                    work.path().join("dnsmasq.leases").display()
-                ),
-                "--user=root".to_string(),
-                "--log-facility=-".to_string(),
-            ];
-            ns.spawn("dnsmasq", &args, &log);
-        }
-        Server::Kea => {
-            // The generated config, with only the lease file moved from
-            // /var/lib/kea (made by the Kea service on a real server) to here.
-            let mut kea: serde_json::Value =
-                serde_json::from_str(&fs::read_to_string(conf("kea-dhcp4.json")).unwrap()).unwrap();
-            kea["Dhcp4"]["lease-database"]["name"] = work
-                .path()
-                .join("kea-leases4.csv")
-                .display()
-                .to_string()
-                .into();
-            let kea_conf = work.path().join("kea-dhcp4.json");
-            fs::write(&kea_conf, serde_json::to_string_pretty(&kea).unwrap()).unwrap();
-            // Kea keeps its lock and pid files in global folders: point them here.
-            let args = ["-c".to_string(), kea_conf.display().to_string()];
-            let out = fs::File::create(&log).unwrap();
-            let child = ns
-                .command("kea-dhcp4")
-                .args(&args)
-                .env("KEA_LOCKFILE_DIR", work.path())
-                .env("KEA_PIDFILE_DIR", work.path())
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .expect("spawn kea-dhcp4");
-            ns.children.push(child);
-            std::thread::sleep(Duration::from_millis(1000));
-            if let Ok(Some(status)) = ns.children.last_mut().unwrap().try_wait() {
-                panic!(
-                    "kea-dhcp4 exited at once ({status}):\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        }
-    }
-    let tftp_args = vec![
-        "-L".to_string(),
-        "-a".into(),
-        format!("{SERVER}:69"),
-        "-u".into(),
-        "root".into(),
-        "-s".into(),
-        public.join("tftp").display().to_string(),
-    ];
-    ns.spawn("in.tftpd", &tftp_args, &work.path().join("tftpd.log"));
-    let nginx = Nginx::start_in_netns(&public.join("http"), &ns.name, &format!("{SERVER}:8080"));
+    let (ns, nginx, log) = serve_tree(server, &public, work.path());
 
     // UEFI: no option ROM, so OVMF's own PXE client starts the chain.
     let device = match firmware {
-        Firmware::Uefi => format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
         Firmware::Bios => format!("virtio-net-pci,netdev=n0,mac={MAC}"),
+        _ => format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
     };
     let nics = vec![
         "-netdev".to_string(),
@@ -309,4 +316,190 @@ fn uefi_pxe_chain_with_kea() {
 #[test]
 fn bios_ipxe_chain_with_dhcpd() {
     chain(Server::Dhcpd, Firmware::Bios);
+}
+
+/// A boot of `mac` under `firmware` inside the namespace.
+fn boot_in(ns: &Netns, mac: &str, firmware: Firmware) -> crate::boot_support::BootResult {
+    boot_until(ns, mac, firmware, crate::boot_support::MARKER_PREFIX)
+}
+
+/// [`boot_in`], stopping at a console line starting with `until`.
+fn boot_until(
+    ns: &Netns,
+    mac: &str,
+    firmware: Firmware,
+    until: &str,
+) -> crate::boot_support::BootResult {
+    let nics = vec![
+        "-netdev".to_string(),
+        "tap,id=n0,ifname=tap0,script=no,downscript=no".to_string(),
+        "-device".to_string(),
+        format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
+    ];
+    crate::boot_support::qemu_run_until(
+        &["ip", "netns", "exec", &ns.name],
+        &nics,
+        firmware,
+        default_boot_timeout().max(Duration::from_secs(240)),
+        until,
+    )
+}
+
+/// Secure Boot, for real, with the generated dhcpd config: OVMF with
+/// Microsoft's keys -> PXE -> Debian's signed shim -> signed GRUB ->
+/// grub.cfg -> the MAC's config -> Debian's signed kernel (over TFTP) and
+/// the busybox initramfs. A second NIC of the same machine gets that
+/// machine's config, an unknown MAC the fallback; a machine that opts out
+/// gets iPXE through its own host entry on plain OVMF; and a kernel whose
+/// signature was stripped, put into the tree by hand, is refused by shim.
+#[test]
+fn uefi_secure_boot_chain_with_dhcpd() {
+    if !(need_root()
+        && need_boot_tools(Firmware::UefiSecureBoot)
+        && need_boot_tools(Firmware::Uefi)
+        && need("dhcpd")
+        && need("in.tftpd")
+        && need("sbattach")
+        && need_file("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
+        && need_file(
+            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+            "grub-efi-amd64-signed",
+        ))
+    {
+        return;
+    }
+    let Some(kernel) = debian_kernel() else {
+        return;
+    };
+    let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::fixture("basic");
+    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
+    busybox_initramfs(&s.path("artifacts"));
+    s.edit(
+        "bootc.toml",
+        "base-url = \"http://10.77.0.1:8080/boot/\"",
+        "base-url = \"http://10.77.0.1:8080/\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "fallback = \"local\"",
+        "fallback = \"worker\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "next-server = \"10.77.0.1\"",
+        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "binaries = \"ipxe\"",
+        "binaries = \"/usr/lib/ipxe\"",
+    );
+    s.append("bootc.toml", "\n[uefi]\nsecure-boot = true\n");
+    // node03 gets the kernel image and opts out of Secure Boot.
+    s.edit(
+        "machines/sub/rack2.toml",
+        "role = \"disk\"",
+        "role = \"worker\"\nsecure-boot = false\nkernel-args = [\"opted=out\"]",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = s.path("public");
+    let work = tempfile::tempdir().unwrap();
+    let (ns, nginx, log) = serve_tree(Server::Dhcpd, &public, work.path());
+    let context = |r: &crate::boot_support::BootResult| {
+        format!(
+            "{}\n--- dhcpd log ---\n{}\n--- nginx ---\n{}",
+            r.diagnostics(),
+            fs::read_to_string(&log).unwrap_or_default(),
+            nginx.access_log()
+        )
+    };
+
+    // node01 under Secure Boot.
+    let r = boot_in(&ns, MAC, Firmware::UefiSecureBoot);
+    let cmdline = r
+        .marker
+        .clone()
+        .unwrap_or_else(|| panic!("node01: no marker\n{}", context(&r)));
+    assert!(
+        r.output.contains("Secure boot enabled"),
+        "not under Secure Boot\n{}",
+        context(&r)
+    );
+    assert!(
+        cmdline.contains("bootc.role=worker") && cmdline.contains("worker.tier=gold"),
+        "{cmdline}\n{}",
+        context(&r)
+    );
+    eprintln!("Secure Boot node01: marker in {:.1?}", r.elapsed);
+
+    // node02's second NIC: node02's own config.
+    let r = boot_in(&ns, "52:54:00:aa:bb:12", Firmware::UefiSecureBoot);
+    let cmdline = r
+        .marker
+        .clone()
+        .unwrap_or_else(|| panic!("node02: no marker\n{}", context(&r)));
+    assert!(
+        cmdline.contains("worker.tier=silver") && cmdline.contains("nomodeset"),
+        "{cmdline}\n{}",
+        context(&r)
+    );
+
+    // An unknown MAC: the fallback (role worker), through GRUB too.
+    let r = boot_in(&ns, "52:54:00:aa:bb:99", Firmware::UefiSecureBoot);
+    let cmdline = r
+        .marker
+        .clone()
+        .unwrap_or_else(|| panic!("unknown: no marker\n{}", context(&r)));
+    assert!(
+        r.output
+            .contains("bootc: unknown machine, booting role worker"),
+        "{}",
+        context(&r)
+    );
+    assert!(
+        !cmdline.contains("nomodeset") && cmdline.contains("bootc.role=worker"),
+        "{cmdline}"
+    );
+
+    // node03 opted out: plain OVMF, iPXE from its host entry, its script.
+    let r = boot_in(&ns, "52:54:00:aa:bb:03", Firmware::Uefi);
+    let cmdline = r
+        .marker
+        .clone()
+        .unwrap_or_else(|| panic!("node03: no marker\n{}", context(&r)));
+    assert!(cmdline.contains("opted=out"), "{cmdline}\n{}", context(&r));
+    assert!(
+        nginx
+            .served()
+            .iter()
+            .any(|u| u == "/machines/52-54-00-aa-bb-03.ipxe"),
+        "{}",
+        context(&r)
+    );
+
+    // A kernel stripped of its signature, forced into the tree: shim refuses it.
+    let plan: serde_json::Value = serde_json::from_str(&s.out("plan.json")).unwrap();
+    let hash = plan["images"]["linux"]["artifacts"][0]["blake3"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let in_tree = public.join(format!("tftp/images/{hash}/vmlinuz"));
+    let o = std::process::Command::new("sbattach")
+        .args(["--remove", &in_tree.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "sbattach: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = boot_in(&ns, MAC, Firmware::UefiSecureBoot);
+    assert!(
+        r.marker.is_none(),
+        "an unsigned kernel booted\n{}",
+        context(&r)
+    );
+    assert!(r.output.contains("bad shim signature"), "{}", context(&r));
 }
