@@ -266,3 +266,36 @@ fn explain_shows_each_firmware_chain() {
     assert!(r.stdout.contains("  UEFI HTTP Boot\n"), "{}", r.stdout);
     assert!(!r.stdout.contains("shimx64.efi"), "{}", r.stdout);
 }
+
+#[test]
+fn diff_reports_a_changed_uefi_loader() {
+    let base = secure_site();
+    let head = secure_site();
+    head.edit(
+        "machines/rack1.toml",
+        "ip = \"10.77.0.11\"",
+        "ip = \"10.77.0.11\"\nsecure-boot = false",
+    );
+    let r = head.run(&[
+        "diff",
+        &base.root().display().to_string(),
+        ".",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["summary"]["loader"], 1, "{}", r.stdout);
+    assert_eq!(
+        j["machines"][0]["changes"][0],
+        serde_json::json!({"kind": "loader", "old": "shim and GRUB, Secure Boot", "new": "iPXE"})
+    );
+    let human = head.run(&["diff", &base.root().display().to_string(), "."]);
+    assert!(
+        human
+            .stdout
+            .contains("UEFI boot shim and GRUB, Secure Boot -> iPXE"),
+        "{}",
+        human.stdout
+    );
+}
