@@ -503,3 +503,97 @@ fn uefi_secure_boot_chain_with_dhcpd() {
     );
     assert!(r.output.contains("bad shim signature"), "{}", context(&r));
 }
+
+/// Debian's arm64 installer files (debian-installer-12-netboot-arm64).
+const DI_ARM64: &str = "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64";
+
+/// arm64, for real, with the generated dnsmasq config: AAVMF's PXE ->
+/// Debian's signed arm64 shim (option 93 = 11, the file field) -> GRUB of
+/// the same folder -> its prefix's grub.cfg (bootc's entry) -> the MAC's
+/// config -> Debian's arm64 installer kernel, whose "Kernel command line:"
+/// shows the machine's args.
+#[test]
+fn arm64_chain_with_dnsmasq() {
+    if !(need_root()
+        && need_boot_tools(Firmware::Arm64)
+        && need("dnsmasq")
+        && need("in.tftpd")
+        && need_file(
+            &format!("{DI_ARM64}/bootnetaa64.efi"),
+            "debian-installer-12-netboot-arm64",
+        ))
+    {
+        return;
+    }
+    let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::fixture("basic");
+    s.edit(
+        "bootc.toml",
+        "base-url = \"http://10.77.0.1:8080/boot/\"",
+        "base-url = \"http://10.77.0.1:8080/\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "next-server = \"10.77.0.1\"",
+        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "binaries = \"ipxe\"",
+        "binaries = \"/usr/lib/ipxe\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "artifact-roots = [\"artifacts\"]",
+        "artifact-roots = [\"artifacts\", \"/usr/lib/debian-installer/images/12\"]",
+    );
+    s.append(
+        "bootc.toml",
+        &format!(
+            "\n[uefi]\narm64-shim = {{ path = \"{DI_ARM64}/bootnetaa64.efi\" }}\narm64-grub = {{ path = \"{DI_ARM64}/grubaa64.efi\" }}\n"
+        ),
+    );
+    s.write(
+        "images/arm.toml",
+        &format!(
+            "arch = \"arm64\"\nkernel = {{ path = \"{DI_ARM64}/linux\" }}\ninitrd = [{{ path = \"{DI_ARM64}/initrd.gz\" }}]\nkernel-args = [\"console=ttyAMA0\"]\n"
+        ),
+    );
+    s.write(
+        "roles/arm.toml",
+        "image = \"arm\"\nkernel-args = [\"bootc.role={{ role.name }}\"]\n",
+    );
+    s.append(
+        "machines/sub/rack2.toml",
+        "\n[[machine]]\nname = \"arm01\"\nmac = \"52:54:00:aa:bb:21\"\nip = \"10.77.0.21\"\nrole = \"arm\"\nkernel-args = [\"ds=nocloud-net;s=http://10.0.2.2/ci/\"]\n",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = s.path("public");
+    let work = tempfile::tempdir().unwrap();
+    let (ns, nginx, log) = serve_tree(Server::Dnsmasq, &public, work.path());
+    let r = boot_until(
+        &ns,
+        "52:54:00:aa:bb:21",
+        Firmware::Arm64,
+        "Kernel command line: ",
+    );
+    let context = format!(
+        "{}\n--- dnsmasq log ---\n{}\n--- nginx ---\n{}",
+        r.diagnostics(),
+        fs::read_to_string(&log).unwrap_or_default(),
+        nginx.access_log()
+    );
+    let Some(cmdline) = r.marker.clone() else {
+        panic!("arm64: no kernel command line\n{context}")
+    };
+    let args: Vec<&str> = cmdline.split_whitespace().collect();
+    for want in [
+        "console=ttyAMA0",
+        "bootc.role=arm",
+        "ds=nocloud-net;s=http://10.0.2.2/ci/",
+    ] {
+        assert!(args.contains(&want), "{want} not in {cmdline}\n{context}");
+    }
+    eprintln!("arm64: kernel command line in {:.1?}", r.elapsed);
+}
