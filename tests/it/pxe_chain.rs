@@ -330,12 +330,24 @@ fn boot_until(
     firmware: Firmware,
     until: &str,
 ) -> crate::boot_support::BootResult {
-    let nics = vec![
+    boot_with(ns, mac, firmware, until, &[])
+}
+
+/// [`boot_until`] with more QEMU arguments.
+fn boot_with(
+    ns: &Netns,
+    mac: &str,
+    firmware: Firmware,
+    until: &str,
+    more: &[&str],
+) -> crate::boot_support::BootResult {
+    let mut nics: Vec<String> = more.iter().map(|a| a.to_string()).collect();
+    nics.extend([
         "-netdev".to_string(),
         "tap,id=n0,ifname=tap0,script=no,downscript=no".to_string(),
         "-device".to_string(),
         format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
-    ];
+    ]);
     crate::boot_support::qemu_run_until(
         &["ip", "netns", "exec", &ns.name],
         &nics,
@@ -596,4 +608,78 @@ fn arm64_chain_with_dnsmasq() {
         assert!(args.contains(&want), "{want} not in {cmdline}\n{context}");
     }
     eprintln!("arm64: kernel command line in {:.1?}", r.elapsed);
+}
+
+/// UEFI HTTP Boot, for real, with the generated Kea config and a machine
+/// that has a reservation (the reservation must not hide the HTTP Boot
+/// class): OVMF with PXE switched off asks as HTTPClient, gets the URL of
+/// snponly.efi in http/, which runs iPXE, which fetches boot.ipxe and the
+/// machine's script, kernel and initrd: the marker shows its args.
+#[test]
+fn uefi_http_boot_with_kea() {
+    if !(need_root() && need_boot_tools(Firmware::Uefi) && need("kea-dhcp4") && need("in.tftpd")) {
+        return;
+    }
+    let Some(kernel) = debian_kernel() else {
+        return;
+    };
+    let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::fixture("basic");
+    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
+    busybox_initramfs(&s.path("artifacts"));
+    s.edit(
+        "bootc.toml",
+        "base-url = \"http://10.77.0.1:8080/boot/\"",
+        "base-url = \"http://10.77.0.1:8080/\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "next-server = \"10.77.0.1\"",
+        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "binaries = \"ipxe\"",
+        "binaries = \"/usr/lib/ipxe\"",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = s.path("public");
+    let work = tempfile::tempdir().unwrap();
+    let (ns, nginx, log) = serve_tree(Server::Kea, &public, work.path());
+    let no_pxe = [
+        "-fw_cfg",
+        "name=opt/org.tianocore/IPv4PXESupport,string=n",
+        "-fw_cfg",
+        "name=opt/org.tianocore/IPv6PXESupport,string=n",
+    ];
+    let r = boot_with(
+        &ns,
+        MAC,
+        Firmware::Uefi,
+        crate::boot_support::MARKER_PREFIX,
+        &no_pxe,
+    );
+    let context = format!(
+        "{}\n--- kea log ---\n{}\n--- nginx ---\n{}",
+        r.diagnostics(),
+        fs::read_to_string(&log).unwrap_or_default(),
+        nginx.access_log()
+    );
+    let Some(cmdline) = r.marker.clone() else {
+        panic!("HTTP Boot: no marker\n{context}")
+    };
+    assert!(cmdline.contains("worker.tier=gold"), "{cmdline}\n{context}");
+    let served = nginx.served();
+    for uri in [
+        "/snponly.efi",
+        "/boot.ipxe",
+        "/machines/52-54-00-aa-bb-01.ipxe",
+    ] {
+        assert!(
+            served.iter().any(|u| u == uri),
+            "{uri} not fetched\n{context}"
+        );
+    }
+    eprintln!("HTTP Boot: marker in {:.1?}", r.elapsed);
 }
