@@ -174,6 +174,7 @@ fn image_view(i: &Image) -> ImageView<'_> {
         name: &i.name,
         description: &i.description,
         kind: i.boot.kind(),
+        arch: i.arch.to_string(),
     }
 }
 

@@ -59,6 +59,8 @@ view! {
         pub description: &'a str,
         /// What it boots: kernel, iso, chain or local
         pub kind: &'a str,
+        /// Its architecture: x86_64 or arm64
+        pub arch: String,
     }
 }
 

@@ -208,7 +208,7 @@ fn proxy_mode() {
 
 #[test]
 fn site_example_configs_pass_their_checks() {
-    let s = Site::fixture("../../site.example");
+    let s = Site::example();
     build(&s);
     checks_pass(&s.path("public"));
 }

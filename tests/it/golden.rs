@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::harness::{Site, copy_dir, tree};
+use crate::harness::{Site, tree};
 
 fn listing(out: &Path) -> String {
     tree(out)
@@ -37,14 +37,7 @@ fn build_listing(site: &Site) -> String {
 
 #[test]
 fn site_example_output_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("site.example"),
-        dir.path(),
-    );
-    let _ = fs::remove_dir_all(dir.path().join("public"));
-    let site = Site { dir };
-    insta::assert_snapshot!(build_listing(&site));
+    insta::assert_snapshot!(build_listing(&Site::example()));
 }
 
 #[test]

@@ -82,6 +82,48 @@ impl Site {
         Site { dir }
     }
 
+    /// A copy of site.example whose Debian package files (the signed
+    /// installer kernels, shim and GRUB) are stand-ins inside the copy, so
+    /// it builds, and builds the same bytes, on any machine.
+    pub fn example() -> Site {
+        let s = Site::fixture("../../site.example");
+        let _ = fs::remove_dir_all(s.path("public"));
+        const DI: &str = "/usr/lib/debian-installer/images/12";
+        for f in [
+            "bootc.toml",
+            "images/debian-12-installer-signed.toml",
+            "images/debian-12-installer-arm64.toml",
+        ] {
+            s.write(f, &s.read(f).replace(DI, "stand-ins"));
+        }
+        s.edit(
+            "bootc.toml",
+            "[uefi]\n",
+            "[uefi]\nshim = { path = \"stand-ins/shimx64.efi\" }\ngrub = { path = \"stand-ins/grubx64.efi\" }\n",
+        );
+        let x64 = pe(0x8664, true);
+        let arm64 = pe(0xaa64, true);
+        for (f, bytes) in [
+            ("shimx64.efi", &x64),
+            ("grubx64.efi", &x64),
+            ("amd64/text/debian-installer/amd64/linux", &x64),
+            ("arm64/text/debian-installer/arm64/linux", &arm64),
+            ("arm64/text/debian-installer/arm64/bootnetaa64.efi", &arm64),
+            ("arm64/text/debian-installer/arm64/grubaa64.efi", &arm64),
+        ] {
+            let p = s.path(&format!("stand-ins/{f}"));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, bytes).unwrap();
+        }
+        for arch in ["amd64", "arm64"] {
+            s.write(
+                &format!("stand-ins/{arch}/text/debian-installer/{arch}/initrd.gz"),
+                &format!("stand-in {arch} initrd\n"),
+            );
+        }
+        s
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -176,4 +218,30 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A minimal PE32+ file of `machine` (0x8664 x86-64, 0xaa64 arm64), with an
+/// Authenticode table (its security directory) when `signed`: what bootc
+/// reads of loaders and kernels.
+pub fn pe(machine: u16, signed: bool) -> Vec<u8> {
+    let mut b = vec![0u8; 0x400];
+    b[0..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+    b[0x40..0x44].copy_from_slice(b"PE\0\0");
+    b[0x44..0x46].copy_from_slice(&machine.to_le_bytes());
+    b[0x54..0x56].copy_from_slice(&240u16.to_le_bytes());
+    b[0x56..0x58].copy_from_slice(&0x22u16.to_le_bytes());
+    let opt = 0x58;
+    b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+    b[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes());
+    b[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes());
+    b[opt + 56..opt + 60].copy_from_slice(&0x1000u32.to_le_bytes());
+    b[opt + 60..opt + 64].copy_from_slice(&0x200u32.to_le_bytes());
+    b[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes());
+    if signed {
+        let d = opt + 112 + 8 * 4; // IMAGE_DIRECTORY_ENTRY_SECURITY
+        b[d..d + 4].copy_from_slice(&0x200u32.to_le_bytes());
+        b[d + 4..d + 8].copy_from_slice(&0x100u32.to_le_bytes());
+    }
+    b
 }

@@ -5,32 +5,7 @@
 //! run anywhere; the real chain is booted in pxe_chain.rs.
 
 use crate::dhcp::checks_pass;
-use crate::harness::Site;
-
-/// A minimal PE32+ file of `machine` (0x8664 x86-64, 0xaa64 arm64), with an
-/// Authenticode table (its security directory) when `signed`.
-fn pe(machine: u16, signed: bool) -> Vec<u8> {
-    let mut b = vec![0u8; 0x400];
-    b[0..2].copy_from_slice(b"MZ");
-    b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
-    b[0x40..0x44].copy_from_slice(b"PE\0\0");
-    b[0x44..0x46].copy_from_slice(&machine.to_le_bytes());
-    b[0x54..0x56].copy_from_slice(&240u16.to_le_bytes());
-    b[0x56..0x58].copy_from_slice(&0x22u16.to_le_bytes());
-    let opt = 0x58;
-    b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
-    b[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes());
-    b[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes());
-    b[opt + 56..opt + 60].copy_from_slice(&0x1000u32.to_le_bytes());
-    b[opt + 60..opt + 64].copy_from_slice(&0x200u32.to_le_bytes());
-    b[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes());
-    if signed {
-        let d = opt + 112 + 8 * 4; // IMAGE_DIRECTORY_ENTRY_SECURITY
-        b[d..d + 4].copy_from_slice(&0x200u32.to_le_bytes());
-        b[d + 4..d + 8].copy_from_slice(&0x100u32.to_le_bytes());
-    }
-    b
-}
+use crate::harness::{Site, pe};
 
 const X64: u16 = 0x8664;
 const ARM64: u16 = 0xaa64;
@@ -298,4 +273,39 @@ fn diff_reports_a_changed_uefi_loader() {
         "{}",
         human.stdout
     );
+}
+
+/// site.example as it is, with Debian's real files: the signed installer
+/// kernel passes the signature check, the loaders their machine types.
+#[test]
+fn site_example_builds_with_debian_files() {
+    use crate::boot_support::need_file;
+    let di = "/usr/lib/debian-installer/images/12";
+    if !(need_file(
+        &format!("{di}/amd64/text/debian-installer/amd64/linux"),
+        "debian-installer-12-netboot-amd64",
+    ) && need_file(
+        &format!("{di}/arm64/text/debian-installer/arm64/linux"),
+        "debian-installer-12-netboot-arm64",
+    ) && need_file("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
+        && need_file(
+            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+            "grub-efi-amd64-signed",
+        ))
+    {
+        return;
+    }
+    let s = Site::fixture("../../site.example");
+    let _ = std::fs::remove_dir_all(s.path("public"));
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        s.path("public/tftp/grub/grub.cfg-01-52-54-00-77-02-20")
+            .is_file()
+    );
+    assert!(
+        s.path("public/tftp/grub/grub.cfg-01-52-54-00-77-02-30")
+            .is_file()
+    );
+    crate::dhcp::checks_pass(&s.path("public"));
 }
