@@ -8,7 +8,7 @@ use crate::diag::{Diag, Diags, Sources};
 use crate::loader::{Files, Renderer};
 use crate::manifest::{MANIFEST, Manifest};
 use crate::resolve::{BootPlan, Plan};
-use crate::site::{Artifact, Site};
+use crate::site::{Artifact, Image, Site};
 use crate::templates::val;
 use crate::tree::{Content, Tree};
 
@@ -69,10 +69,10 @@ pub fn render(
     tree
 }
 
-/// Local artifacts (under http/images/) and the iPXE chainloaders (tftp/,
-/// the EFI one also in http/ for UEFI HTTP Boot), copied from their files.
-fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
-    for img in site.images.values() {
+/// Copies the local artifacts of `images` into the tree under `root`
+/// (`http` or `tftp`), at their content-addressed paths.
+fn copy_images<'a>(tree: &mut Tree, root: &str, images: impl IntoIterator<Item = &'a Image>) {
+    for img in images {
         for a in img.boot.artifacts() {
             if let (
                 Some(path),
@@ -85,7 +85,7 @@ fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
             ) = (a.tree_path(), a)
             {
                 tree.files.insert(
-                    format!("http/{path}"),
+                    format!("{root}/{path}"),
                     Content::Copy {
                         source: source.clone(),
                         size: *size,
@@ -95,8 +95,14 @@ fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
             }
         }
     }
-    // Shim and GRUB, and what GRUB fetches over TFTP: the kernels and
-    // initrds of the machines (and the fallback) that boot through them.
+}
+
+/// Local artifacts (under http/images/) and the iPXE chainloaders (tftp/,
+/// the EFI one also in http/ for UEFI HTTP Boot), copied from their files;
+/// with GRUB, shim and GRUB and what GRUB fetches over TFTP (the kernels
+/// and initrds of the machines, and the fallback, that boot through them).
+fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
+    copy_images(tree, "http", site.images.values());
     if crate::loader::for_site(site).len() > 1 {
         for (name, f) in &site.uefi.loaders {
             tree.files.insert(
@@ -108,29 +114,7 @@ fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
                 },
             );
         }
-        for img in grub_images(site, plan) {
-            for a in img.boot.artifacts() {
-                if let (
-                    Some(path),
-                    Artifact::Local {
-                        source,
-                        size,
-                        blake3,
-                        ..
-                    },
-                ) = (a.tree_path(), a)
-                {
-                    tree.files.insert(
-                        format!("tftp/{path}"),
-                        Content::Copy {
-                            source: source.clone(),
-                            size: *size,
-                            blake3: blake3.clone(),
-                        },
-                    );
-                }
-            }
-        }
+        copy_images(tree, "tftp", grub_images(site, plan));
     }
     let http_efi = crate::dhcp::efi_loader(site);
     for (name, file) in &site.ipxe.binaries {
@@ -156,7 +140,7 @@ fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
 
 /// The images GRUB boots: those of machines booting through shim and GRUB,
 /// and those the fallback may boot.
-fn grub_images<'a>(site: &'a Site, plan: &Plan) -> Vec<&'a crate::site::Image> {
+fn grub_images<'a>(site: &'a Site, plan: &Plan) -> Vec<&'a Image> {
     let mut names: std::collections::BTreeSet<&str> = plan
         .machines
         .iter()

@@ -29,19 +29,12 @@ impl Loader for Grub {
         {
             let mut ctx = m.context.clone();
             ctx.boot = ctx.boot.as_ref().map(tftp_paths);
-            for mac in m.macs {
-                if let Some(machine) = &mut ctx.machine {
-                    machine.mac = mac.to_string();
-                }
-                let what = format!("the GRUB config of {} ({mac})", m.name);
-                match r.render("machine.grub.j2", &val(&ctx), &what) {
-                    Ok(s) => out.push((format!("tftp/grub/grub.cfg-01-{}", mac.hexhyp()), s)),
-                    Err(d) => {
-                        diags.push(*d);
-                        break;
-                    }
-                }
-            }
+            let (files, d) =
+                super::per_mac(r, m, ctx, "machine.grub.j2", "the GRUB config", |mac| {
+                    format!("tftp/grub/grub.cfg-01-{}", mac.hexhyp())
+                });
+            out.extend(files);
+            diags.extend(d);
         }
         let text = boot.fallback.as_ref().map(|fallback| {
             let ctx = val(FallbackContext {

@@ -43,26 +43,12 @@ impl Loader for Ipxe {
     }
 }
 
-/// One machine's scripts, one per MAC (the first failing one is reported).
+/// One machine's scripts, one per MAC.
 fn scripts(r: Renderer, m: &MachineBoot) -> (Files, Diags) {
-    let mut out = Files::new();
-    let mut diags = Diags::default();
     if !r.templates.has(m.script) {
-        return (out, diags); // reported by validate
+        return Default::default(); // reported by validate
     }
-    let mut ctx = m.context.clone();
-    for mac in m.macs {
-        if let Some(machine) = &mut ctx.machine {
-            machine.mac = mac.to_string();
-        }
-        let what = format!("the script of {} ({mac})", m.name);
-        match r.render(m.script, &val(&ctx), &what) {
-            Ok(s) => out.push((format!("http/machines/{}.ipxe", mac.hexhyp()), s)),
-            Err(d) => {
-                diags.push(*d);
-                break;
-            }
-        }
-    }
-    (out, diags)
+    super::per_mac(r, m, m.context.clone(), m.script, "the script", |mac| {
+        format!("http/machines/{}.ipxe", mac.hexhyp())
+    })
 }

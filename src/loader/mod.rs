@@ -9,10 +9,11 @@ pub mod ipxe;
 
 use minijinja::Value;
 
+use crate::context::MachineContext;
 use crate::diag::{Diags, Sources};
-use crate::resolve::BootPlan;
-use crate::site::Site;
-use crate::templates::Templates;
+use crate::resolve::{BootPlan, MachineBoot};
+use crate::site::{Mac, Site};
+use crate::templates::{Templates, val};
 
 /// Output files as (path under the output root, text).
 pub type Files = Vec<(String, String)>;
@@ -52,6 +53,35 @@ impl Renderer<'_> {
             String::new()
         })
     }
+}
+
+/// One machine's program, rendered from `template` once per MAC (with
+/// `machine.mac` set to it) to `path(mac)`; the first failure is reported
+/// (`what` names it: "the script", "the GRUB config") and ends the machine.
+pub fn per_mac(
+    r: Renderer,
+    m: &MachineBoot,
+    mut ctx: MachineContext,
+    template: &str,
+    what: &str,
+    path: impl Fn(&Mac) -> String,
+) -> (Files, Diags) {
+    let mut out = Files::new();
+    let mut diags = Diags::default();
+    for mac in m.macs {
+        if let Some(machine) = &mut ctx.machine {
+            machine.mac = mac.to_string();
+        }
+        let what = format!("{what} of {} ({mac})", m.name);
+        match r.render(template, &val(&ctx), &what) {
+            Ok(s) => out.push((path(mac), s)),
+            Err(d) => {
+                diags.push(*d);
+                break;
+            }
+        }
+    }
+    (out, diags)
 }
 
 pub trait Loader: Sync {

@@ -169,6 +169,22 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
                 shim_needed.get_or_insert(&m.name);
             }
         }
+        if site.dhcp.is_some()
+            && m.ip.is_none()
+            && img.arch == Arch::X86_64
+            && sb != site.uefi.secure_boot
+        {
+            // Its own loader goes into its DHCP reservation; it has none.
+            cx.diags.push(
+                Diag::warning(format!(
+                    "machine `{}` has Secure Boot {}, unlike the site, but no ip",
+                    m.name,
+                    if sb { "on" } else { "off" }
+                ))
+                .at(m.loc.clone(), "no DHCP reservation")
+                .help("the generated DHCP configs hand a machine a loader other than the site's in its reservation: give it an ip, or configure your DHCP server for it"),
+            );
+        }
         if img.arch == Arch::Arm64 && site.uefi_loader(Arch::Arm64, sb) == UefiLoader::ShimGrub {
             arm64_loaders(cx, site, image, &m.name);
         }

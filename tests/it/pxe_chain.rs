@@ -199,6 +199,33 @@ fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, Nginx, Path
     (ns, nginx, log)
 }
 
+/// The basic fixture made to boot in the namespace: served at
+/// http://10.77.0.1:8080/, DHCP on br0, this machine's iPXE; with `kernel`,
+/// that kernel and the busybox initramfs as its image.
+fn chain_site(kernel: Option<&Path>) -> Site {
+    let s = Site::fixture("basic");
+    if let Some(kernel) = kernel {
+        fs::copy(kernel, s.path("artifacts/vmlinuz")).unwrap();
+        busybox_initramfs(&s.path("artifacts"));
+    }
+    s.edit(
+        "bootc.toml",
+        "base-url = \"http://10.77.0.1:8080/boot/\"",
+        "base-url = \"http://10.77.0.1:8080/\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "next-server = \"10.77.0.1\"",
+        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
+    );
+    s.edit(
+        "bootc.toml",
+        "binaries = \"ipxe\"",
+        "binaries = \"/usr/lib/ipxe\"",
+    );
+    s
+}
+
 impl Server {
     fn program(self) -> &'static str {
         match self {
@@ -224,24 +251,7 @@ fn chain(server: Server, firmware: Firmware) {
     };
     let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
 
-    let s = Site::fixture("basic");
-    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
-    busybox_initramfs(&s.path("artifacts"));
-    s.edit(
-        "bootc.toml",
-        "base-url = \"http://10.77.0.1:8080/boot/\"",
-        "base-url = \"http://10.77.0.1:8080/\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "next-server = \"10.77.0.1\"",
-        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "binaries = \"ipxe\"",
-        "binaries = \"/usr/lib/ipxe\"",
-    );
+    let s = chain_site(Some(&kernel));
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let public = s.path("public");
@@ -384,28 +394,11 @@ fn uefi_secure_boot_chain_with_dhcpd() {
         return;
     };
     let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
-    let s = Site::fixture("basic");
-    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
-    busybox_initramfs(&s.path("artifacts"));
-    s.edit(
-        "bootc.toml",
-        "base-url = \"http://10.77.0.1:8080/boot/\"",
-        "base-url = \"http://10.77.0.1:8080/\"",
-    );
+    let s = chain_site(Some(&kernel));
     s.edit(
         "bootc.toml",
         "fallback = \"local\"",
         "fallback = \"worker\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "next-server = \"10.77.0.1\"",
-        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "binaries = \"ipxe\"",
-        "binaries = \"/usr/lib/ipxe\"",
     );
     s.append("bootc.toml", "\n[uefi]\nsecure-boot = true\n");
     // node03 gets the kernel image and opts out of Secure Boot.
@@ -538,22 +531,7 @@ fn arm64_chain_with_dnsmasq() {
         return;
     }
     let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
-    let s = Site::fixture("basic");
-    s.edit(
-        "bootc.toml",
-        "base-url = \"http://10.77.0.1:8080/boot/\"",
-        "base-url = \"http://10.77.0.1:8080/\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "next-server = \"10.77.0.1\"",
-        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "binaries = \"ipxe\"",
-        "binaries = \"/usr/lib/ipxe\"",
-    );
+    let s = chain_site(None);
     s.edit(
         "bootc.toml",
         "artifact-roots = [\"artifacts\"]",
@@ -624,24 +602,7 @@ fn uefi_http_boot_with_kea() {
         return;
     };
     let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
-    let s = Site::fixture("basic");
-    fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
-    busybox_initramfs(&s.path("artifacts"));
-    s.edit(
-        "bootc.toml",
-        "base-url = \"http://10.77.0.1:8080/boot/\"",
-        "base-url = \"http://10.77.0.1:8080/\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "next-server = \"10.77.0.1\"",
-        "next-server = \"10.77.0.1\"\ninterface = \"br0\"",
-    );
-    s.edit(
-        "bootc.toml",
-        "binaries = \"ipxe\"",
-        "binaries = \"/usr/lib/ipxe\"",
-    );
+    let s = chain_site(Some(&kernel));
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let public = s.path("public");

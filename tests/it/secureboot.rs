@@ -309,3 +309,17 @@ fn site_example_builds_with_debian_files() {
     );
     crate::dhcp::checks_pass(&s.path("public"));
 }
+
+#[test]
+fn a_machine_that_differs_without_an_ip_is_warned_about() {
+    let s = secure_site();
+    s.edit("machines/sub/rack2.toml", "ip = \"10.77.0.13\"\n", "");
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("warning: machine `node03` has Secure Boot off, unlike the site, but no ip"),
+        "{}",
+        r.stderr
+    );
+}
