@@ -331,12 +331,19 @@ fn ipxe_formatter(
     out.write_str(&text).map_err(minijinja::Error::from)
 }
 
+/// Instructions one render may run (see [`base_env`]).
+pub const FUEL: u64 = 20_000_000;
+
 /// An environment set up as every bootc template expects: strict undefined,
 /// HTML and JSON auto-escaping by file name, values checked in iPXE scripts,
 /// trailing newlines kept, the `filesizeformat` filter. No templates yet.
 pub fn base_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A template from a pull request must not stall CI: each render may
+    // run this many instructions (the report of 100,000 machines needs
+    // a few million), then it fails with its place.
+    env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(escape_for);
     env.set_formatter(ipxe_formatter);
     env.set_syntax(

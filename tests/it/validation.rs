@@ -73,6 +73,20 @@ invalid!(
     }
 );
 
+// A template that would run for hours (a hostile pull request stalling CI)
+// stops at its fuel limit, at its place.
+invalid!(
+    template_runs_out_of_fuel,
+    "template error in templates/cloud-init.yaml.j2: engine ran out of fuel",
+    "templates/cloud-init.yaml.j2:1:1",
+    |s| {
+        s.write(
+            "templates/cloud-init.yaml.j2",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n",
+        );
+    }
+);
+
 invalid!(
     unknown_key_with_hint,
     "unknown key `nme`",
