@@ -129,9 +129,10 @@ impl Site {
     /// The roles of `role`'s `extends` chain, the role itself first.
     pub fn role_chain<'a>(&'a self, role: &'a str) -> Vec<&'a Role> {
         let mut out: Vec<&Role> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut next = Some(role);
         while let Some(r) = next.and_then(|n| self.roles.get(n)) {
-            if out.iter().any(|o| o.name == r.name) {
+            if !seen.insert(r.name.as_str()) {
                 break; // a cycle, reported by validate
             }
             out.push(r);

@@ -93,39 +93,43 @@ pub(super) fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) 
 }
 
 pub(super) fn check_extends(cx: &mut Ctx, roles: &BTreeMap<String, Role>) {
-    let mut reported: BTreeSet<String> = BTreeSet::new();
+    // Each role is walked once: a walk stops at a role an earlier walk
+    // finished, so a chain thousands of roles deep costs its length.
+    let mut done: BTreeSet<&str> = BTreeSet::new();
     for start in roles.keys() {
-        let mut path: Vec<&str> = vec![start];
+        let mut path: Vec<&str> = Vec::new();
+        let mut on_path: std::collections::HashMap<&str, usize> = Default::default();
         let mut cur = start.as_str();
-        while let Some(next) = roles.get(cur).and_then(|r| r.extends.as_deref()) {
-            if let Some(pos) = path.iter().position(|p| *p == next) {
+        while !done.contains(cur) {
+            if let Some(&pos) = on_path.get(cur) {
                 let cycle: Vec<&str> = path[pos..].to_vec();
-                let mut key = cycle.clone();
-                key.sort();
-                if reported.insert(key.join(",")) {
-                    let first = cycle[0];
-                    let (file, r) = &cx.loaded.roles[first];
-                    let l = r
-                        .extends
-                        .as_ref()
-                        .map(|e| loc(*file, e))
-                        .unwrap_or(Loc::new(*file, 0..0));
-                    let mut ring = cycle.clone();
-                    ring.push(first);
-                    cx.diags.push(
-                        Diag::error(format!(
-                            "roles extend each other in a cycle: {}",
-                            ring.join(" -> ")
-                        ))
-                        .at(l, "this starts the cycle")
-                        .help("a role can extend another, but never itself through others"),
-                    );
-                }
+                let first = cycle[0];
+                let (file, r) = &cx.loaded.roles[first];
+                let l = r
+                    .extends
+                    .as_ref()
+                    .map(|e| loc(*file, e))
+                    .unwrap_or(Loc::new(*file, 0..0));
+                let mut ring = cycle.clone();
+                ring.push(first);
+                cx.diags.push(
+                    Diag::error(format!(
+                        "roles extend each other in a cycle: {}",
+                        ring.join(" -> ")
+                    ))
+                    .at(l, "this starts the cycle")
+                    .help("a role can extend another, but never itself through others"),
+                );
                 break;
             }
-            path.push(next);
-            cur = next;
+            on_path.insert(cur, path.len());
+            path.push(cur);
+            match roles.get(cur).and_then(|r| r.extends.as_deref()) {
+                Some(next) => cur = next,
+                None => break,
+            }
         }
+        done.extend(path);
     }
 }
 
