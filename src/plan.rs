@@ -52,17 +52,21 @@ pub struct ImagePlan {
     pub extra: Extra,
 }
 
-/// An artifact as the plan records it: where it comes from and its hash or
-/// pin (the site's artifact without the opened file).
+/// An artifact: where it comes from and its hash or pin. The plan records
+/// it as is (`S` = ()); the site's artifacts (`site::Artifact`) also hold
+/// the opened file of a local one.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(
     rename_all = "kebab-case",
     rename_all_fields = "kebab-case",
     tag = "kind"
 )]
-pub enum Artifact {
+pub enum Artifact<S = ()> {
     /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
     Local {
+        /// The file, opened once (the site's artifacts).
+        #[serde(skip)]
+        source: S,
         /// As written in the image file (relative to the site root or absolute).
         path: String,
         file_name: String,
@@ -80,7 +84,64 @@ pub enum Artifact {
     Live { url: String },
 }
 
-impl Artifact {
+impl<S> Artifact<S> {
+    /// The record without the opened file, as plan.json has it.
+    pub fn record(&self) -> Artifact {
+        match self {
+            Artifact::Local {
+                path,
+                file_name,
+                size,
+                blake3,
+                ..
+            } => Artifact::Local {
+                source: (),
+                path: path.clone(),
+                file_name: file_name.clone(),
+                size: *size,
+                blake3: blake3.clone(),
+            },
+            Artifact::Remote {
+                url,
+                file_name,
+                sha256,
+                blake3,
+            } => Artifact::Remote {
+                url: url.clone(),
+                file_name: file_name.clone(),
+                sha256: sha256.clone(),
+                blake3: blake3.clone(),
+            },
+            Artifact::Live { url } => Artifact::Live { url: url.clone() },
+        }
+    }
+
+    /// Path of a local artifact inside http/ (and tftp/).
+    pub fn tree_path(&self) -> Option<String> {
+        match self {
+            Artifact::Local {
+                file_name, blake3, ..
+            } => Some(format!("images/{blake3}/{file_name}")),
+            _ => None,
+        }
+    }
+
+    /// The name iPXE gives the image once fetched.
+    pub fn file_name(&self) -> &str {
+        match self {
+            Artifact::Local { file_name, .. } | Artifact::Remote { file_name, .. } => file_name,
+            Artifact::Live { url } => url.rsplit('/').next().unwrap_or(url),
+        }
+    }
+
+    /// The URL a script at `depth` folders below http/ uses.
+    pub fn url_from(&self, prefix: &str) -> String {
+        match self {
+            Artifact::Local { .. } => format!("{prefix}{}", self.tree_path().unwrap_or_default()),
+            Artifact::Remote { url, .. } | Artifact::Live { url } => url.clone(),
+        }
+    }
+
     /// Where it comes from: the path as written, or the URL.
     pub fn location(&self) -> &str {
         match self {

@@ -39,41 +39,10 @@ impl ImagePlan {
                 .boot
                 .artifacts()
                 .into_iter()
-                .map(plan_artifact)
+                .map(|a| a.record())
                 .collect(),
             extra: Default::default(),
         }
-    }
-}
-
-/// The plan's record of an artifact: the site's, without the opened file.
-fn plan_artifact(a: &Artifact) -> crate::plan::Artifact {
-    use crate::plan::Artifact as P;
-    match a.clone() {
-        Artifact::Local {
-            path,
-            file_name,
-            size,
-            blake3,
-            ..
-        } => P::Local {
-            path,
-            file_name,
-            size,
-            blake3,
-        },
-        Artifact::Remote {
-            url,
-            file_name,
-            sha256,
-            blake3,
-        } => P::Remote {
-            url,
-            file_name,
-            sha256,
-            blake3,
-        },
-        Artifact::Live { url } => P::Live { url },
     }
 }
 

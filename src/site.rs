@@ -414,63 +414,10 @@ pub enum IsoMethod<A = Artifact> {
     Memdisk(A),
 }
 
-#[derive(Clone, Debug, Serialize)]
-#[serde(
-    rename_all = "kebab-case",
-    rename_all_fields = "kebab-case",
-    tag = "kind"
-)]
-pub enum Artifact {
-    /// A local file, copied into the tree at `images/<blake3>/<file_name>`.
-    Local {
-        /// Opened once, at validation; hashed (then) and copied from this
-        /// descriptor.
-        #[serde(skip)]
-        source: Arc<Opened>,
-        /// As written in the image file (relative to the site root or absolute).
-        path: String,
-        file_name: String,
-        size: u64,
-        blake3: String,
-    },
-    /// A remote file, pinned by hash.
-    Remote {
-        url: String,
-        file_name: String,
-        sha256: Option<String>,
-        blake3: Option<String>,
-    },
-    /// A live URL (chain only): another boot service, not a file.
-    Live { url: String },
-}
-
-impl Artifact {
-    /// Path of a local artifact inside http/.
-    pub fn tree_path(&self) -> Option<String> {
-        match self {
-            Artifact::Local {
-                file_name, blake3, ..
-            } => Some(format!("images/{blake3}/{file_name}")),
-            _ => None,
-        }
-    }
-
-    /// The name iPXE gives the image once fetched.
-    pub fn file_name(&self) -> &str {
-        match self {
-            Artifact::Local { file_name, .. } | Artifact::Remote { file_name, .. } => file_name,
-            Artifact::Live { url } => url.rsplit('/').next().unwrap_or(url),
-        }
-    }
-
-    /// The URL a script at `depth` folders below http/ uses.
-    pub fn url_from(&self, prefix: &str) -> String {
-        match self {
-            Artifact::Local { .. } => format!("{prefix}{}", self.tree_path().unwrap_or_default()),
-            Artifact::Remote { url, .. } | Artifact::Live { url } => url.clone(),
-        }
-    }
-}
+/// An artifact of the site: the plan's record of it, a local one with the
+/// file it was opened from at validation (hashed then, and copied into the
+/// tree from that descriptor).
+pub type Artifact = crate::plan::Artifact<Arc<Opened>>;
 
 #[cfg(test)]
 mod tests {

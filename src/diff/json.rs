@@ -46,6 +46,7 @@ impl<'a> ArtifactOut<'a> {
                 file_name,
                 size,
                 blake3,
+                ..
             } => ArtifactOut {
                 kind: "local",
                 path: Some(path),
