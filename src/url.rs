@@ -59,6 +59,22 @@ pub fn file_name_problem(name: &str) -> Option<&'static str> {
     )
 }
 
+/// Percent-encodes a '/'-separated path for a URL: every byte but the
+/// unreserved characters and '/' (so a name with `#`, `?`, `%` or a space
+/// stays one path).
+pub fn encode_path(p: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -450,8 +450,8 @@ fn hash_problem(path: &str, expected: &str, found: &str) -> Problem {
 
 #[cfg(test)]
 mod tests {
-    use super::place::encode_path;
     use super::*;
+    use crate::url::encode_path;
 
     #[test]
     fn unsafe_paths_are_refused() {

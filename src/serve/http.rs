@@ -2,7 +2,6 @@
 //! request paths (percent-decoding, refusals, aliases), conditional
 //! requests, single ranges, content types, and writing a response.
 
-use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::time::{Duration, SystemTime};
 
@@ -84,7 +83,7 @@ pub fn resolve(raw: &str) -> Result<Resolved, &'static str> {
         ".bootc/requests" => Target::Requests,
         p => {
             if let Some(rest) = p.strip_prefix("http/") {
-                Target::Redirect(format!("/{}", encode_path(rest)))
+                Target::Redirect(format!("/{}", crate::url::encode_path(rest)))
             } else if let Some(mac) = p
                 .strip_prefix("machines/")
                 .and_then(|f| f.strip_suffix(".ipxe"))
@@ -117,19 +116,6 @@ fn decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// Percent-encodes a decoded path for a Location header ('/' kept).
-pub fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for &c in p.as_bytes() {
-        if c.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&c) {
-            out.push(c as char);
-        } else {
-            let _ = write!(out, "%{c:02X}");
-        }
-    }
-    out
 }
 
 /// The Content-Type of a tree file.

@@ -2,7 +2,6 @@
 //! the URL its `http/` is served at; reading the manifest and signature
 //! there.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,7 +95,7 @@ impl Place {
         match self {
             Place::Url { base, .. } => path
                 .strip_prefix("http/")
-                .map(|p| format!("{base}{}", encode_path(p))),
+                .map(|p| format!("{base}{}", crate::url::encode_path(p))),
             Place::Dir { .. } => None,
         }
     }
@@ -126,17 +125,4 @@ impl Place {
             }
         }
     }
-}
-
-/// Percent-encodes each segment of a '/'-separated path for a URL.
-pub(super) fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
