@@ -1,7 +1,7 @@
 //! `bootc build`: validate, then write the tree (signing its manifest when a
 //! key is given).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -13,6 +13,27 @@ use bootc::sign::{self, Password, SecretKey};
 use bootc::tree::{Content, Tree};
 use bootc::write;
 use bootc::{Compiled, compile};
+
+/// The arguments of `bootc build`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The site's root (holds bootc.toml)
+    #[arg(default_value = ".")]
+    site: PathBuf,
+    /// Output folder [default: SITE/public]
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Sign http/manifest.json with this minisign secret key (a protected
+    /// key's password: BOOTC_SIGN_KEY_PASSWORD, else asked on a terminal)
+    #[arg(long, env = "BOOTC_SIGN_KEY", value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.site, self.out.as_deref(), self.sign_key.as_deref())
+    }
+}
 
 pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<ExitCode> {
     // The key first: a wrong password or path fails before any work, and the

@@ -1,6 +1,6 @@
 //! `bootc check`: load and validate (templates included), write nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -8,6 +8,22 @@ use anyhow::Result;
 use super::color_stderr;
 use bootc::diag::{Format, Reporter, repo_prefix};
 use bootc::{Compiled, compile};
+
+/// The arguments of `bootc check`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(default_value = ".")]
+    site: PathBuf,
+    /// How to print problems
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.site, self.format)
+    }
+}
 
 pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
     let c = compile(site)?;

@@ -12,6 +12,28 @@ use bootc::diff::git::GitExport;
 use bootc::diff::{self, DiffFormat, Side};
 use bootc::{Compiled, compile};
 
+/// The arguments of `bootc diff`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The old side: a site folder, a built tree (its plan.json), or
+    /// git:REV[:PATH] (the site at a revision, read without touching the work tree)
+    base: String,
+    /// The new side, in the same forms
+    head: String,
+    /// How to print the changes
+    #[arg(long, value_enum, default_value_t = bootc::diff::DiffFormat::Human)]
+    format: bootc::diff::DiffFormat,
+    /// Exit 1 when anything changes, like `git diff --exit-code`
+    #[arg(long)]
+    exit_code: bool,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.base, &self.head, self.format, self.exit_code)
+    }
+}
+
 pub fn run(base: &str, head: &str, format: DiffFormat, exit_code: bool) -> Result<ExitCode> {
     // Both sides first, so an invalid BASE and an invalid HEAD are both shown.
     let b = side(base, head, "BASE")?;

@@ -11,6 +11,25 @@ use bootc::diag::did_you_mean;
 use bootc::site::Mac;
 use bootc::{Compiled, compile};
 
+/// The arguments of `bootc explain`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// MAC address or machine name (with SITE first when given)
+    #[arg(num_args = 1..=2, required = true, value_names = ["SITE", "MAC|NAME"])]
+    args: Vec<String>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        let (site, what) = match self.args.as_slice() {
+            [what] => (std::path::PathBuf::from("."), what.clone()),
+            [site, what] => (std::path::PathBuf::from(site), what.clone()),
+            _ => unreachable!("clap enforces 1 or 2 arguments"),
+        };
+        run(&site, &what)
+    }
+}
+
 pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
     let b = match compile(site)? {
         Compiled::Built(b) => b,

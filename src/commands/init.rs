@@ -1,7 +1,7 @@
 //! `bootc init`: scaffold a site that builds at once.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +46,19 @@ kernel = { url = "http://mirror.lab.internal/debian/dists/bookworm/main/installe
 initrd = [{ url = "http://mirror.lab.internal/debian/dists/bookworm/main/installer-amd64/20230607+deb12u15/images/netboot/debian-installer/amd64/initrd.gz", sha256 = "cb24a28a5ba13dfb22e6e75bdd8ab997dbdee6e3ec6c1102f6c7f93044bd817d" }]
 kernel-args = ["priority=high"]
 "#;
+
+/// The arguments of `bootc init`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.dir)
+    }
+}
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     if dir.join(bootc::load::SITE_FILE).exists() {

@@ -1,12 +1,33 @@
 //! `bootc keygen -o PREFIX`: a minisign key pair for signing manifests.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
 use bootc::sign::{self, PASSWORD_ENV};
+
+/// The arguments of `bootc keygen`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Path prefix of the two files
+    #[arg(short, long, value_name = "PREFIX")]
+    out: PathBuf,
+    /// No password on the secret key (for a key kept as a CI secret);
+    /// otherwise BOOTC_SIGN_KEY_PASSWORD, else asked on a terminal
+    #[arg(long)]
+    unencrypted: bool,
+    /// Replace existing key files
+    #[arg(long)]
+    force: bool,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.out, self.unencrypted, self.force)
+    }
+}
 
 pub fn run(prefix: &Path, unencrypted: bool, force: bool) -> Result<ExitCode> {
     let password = if unencrypted {

@@ -2,17 +2,16 @@
 //! the output helpers they share. The pipeline itself is the library's
 //! (`bootc::compile`).
 
-mod build;
-mod check;
-mod diff;
-mod explain;
-mod init;
-mod keygen;
-mod serve;
-mod templates;
-mod verify;
+pub mod build;
+pub mod check;
+pub mod diff;
+pub mod explain;
+pub mod init;
+pub mod keygen;
+pub mod serve;
+pub mod templates;
+pub mod verify;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -23,42 +22,15 @@ use bootc::diag::{Diags, Reporter, Sources};
 
 pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
-        Command::Build {
-            site,
-            out,
-            sign_key,
-        } => build::run(&site, out.as_deref(), sign_key.as_deref()),
-        Command::Check { site, format } => check::run(&site, format),
-        Command::Diff {
-            base,
-            head,
-            format,
-            exit_code,
-        } => diff::run(&base, &head, format, exit_code),
-        Command::Explain { args } => {
-            let (site, what) = match args.as_slice() {
-                [what] => (PathBuf::from("."), what.clone()),
-                [site, what] => (PathBuf::from(site), what.clone()),
-                _ => unreachable!("clap enforces 1 or 2 arguments"),
-            };
-            explain::run(&site, &what)
-        }
-        Command::Init { dir } => init::run(&dir),
-        Command::Serve { site, bind, poll } => serve::run(&site, &bind, poll),
-        Command::Verify {
-            target,
-            pubkey,
-            timeout,
-        } => verify::run(&target, &pubkey, timeout),
-        Command::Templates { command } => templates::run(match &command {
-            Some(crate::cli::TemplatesCommand::Show { name }) => Some(name),
-            None => None,
-        }),
-        Command::Keygen {
-            out,
-            unencrypted,
-            force,
-        } => keygen::run(&out, unencrypted, force),
+        Command::Build(a) => a.run(),
+        Command::Check(a) => a.run(),
+        Command::Diff(a) => a.run(),
+        Command::Explain(a) => a.run(),
+        Command::Init(a) => a.run(),
+        Command::Serve(a) => a.run(),
+        Command::Verify(a) => a.run(),
+        Command::Templates(a) => a.run(),
+        Command::Keygen(a) => a.run(),
     }
 }
 

@@ -2,12 +2,32 @@
 //! The server itself is in `bootc::serve`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use bootc::serve;
+
+/// The arguments of `bootc serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The site's root (holds bootc.toml)
+    #[arg(default_value = ".")]
+    site: PathBuf,
+    /// Address to listen on: IP:PORT, or a port on 127.0.0.1
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    bind: String,
+    /// Watch the site by polling (for file systems without change events)
+    #[arg(long)]
+    poll: bool,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(&self.site, &self.bind, self.poll)
+    }
+}
 
 pub fn run(site: &Path, bind: &str, poll: bool) -> Result<ExitCode> {
     let Some(bind) = parse_bind(bind) else {

@@ -8,6 +8,22 @@ use anyhow::Result;
 use bootc::diag::did_you_mean;
 use bootc::templates::{BUILTINS, builtin, listing};
 
+/// The arguments of `bootc templates`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<TemplatesCommand>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<ExitCode> {
+        run(match &self.command {
+            Some(TemplatesCommand::Show { name }) => Some(name),
+            None => None,
+        })
+    }
+}
+
 pub fn run(show: Option<&str>) -> Result<ExitCode> {
     let Some(name) = show else {
         print!("{}", listing());
@@ -31,4 +47,13 @@ pub fn run(show: Option<&str>) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+#[derive(clap::Subcommand)]
+pub enum TemplatesCommand {
+    /// Print a built-in template, to copy to the site's templates/ and edit
+    Show {
+        /// The template's name, as `bootc templates` lists it
+        name: String,
+    },
 }
