@@ -5,6 +5,7 @@ mod boot_smoke;
 mod boot_support;
 mod build;
 mod dhcp;
+mod dhcp_answers;
 mod diff;
 mod golden;
 mod harness;

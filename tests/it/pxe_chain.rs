@@ -24,11 +24,11 @@ const MAC: &str = "52:54:00:aa:bb:01";
 
 /// One chain at a time: the namespaces are independent, but the machine has
 /// two cores and Kea's lock files are global.
-static CHAIN: Mutex<()> = Mutex::new(());
+pub(crate) static CHAIN: Mutex<()> = Mutex::new(());
 
 /// A network namespace with a bridge (10.77.0.1/24) and a tap on it.
-struct Netns {
-    name: String,
+pub(crate) struct Netns {
+    pub(crate) name: String,
     children: Vec<Child>,
 }
 
@@ -59,6 +59,13 @@ impl Netns {
             "ip tuntap add tap0 mode tap",
             "ip link set tap0 master br0",
             "ip link set tap0 up",
+            // A port with a carrier from the start: a bridge whose only port
+            // is a tap nobody holds yet is "not running", and Kea gives up
+            // on it for good ("failed to open socket").
+            "ip link add bk0 type veth peer name bk1",
+            "ip link set bk0 master br0",
+            "ip link set bk0 up",
+            "ip link set bk1 up",
         ] {
             let mut argv = vec!["netns", "exec", &ns.name];
             argv.extend(cmd.split(' '));
@@ -108,7 +115,7 @@ impl Drop for Netns {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Server {
+pub(crate) enum Server {
     Dhcpd,
     Dnsmasq,
     Kea,
@@ -116,7 +123,7 @@ enum Server {
 
 /// Runs `server` with the tree's generated config, in.tftpd on tftp/ and
 /// nginx on http/, in a new network namespace (removed on drop).
-fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, Nginx, PathBuf) {
+pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, Nginx, PathBuf) {
     let log = work.join("dhcp.log");
 
     let mut ns = Netns::new();
@@ -202,7 +209,7 @@ fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, Nginx, Path
 /// The basic fixture made to boot in the namespace: served at
 /// http://10.77.0.1:8080/, DHCP on br0, this machine's iPXE; with `kernel`,
 /// that kernel and the busybox initramfs as its image.
-fn chain_site(kernel: Option<&Path>) -> Site {
+pub(crate) fn chain_site(kernel: Option<&Path>) -> Site {
     let s = Site::fixture("basic");
     if let Some(kernel) = kernel {
         fs::copy(kernel, s.path("artifacts/vmlinuz")).unwrap();
