@@ -103,7 +103,7 @@ fn copy_images<'a>(tree: &mut Tree, root: &str, images: impl IntoIterator<Item =
 /// and initrds of the machines, and the fallback, that boot through them).
 fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
     copy_images(tree, "http", site.images.values());
-    if crate::loader::for_site(site).len() > 1 {
+    if crate::loader::uses_grub(site) {
         for (name, f) in &site.uefi.loaders {
             tree.files.insert(
                 format!("tftp/{}", name.file()),

@@ -94,15 +94,20 @@ pub trait Loader: Sync {
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 }
 
-/// The loaders a site boots with: iPXE always (BIOS machines and UEFI
-/// without Secure Boot), GRUB when the site or a machine uses shim and GRUB.
-pub fn for_site(site: &Site) -> Vec<&'static dyn Loader> {
-    let grub = site.uefi.secure_boot
+/// Whether the site boots anything through shim and GRUB: it has Secure
+/// Boot on (its unknown UEFI machines too), or a machine does.
+pub fn uses_grub(site: &Site) -> bool {
+    site.uefi.secure_boot
         || site
             .machines
             .iter()
-            .any(|m| site.machine_uefi_loader(m) == crate::site::UefiLoader::ShimGrub);
-    if grub {
+            .any(|m| site.machine_uefi_loader(m) == crate::site::UefiLoader::ShimGrub)
+}
+
+/// The loaders a site boots with: iPXE always (BIOS machines and UEFI
+/// without Secure Boot), GRUB when [`uses_grub`].
+pub fn for_site(site: &Site) -> Vec<&'static dyn Loader> {
+    if uses_grub(site) {
         vec![&ipxe::Ipxe, &grub::Grub]
     } else {
         vec![&ipxe::Ipxe]

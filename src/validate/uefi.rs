@@ -1,8 +1,9 @@
 //! `[uefi]` and the rules of SPEC section 8: the signed loaders (artifacts,
 //! or Debian's files by default), checked to be PE files of their machine
-//! type; under Secure Boot every image a machine boots is a kernel with an
-//! Authenticode signature and initrds, all local (GRUB fetches them over
-//! TFTP from the tree); an arm64 image needs arm64 loaders.
+//! type; every image booted through shim and GRUB is a kernel and initrds,
+//! all local (GRUB fetches them over TFTP from the tree), the kernel with an
+//! Authenticode signature under Secure Boot; an arm64 image needs arm64
+//! loaders.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,8 +153,10 @@ fn checked(
 /// The rules that need the whole site: which machines boot through shim and
 /// GRUB, and whether what they boot can be booted that way.
 pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
-    // Image name -> (machines booting it under Secure Boot, arm64 machines).
-    let mut secure: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Image name -> the machines booting it through GRUB, and whether one
+    // of them has Secure Boot (then its kernel must be signed).
+    let mut through_grub: BTreeMap<&str, (Vec<&str>, bool)> = BTreeMap::new();
+    let mut arm64_without: BTreeMap<&str, &str> = BTreeMap::new();
     let mut shim_needed: Option<&str> = None;
     for m in &site.machines {
         let Some(image) = super::role_image(&site.roles, &m.role) else {
@@ -163,11 +166,13 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
             continue;
         };
         let sb = site.secure_boot(&m.role, m.secure_boot);
-        if sb {
-            secure.entry(image).or_default().push(&m.name);
-            if img.arch == Arch::X86_64 {
-                shim_needed.get_or_insert(&m.name);
-            }
+        if site.uefi_loader(img.arch, sb) == UefiLoader::ShimGrub {
+            let e = through_grub.entry(image).or_default();
+            e.0.push(&m.name);
+            e.1 |= sb;
+        }
+        if sb && img.arch == Arch::X86_64 {
+            shim_needed.get_or_insert(&m.name);
         }
         if site.dhcp.is_some()
             && m.ip.is_none()
@@ -186,15 +191,18 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
             );
         }
         if img.arch == Arch::Arm64 && site.uefi_loader(Arch::Arm64, sb) == UefiLoader::ShimGrub {
-            arm64_loaders(cx, site, image, &m.name);
+            arm64_without.entry(image).or_insert(&m.name);
         }
+    }
+    for (image, machine) in arm64_without {
+        arm64_loaders(cx, site, image, machine);
     }
     // Unknown UEFI machines of a Secure Boot site get the fallback through GRUB.
     if site.uefi.secure_boot
         && let Fallback::Role(r) = &site.fallback
         && let Some(image) = super::role_image(&site.roles, r)
     {
-        secure.entry(image).or_default();
+        through_grub.entry(image).or_default().1 = true;
     }
     if site.uefi.secure_boot || shim_needed.is_some() {
         for name in [EfiName::Shim, EfiName::Grub] {
@@ -219,9 +227,9 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
             }
         }
     }
-    for (image, machines) in secure {
+    for (image, (machines, signed)) in through_grub {
         if let Some(img) = site.images.get(image) {
-            secure_image(cx, img, &machines);
+            grub_image(cx, img, &machines, signed);
         }
     }
 }
@@ -254,19 +262,22 @@ fn arm64_loaders(cx: &mut Ctx, site: &Site, image: &str, machine: &str) {
     });
 }
 
-/// Under Secure Boot, an image is a signed kernel and initrds, all local.
-fn secure_image(cx: &mut Ctx, img: &Image, machines: &[&str]) {
+/// Through GRUB, an image is a kernel and initrds, all local (GRUB fetches
+/// them over TFTP); under Secure Boot (`signed`) the kernel is signed.
+fn grub_image(cx: &mut Ctx, img: &Image, machines: &[&str], signed: bool) {
     let Some((file, model)) = cx.loaded.images.get(&img.name) else {
         return;
     };
     let file = *file;
+    let how = if signed {
+        "with Secure Boot"
+    } else {
+        "through shim and GRUB"
+    };
     let who = match machines {
-        [] => "the fallback boots it with Secure Boot".to_string(),
-        [m] => format!("machine `{m}` boots it with Secure Boot"),
-        [m, rest @ ..] => format!(
-            "machine `{m}` and {} more boot it with Secure Boot",
-            rest.len()
-        ),
+        [] => format!("the fallback boots it {how}"),
+        [m] => format!("machine `{m}` boots it {how}"),
+        [m, rest @ ..] => format!("machine `{m}` and {} more boot it {how}", rest.len()),
     };
     let (kernel, initrds) = match &img.boot {
         Boot::Kernel { kernel, initrds } => (kernel, initrds),
@@ -287,7 +298,7 @@ fn secure_image(cx: &mut Ctx, img: &Image, machines: &[&str]) {
             ))
             .at(key, "not a kernel")
             .note(who)
-            .help("under Secure Boot shim and GRUB boot a signed kernel and its initrds; give this machine `secure-boot = false`, or another image"),
+            .help("shim and GRUB boot a kernel and its initrds (signed, under Secure Boot): give the machine another image, or, for Secure Boot, `secure-boot = false`"),
         );
             return;
         }
@@ -310,12 +321,12 @@ fn secure_image(cx: &mut Ctx, img: &Image, machines: &[&str]) {
         };
         cx.diags.push(
             Diag::error(format!(
-                "image `{}` fetches a remote file, which Secure Boot cannot",
+                "image `{}` fetches a remote file, which GRUB cannot",
                 img.name
             ))
             .at(at, "a URL")
             .note(who.clone())
-            .help("Debian's signed GRUB has no HTTP: under Secure Boot the kernel and initrds go over TFTP from the tree, so they must be local artifacts ({ path = \"…\" })"),
+            .help("Debian's signed GRUB has no HTTP: it fetches the kernel and initrds over TFTP from the tree, so they must be local artifacts ({ path = \"…\" })"),
         );
     }
     if let Artifact::Local { source, path, .. } = kernel {
@@ -324,6 +335,7 @@ fn secure_image(cx: &mut Ctx, img: &Image, machines: &[&str]) {
             .map_err(|e| e.to_string())
             .and_then(|b| pe::inspect(&b));
         let why = match verdict {
+            _ if !signed => None,
             Ok(p) if p.arch != Some(img.arch) => Some(format!(
                 "it is a {} kernel, the image is {}",
                 pe::machine_name(p.machine),

@@ -323,3 +323,34 @@ fn a_machine_that_differs_without_an_ip_is_warned_about() {
         r.stderr
     );
 }
+
+#[test]
+fn an_arm64_image_through_grub_must_be_local() {
+    let s = secure_site();
+    std::fs::write(s.path("artifacts/bootnetaa64.efi"), pe(ARM64, true)).unwrap();
+    std::fs::write(s.path("artifacts/grubaa64.efi"), pe(ARM64, true)).unwrap();
+    s.edit(
+        "bootc.toml",
+        "[uefi]\n",
+        "[uefi]\narm64-shim = { path = \"artifacts/bootnetaa64.efi\" }\narm64-grub = { path = \"artifacts/grubaa64.efi\" }\n",
+    );
+    s.write(
+        "images/arm.toml",
+        "arch = \"arm64\"\nkernel = { url = \"http://mirror/linux\", sha256 = \"d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d\" }\n",
+    );
+    s.write("roles/arm.toml", "image = \"arm\"\n");
+    // No Secure Boot for it: GRUB is still the way, and GRUB has no HTTP.
+    s.append(
+        "machines/sub/rack2.toml",
+        "\n[[machine]]\nname = \"arm01\"\nmac = \"52:54:00:aa:bb:21\"\nip = \"10.77.0.21\"\nrole = \"arm\"\nsecure-boot = false\n",
+    );
+    let errors = refused(
+        &s,
+        "image `arm` fetches a remote file, which GRUB cannot",
+        "images/arm.toml:2:10",
+    );
+    assert!(
+        errors.contains("machine `arm01` boots it through shim and GRUB"),
+        "{errors}"
+    );
+}
