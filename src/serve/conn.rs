@@ -7,7 +7,8 @@
 //! reading a large download, or sends its request a byte at a time) from
 //! holding up any other: it holds its own worker until its socket times
 //! out. Connections beyond [`MAX_CONNECTIONS`] are answered 503 at once and
-//! closed, so the threads are bounded whatever the clients do.
+//! closed, so the threads are bounded whatever the clients do; and one
+//! address holds at most half of them, so one client cannot take them all.
 
 use std::collections::VecDeque;
 use std::io::{self, BufReader, Read, Write};
@@ -147,8 +148,23 @@ struct Queue {
     waiting: VecDeque<(TcpStream, SocketAddr)>,
     /// Connections admitted and not closed yet.
     open: usize,
+    /// The same, by client address.
+    by_peer: std::collections::HashMap<std::net::IpAddr, usize>,
     workers: usize,
     idle: usize,
+}
+
+impl Queue {
+    /// A connection of `peer` is gone.
+    fn close(&mut self, peer: SocketAddr) {
+        self.open -= 1;
+        if let Some(n) = self.by_peer.get_mut(&peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_peer.remove(&peer.ip());
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -160,10 +176,12 @@ impl Pool {
     /// it back when [`Pool::max`] are open.
     fn admit(self: &Arc<Self>, sock: TcpStream, peer: SocketAddr) -> Result<(), TcpStream> {
         let mut q = self.lock();
-        if q.open >= self.max {
+        let mine = q.by_peer.get(&peer.ip()).copied().unwrap_or(0);
+        if q.open >= self.max || mine >= (self.max / 2).max(1) {
             return Err(sock);
         }
         q.open += 1;
+        *q.by_peer.entry(peer.ip()).or_default() += 1;
         q.waiting.push_back((sock, peer));
         if q.idle >= q.waiting.len() || q.workers >= self.max {
             self.ready.notify_one();
@@ -181,7 +199,7 @@ impl Pool {
             if q.workers == 0 {
                 // Nobody to serve it: drop it rather than keep it waiting.
                 q.waiting.pop_back();
-                q.open -= 1;
+                q.close(peer);
             }
         }
         Ok(())
@@ -214,7 +232,7 @@ impl Pool {
                 connection(&sock, peer, &*self.handler);
             }));
             drop(sock);
-            self.lock().open -= 1;
+            self.lock().close(peer);
         }
     }
 }

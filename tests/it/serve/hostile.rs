@@ -294,3 +294,67 @@ fn links_in_the_private_folder_are_never_written_through() {
         assert_eq!(fs::read_dir(&empty).unwrap().count(), 0, "{link}");
     }
 }
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8
+/// is all this machine's): another client, as the server sees it.
+fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = to else {
+        panic!("IPv4 only")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // addresses live on the stack for the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let local = sockaddr(from, 0);
+        let r = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(r, 0, "bind {from}: {}", std::io::Error::last_os_error());
+        let remote = sockaddr(*to.ip(), to.port());
+        let r = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// Hardening: one client that opens connections without end takes at most
+/// half of them; another client is still served at once.
+#[test]
+fn one_client_cannot_take_every_connection() {
+    let s = site(None);
+    let serve = Serve::start(&s, &[]);
+    let hog = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    for _ in 0..700 {
+        let mut c = connect_from(hog, serve.addr());
+        let _ = c.write_all(b"GET /boot.ip");
+        held.push(c);
+    }
+    thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let mut c = connect(serve.addr());
+    c.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 200 "),
+        "with 700 connections of another client: {}",
+        text.lines().next().unwrap_or("")
+    );
+    eprintln!(
+        "served beside 700 connections of one client in {:.1?}",
+        t0.elapsed()
+    );
+    drop(held);
+}
