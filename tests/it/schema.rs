@@ -216,6 +216,21 @@ name = "my lab"
 name = "lab"
 base-url = "ftp://10.77.0.1/"
 
+## bootc: base-url with a comma (a dnsmasq field separator)
+[site]
+name = "lab"
+base-url = "http://10.77.0.1/a,b/"
+
+## bootc: base-url with a quote
+[site]
+name = "lab"
+base-url = "http://10.77.0.1/\"x/"
+
+## bootc: base-url without a host
+[site]
+name = "lab"
+base-url = "http:///boot/"
+
 ## bootc: fallback neither built-in nor role name
 [site]
 name = "lab"
