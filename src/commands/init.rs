@@ -104,15 +104,37 @@ fallback = "menu"                       # unknown MACs: a role, "local", "menu" 
         ("images/debian-12-installer.toml", INSTALLER_IMAGE),
         (".gitignore", "public/\n"),
     ];
+    // Into real folders of DIR only: a symlinked machines/ (or a link where
+    // a file goes) would have init write somewhere else. Checked for every
+    // file before any is written.
+    for (rel, _) in &files {
+        let mut path = dir.to_path_buf();
+        for part in rel.split('/') {
+            path.push(part);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!(
+                    "{} is a symbolic link: init writes only into real folders of {}; nothing was written",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
     for (rel, text) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        if path.exists() {
-            continue;
+        let new = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match new {
+            Ok(mut f) => std::io::Write::write_all(&mut f, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
         }
-        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
         "created site {name} in {}; try: bootc build {}",
