@@ -177,6 +177,69 @@ fn is_toml(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "toml")
 }
 
+/// Adds a file as read to `sources`: its id, or None (and the problem in
+/// `diags`) when it has no usable text.
+fn add_source(
+    sources: &mut Sources,
+    diags: &mut Diags,
+    root: &Path,
+    path: &Path,
+    text: Read,
+) -> Option<FileId> {
+    match text {
+        Read::Text(text) => Some(sources.add(rel_name(root, path), text)),
+        Read::NotUtf8(lossy, at) => {
+            let name = rel_name(root, path);
+            let end = (at + 3).min(lossy.len());
+            let end = (at + 1..=end)
+                .find(|&e| lossy.is_char_boundary(e))
+                .unwrap_or(at);
+            let id = sources.add(name.clone(), lossy);
+            diags.push(
+                Diag::error(format!("{name} is not UTF-8 text"))
+                    .at(Loc::new(id, at..end), "not UTF-8 from here")
+                    .help(
+                        "site files are UTF-8: convert it (for example with iconv) and build again",
+                    ),
+            );
+            None
+        }
+        Read::Problem(mut d) => {
+            // Point at the file itself (no text of it is shown), so every
+            // output format names where the problem is.
+            if d.primary.is_none() {
+                let id = sources.add(rel_name(root, path), String::new());
+                let label = if d.severity == crate::diag::Severity::Error {
+                    "this file"
+                } else {
+                    "skipped"
+                };
+                d.primary = Some((Loc::new(id, 0..0), label.to_string()));
+            }
+            diags.push(*d);
+            None
+        }
+    }
+}
+
+/// The files of roles/ or images/, parsed, by name (the file stem).
+fn parse_named<T: DeserializeOwned>(
+    paths: &[PathBuf],
+    ids: Vec<Option<FileId>>,
+    sources: &Sources,
+    diags: &mut Diags,
+) -> BTreeMap<String, (FileId, T)> {
+    let mut out = BTreeMap::new();
+    for (path, id) in paths.iter().zip(ids) {
+        if let Some(id) = id
+            && let Some(v) = parse::<T>(sources, id, diags)
+        {
+            out.insert(stem(path), (id, v));
+        }
+    }
+    out
+}
+
 /// Reads and parses every file of the site at `root`.
 pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
     let site_path = root.join(SITE_FILE);
@@ -206,41 +269,11 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         .collect();
 
     let mut sources = Sources::default();
-    let mut ids: Vec<Option<FileId>> = Vec::with_capacity(all.len());
-    for (path, text) in all.iter().zip(texts) {
-        match text {
-            Read::Text(text) => ids.push(Some(sources.add(rel_name(root, path), text))),
-            Read::NotUtf8(lossy, at) => {
-                let name = rel_name(root, path);
-                let end = (at + 3).min(lossy.len());
-                let end = (at + 1..=end)
-                    .find(|&e| lossy.is_char_boundary(e))
-                    .unwrap_or(at);
-                let id = sources.add(name.clone(), lossy);
-                diags.push(
-                    Diag::error(format!("{name} is not UTF-8 text"))
-                        .at(Loc::new(id, at..end), "not UTF-8 from here")
-                        .help("site files are UTF-8: convert it (for example with iconv) and build again"),
-                );
-                ids.push(None);
-            }
-            Read::Problem(mut d) => {
-                // Point at the file itself (no text of it is shown), so
-                // every output format names where the problem is.
-                if d.primary.is_none() {
-                    let id = sources.add(rel_name(root, path), String::new());
-                    let label = if d.severity == crate::diag::Severity::Error {
-                        "this file"
-                    } else {
-                        "skipped"
-                    };
-                    d.primary = Some((Loc::new(id, 0..0), label.to_string()));
-                }
-                diags.push(*d);
-                ids.push(None);
-            }
-        }
-    }
+    let ids: Vec<Option<FileId>> = all
+        .iter()
+        .zip(texts)
+        .map(|(path, text)| add_source(&mut sources, &mut diags, root, path, text))
+        .collect();
     let mut ids = ids.into_iter();
     let site_id = ids.next().flatten();
     let machine_ids: Vec<Option<FileId>> = ids.by_ref().take(machines.len()).collect();
@@ -265,22 +298,8 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
         }
     }
 
-    let mut role_map = BTreeMap::new();
-    for (path, id) in roles.iter().zip(role_ids) {
-        if let Some(id) = id
-            && let Some(r) = parse::<RoleFile>(&sources, id, &mut diags)
-        {
-            role_map.insert(stem(path), (id, r));
-        }
-    }
-    let mut image_map = BTreeMap::new();
-    for (path, id) in images.iter().zip(image_ids) {
-        if let Some(id) = id
-            && let Some(i) = parse::<ImageFile>(&sources, id, &mut diags)
-        {
-            image_map.insert(stem(path), (id, i));
-        }
-    }
+    let role_map = parse_named::<RoleFile>(&roles, role_ids, &sources, &mut diags);
+    let image_map = parse_named::<ImageFile>(&images, image_ids, &sources, &mut diags);
     let mut template_map = BTreeMap::new();
     let troot = root.join("templates");
     let mut unreadable_templates = std::collections::BTreeSet::new();

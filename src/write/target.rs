@@ -41,10 +41,12 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     }
 }
 
-/// Resolves `out` (as given by the user) and checks it may be replaced.
-pub fn resolve(out: &Path) -> Result<Target, WriteError> {
-    let link = fs::symlink_metadata(out).ok();
-    let dir = match &link {
+/// The real folder `out` names (`link`: its own metadata, when it exists):
+/// every symlink and `.`/`..` followed, so the tree is staged beside the
+/// real folder and swapped there (a link stays a link); a dangling link is
+/// refused, a missing folder's parent is created.
+fn real_dir(out: &Path, link: Option<&fs::Metadata>) -> Result<PathBuf, WriteError> {
+    Ok(match link {
         Some(meta) => {
             if meta.file_type().is_symlink() && fs::metadata(out).is_err() {
                 let to = fs::read_link(out)
@@ -74,7 +76,13 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             fs::create_dir_all(&parent).map_err(io_err(&parent))?;
             parent.canonicalize().map_err(io_err(&parent))?.join(name)
         }
-    };
+    })
+}
+
+/// Resolves `out` (as given by the user) and checks it may be replaced.
+pub fn resolve(out: &Path) -> Result<Target, WriteError> {
+    let link = fs::symlink_metadata(out).ok();
+    let dir = real_dir(out, link.as_ref())?;
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
         return Err(refuse(
             out,
@@ -113,6 +121,13 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             ),
         ));
     }
+    replaceable(out, &dir, &shown)?;
+    Ok(target)
+}
+
+/// Whether the existing folder `dir` (the user's `out`) may be replaced by
+/// a new tree: empty, or bootc's own tree holding nothing else.
+fn replaceable(out: &Path, dir: &Path, shown: &str) -> Result<(), WriteError> {
     // A site is never an output, whatever marker it holds (a hostile change
     // could add one).
     if fs::symlink_metadata(dir.join("bootc.toml")).is_ok() {
@@ -124,17 +139,17 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             ),
         ));
     }
-    if is_empty(&dir).map_err(io_err(out))? {
-        return Ok(target);
+    if is_empty(dir).map_err(io_err(out))? {
+        return Ok(());
     }
-    let manifest = manifest_of(&dir);
-    let ours = has_marker(&dir) || manifest.as_ref().is_some_and(|m| earlier_tree(&dir, m));
+    let manifest = manifest_of(dir);
+    let ours = has_marker(dir) || manifest.as_ref().is_some_and(|m| earlier_tree(dir, m));
     if ours {
         // Even a tree with bootc's marker is replaced only when it holds
         // nothing but what its manifest lists: a site, an artifact root or
         // an operator's files put into it are never deleted with it.
-        return match manifest.as_ref().map(|m| foreign_entry(&dir, m)) {
-            Some(None) => Ok(target),
+        return match manifest.as_ref().map(|m| foreign_entry(dir, m)) {
+            Some(None) => Ok(()),
             Some(Some(rel)) => Err(refuse(
                 out,
                 format!(
