@@ -3,34 +3,26 @@
 
 use std::fs;
 
-use crate::harness::bootc;
+use crate::harness::{Run, bootc};
+
+fn run(args: &[&str]) -> Run {
+    bootc().args(args).output().unwrap().into()
+}
 
 #[test]
 fn init_makes_a_site_that_builds() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("lab");
-    let r: crate::harness::Run = bootc()
-        .args(["init", site.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .into();
+    let r = run(&["init", site.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r: crate::harness::Run = bootc()
-        .args(["build", site.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .into();
+    let r = run(&["build", site.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         site.join("public/http/machines/52-54-00-aa-bb-01.ipxe")
             .exists()
     );
     // A second init refuses to overwrite.
-    let again: crate::harness::Run = bootc()
-        .args(["init", site.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .into();
+    let again = run(&["init", site.to_str().unwrap()]);
     assert_eq!(again.code, 2);
 }
 
@@ -44,11 +36,7 @@ fn init_never_writes_through_a_link() {
     let site = dir.path().join("lab");
     fs::create_dir(&site).unwrap();
     std::os::unix::fs::symlink(&elsewhere, site.join("machines")).unwrap();
-    let r: crate::harness::Run = bootc()
-        .args(["init", site.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .into();
+    let r = run(&["init", site.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
     assert_eq!(
@@ -61,11 +49,7 @@ fn init_never_writes_through_a_link() {
     let _ = fs::remove_dir_all(&site);
     fs::create_dir(&site).unwrap();
     std::os::unix::fs::symlink(elsewhere.join("x.toml"), site.join(".gitignore")).unwrap();
-    let r: crate::harness::Run = bootc()
-        .args(["init", site.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .into();
+    let r = run(&["init", site.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         !elsewhere.join("x.toml").exists(),
