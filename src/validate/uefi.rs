@@ -157,7 +157,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
     // of them has Secure Boot (then its kernel must be signed).
     let mut through_grub: BTreeMap<&str, (Vec<&str>, bool)> = BTreeMap::new();
     let mut arm64_without: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut shim_needed: Option<&str> = None;
+    let mut shim_needed: Option<&Machine> = None;
     for m in &site.machines {
         let Some(image) = super::role_image(&site.roles, &m.role) else {
             continue;
@@ -172,7 +172,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
             e.1 |= sb;
         }
         if sb && img.arch == Arch::X86_64 {
-            shim_needed.get_or_insert(&m.name);
+            shim_needed.get_or_insert(m);
         }
         if site.dhcp.is_some()
             && m.ip.is_none()
@@ -208,7 +208,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
         for name in [EfiName::Shim, EfiName::Grub] {
             if !site.uefi.loaders.contains_key(&name) {
                 let who = match shim_needed {
-                    Some(m) => format!("machine `{m}` boots with Secure Boot"),
+                    Some(m) => format!("machine `{}` boots with Secure Boot", m.name),
                     None => "[uefi] secure-boot = true".to_string(),
                 };
                 let d = Diag::error(format!(
@@ -220,9 +220,11 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
                     "install Debian's signed loaders (apt-get install shim-signed grub-efi-amd64-signed), or set [uefi] {} = {{ path = \"…\" }}",
                     name.key()
                 ));
-                cx.diags.push(match &uefi_at {
-                    Some(l) => d.at(l.clone(), "Secure Boot is set here"),
-                    None => d,
+                // At the site's setting, else at the machine that needs it.
+                cx.diags.push(match (&uefi_at, shim_needed) {
+                    (Some(l), _) => d.at(l.clone(), "Secure Boot is set here"),
+                    (None, Some(m)) => d.at(m.loc.clone(), "boots with Secure Boot"),
+                    (None, None) => d,
                 });
             }
         }
