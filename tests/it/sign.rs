@@ -497,12 +497,7 @@ fn debian_minisign_accepts_the_signature() {
         return;
     }
     let s = Signed::new();
-    let out = Command::new("minisign")
-        .current_dir(s.site.path("public/http"))
-        .args(["-Vm", "manifest.json", "-p"])
-        .arg(&s.public)
-        .output()
-        .unwrap();
+    let out = minisign_verify(&s.site.path("public/http"), &s.public);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -538,12 +533,7 @@ fn debian_minisign_accepts_the_signature() {
     let m = s.site.path("public/http/manifest.json");
     let text = fs::read_to_string(&m).unwrap();
     fs::write(&m, text.replacen("fixture", "fixturf", 1)).unwrap();
-    let bad = Command::new("minisign")
-        .current_dir(s.site.path("public/http"))
-        .args(["-Vm", "manifest.json", "-p"])
-        .arg(&s.public)
-        .output()
-        .unwrap();
+    let bad = minisign_verify(&s.site.path("public/http"), &s.public);
     assert!(!bad.status.success());
 }
 
@@ -575,7 +565,18 @@ fn key_where(
     panic!("no key with the wanted id in 400 tries");
 }
 
-fn minisign_keypair(dir: &Path) -> (PathBuf, PathBuf) {
+/// `minisign -Vm manifest.json -p PUBLIC`, run in `http` (a tree's web root).
+pub(crate) fn minisign_verify(http: &Path, public: &Path) -> std::process::Output {
+    Command::new("minisign")
+        .current_dir(http)
+        .args(["-Vm", "manifest.json", "-p"])
+        .arg(public)
+        .output()
+        .unwrap()
+}
+
+/// An unencrypted key pair made by minisign itself: (secret, public).
+pub(crate) fn minisign_keypair(dir: &Path) -> (PathBuf, PathBuf) {
     let (key, public) = (dir.join("mk.key"), dir.join("mk.pub"));
     let out = Command::new("minisign")
         .args(["-G", "-W", "-p"])
@@ -617,12 +618,7 @@ fn signs_and_verifies_with_the_pub_files_key_id(key: &Path, public: &Path) {
         r.stdout
     );
     if need("minisign") {
-        let ok = Command::new("minisign")
-            .current_dir(site.path("public/http"))
-            .args(["-Vm", "manifest.json", "-p"])
-            .arg(public)
-            .output()
-            .unwrap();
+        let ok = minisign_verify(&site.path("public/http"), public);
         assert!(
             ok.status.success(),
             "{}",
@@ -938,15 +934,7 @@ fn verify_refuses_unsafe_manifest_paths() {
     // A manifest that lists /etc/passwd and ../outside, correctly signed by
     // a key the verifier trusts: the paths are still refused, never opened.
     let keys = tempfile::tempdir().unwrap();
-    let (key, public) = (keys.path().join("mk.key"), keys.path().join("mk.pub"));
-    let out = Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(&public)
-        .arg("-s")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (key, public) = minisign_keypair(keys.path());
     let site = Site::fixture("basic");
     assert_eq!(run(cmd(site.root()).args(["build", "."])).code, 0);
     let m = site.path("public/http/manifest.json");

@@ -255,15 +255,7 @@ fn verify_accepts_a_legacy_minisign_signature() {
     }
     let s = Signed::new();
     let keys = tempfile::tempdir().unwrap();
-    let (key, public) = (keys.path().join("m.key"), keys.path().join("m.pub"));
-    let out = Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(&public)
-        .arg("-s")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (key, public) = crate::sign::minisign_keypair(keys.path());
     let m = s.site.path("public/http/manifest.json");
     let out = Command::new("minisign")
         .args(["-S", "-l", "-s"])
