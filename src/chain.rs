@@ -42,7 +42,7 @@ pub fn chains(site: &Site, m: &Resolved, mac: Mac) -> Vec<Chain> {
     } else {
         Arch::X86_64
     };
-    let uefi = site.uefi_loader(arch, m.secure_boot);
+    let uefi = UefiLoader::from_plan(&m.uefi_loader);
     let ipxe_efi = if arch == Arch::Arm64 {
         crate::dhcp::ARM64_LOADER
     } else {

@@ -189,7 +189,9 @@ pub struct Resolved {
     /// Secure Boot applies to this machine (its UEFI firmware gets shim).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub secure_boot: bool,
-    /// What its UEFI firmware is handed, when not iPXE: `shim-grub`.
+    /// What its UEFI firmware is handed, when not iPXE: `shim-grub`
+    /// ([`crate::site::UefiLoader::name`]). Text, so a plan of another bootc
+    /// with another loader is still read and compared.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub uefi_loader: String,
     /// Final kernel command line, in order: image, roles (base first), machine.

@@ -8,7 +8,7 @@ use crate::diag::{Diag, Diags, Sources};
 use crate::loader::{Files, Renderer};
 use crate::manifest::{MANIFEST, Manifest};
 use crate::resolve::{BootPlan, Plan};
-use crate::site::{Artifact, Image, Site};
+use crate::site::{Artifact, Image, Site, UefiLoader};
 use crate::templates::val;
 use crate::tree::{Content, Tree};
 
@@ -144,7 +144,7 @@ fn grub_images<'a>(site: &'a Site, plan: &Plan) -> Vec<&'a Image> {
     let mut names: std::collections::BTreeSet<&str> = plan
         .machines
         .iter()
-        .filter(|m| !m.uefi_loader.is_empty())
+        .filter(|m| UefiLoader::from_plan(&m.uefi_loader) == UefiLoader::ShimGrub)
         .map(|m| m.image.as_str())
         .collect();
     let fallback_roles: Vec<&str> = match &site.fallback {

@@ -379,7 +379,7 @@ impl<'a, 't> Resolver<'a, 't> {
             secure_boot,
             uefi_loader: match uefi {
                 UefiLoader::Ipxe => String::new(),
-                UefiLoader::ShimGrub => "shim-grub".to_string(),
+                loader => loader.name().to_string(),
             },
             kernel_args,
             fetches,

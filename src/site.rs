@@ -115,14 +115,32 @@ pub struct Site {
 }
 
 /// What a machine's UEFI firmware is handed (BIOS machines always get iPXE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UefiLoader {
     /// iPXE (snponly.efi or ipxe.efi), which fetches the iPXE scripts.
     Ipxe,
     /// Debian's signed shim, which loads Debian's signed GRUB, which reads
     /// the machine's GRUB config over TFTP.
     ShimGrub,
+}
+
+impl UefiLoader {
+    /// Its name in plan.json (`uefi-loader`) and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            UefiLoader::Ipxe => "ipxe",
+            UefiLoader::ShimGrub => "shim-grub",
+        }
+    }
+
+    /// The loader plan.json names (`""` is iPXE, the default).
+    pub fn from_plan(name: &str) -> UefiLoader {
+        if name == UefiLoader::ShimGrub.name() {
+            UefiLoader::ShimGrub
+        } else {
+            UefiLoader::Ipxe
+        }
+    }
 }
 
 impl Site {

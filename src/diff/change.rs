@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::side::{Hashes, Texts};
 use crate::plan::Resolved;
-use crate::site::Mac;
+use crate::site::{Mac, UefiLoader};
 
 /// One thing that changes about one machine.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -306,7 +306,7 @@ pub(super) struct Context<'a> {
 /// How a machine's UEFI firmware boots, as one phrase: `iPXE`, `shim and
 /// GRUB, Secure Boot`, `arm64: shim and GRUB`.
 fn uefi_boot(m: &Resolved) -> String {
-    let loader = if m.uefi_loader == "shim-grub" {
+    let loader = if UefiLoader::from_plan(&m.uefi_loader) == UefiLoader::ShimGrub {
         "shim and GRUB"
     } else {
         "iPXE"

@@ -27,8 +27,6 @@ use crate::load::Loaded;
 use crate::model::S;
 use crate::site::*;
 
-pub use roles::role_image;
-
 /// Default places for iPXE binaries (Debian's `ipxe` package, then others).
 pub const IPXE_SEARCH: [&str; 2] = ["/usr/lib/ipxe", "/usr/share/ipxe"];
 

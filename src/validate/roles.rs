@@ -134,7 +134,7 @@ pub(super) fn check_extends(cx: &mut Ctx, roles: &BTreeMap<String, Role>) {
 }
 
 /// The image a role boots, following `extends`, or None (cycle, none given).
-pub fn role_image<'a>(roles: &'a BTreeMap<String, Role>, name: &str) -> Option<&'a str> {
+pub(super) fn role_image<'a>(roles: &'a BTreeMap<String, Role>, name: &str) -> Option<&'a str> {
     let mut cur = roles.get(name)?;
     for _ in 0..=roles.len() {
         if let Some(i) = &cur.image {

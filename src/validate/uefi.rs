@@ -159,14 +159,13 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
     let mut arm64_without: BTreeMap<&str, &str> = BTreeMap::new();
     let mut shim_needed: Option<&Machine> = None;
     for m in &site.machines {
-        let Some(image) = super::role_image(&site.roles, &m.role) else {
+        let Some(img) = site.image_of(&m.role) else {
             continue;
         };
-        let Some(img) = site.images.get(image) else {
-            continue;
-        };
+        let image = img.name.as_str();
         let sb = site.secure_boot(&m.role, m.secure_boot);
-        if site.uefi_loader(img.arch, sb) == UefiLoader::ShimGrub {
+        let grub = site.uefi_loader(img.arch, sb) == UefiLoader::ShimGrub;
+        if grub {
             let e = through_grub.entry(image).or_default();
             e.0.push(&m.name);
             e.1 |= sb;
@@ -190,7 +189,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
                 .help("the generated DHCP configs hand a machine a loader other than the site's in its reservation: give it an ip, or configure your DHCP server for it"),
             );
         }
-        if img.arch == Arch::Arm64 && site.uefi_loader(Arch::Arm64, sb) == UefiLoader::ShimGrub {
+        if grub && img.arch == Arch::Arm64 {
             arm64_without.entry(image).or_insert(&m.name);
         }
     }
@@ -200,9 +199,9 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
     // Unknown UEFI machines of a Secure Boot site get the fallback through GRUB.
     if site.uefi.secure_boot
         && let Fallback::Role(r) = &site.fallback
-        && let Some(image) = super::role_image(&site.roles, r)
+        && let Some(img) = site.image_of(r)
     {
-        through_grub.entry(image).or_default().1 = true;
+        through_grub.entry(img.name.as_str()).or_default().1 = true;
     }
     if site.uefi.secure_boot || shim_needed.is_some() {
         for name in [EfiName::Shim, EfiName::Grub] {
