@@ -61,7 +61,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
             templates: &templates,
             sources,
         };
-        let programs: loader::Files = loader::for_site(&site)
+        let programs: loader::Files = loader::for_site(&site, &plan)
             .into_iter()
             .flat_map(|l| l.programs(r, &boot, &mut diags))
             .collect();

@@ -103,7 +103,7 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         templates: &templates,
         sources: &sources,
     };
-    let programs: loader::Files = loader::for_site(&site)
+    let programs: loader::Files = loader::for_site(&site, &plan)
         .into_iter()
         .flat_map(|l| l.programs(r, &boot, &mut diags))
         .collect();

@@ -26,7 +26,7 @@ pub fn render(
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    let entry: Files = crate::loader::for_site(site)
+    let entry: Files = crate::loader::for_site(site, plan)
         .into_iter()
         .flat_map(|l| l.entry(r, boot, diags))
         .collect();
@@ -103,7 +103,7 @@ fn copy_images<'a>(tree: &mut Tree, root: &str, images: impl IntoIterator<Item =
 /// and initrds of the machines, and the fallback, that boot through them).
 fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
     copy_images(tree, "http", site.images.values());
-    if crate::loader::uses_grub(site) {
+    if crate::loader::uses_grub(site, plan) {
         for (name, f) in &site.uefi.loaders {
             tree.files.insert(
                 format!("tftp/{}", name.file()),

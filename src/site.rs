@@ -175,12 +175,6 @@ impl Site {
             .and_then(|i| self.images.get(i))
     }
 
-    /// What machine `m`'s UEFI firmware is handed.
-    pub fn machine_uefi_loader(&self, m: &Machine) -> UefiLoader {
-        let arch = self.image_of(&m.role).map(|i| i.arch).unwrap_or_default();
-        self.uefi_loader(arch, self.secure_boot(&m.role, m.secure_boot))
-    }
-
     /// The UEFI loader of a machine booting an image of `arch`: shim and
     /// GRUB under Secure Boot, and for arm64 unless an arm64 iPXE exists.
     pub fn uefi_loader(&self, arch: Arch, secure_boot: bool) -> UefiLoader {

@@ -11,8 +11,9 @@ use minijinja::Value;
 
 use crate::context::MachineContext;
 use crate::diag::{Diags, Sources};
+use crate::plan::Plan;
 use crate::resolve::{BootPlan, MachineBoot};
-use crate::site::{Mac, Site};
+use crate::site::{Mac, Site, UefiLoader};
 use crate::templates::{Templates, val};
 
 /// Output files as (path under the output root, text).
@@ -95,19 +96,19 @@ pub trait Loader: Sync {
 }
 
 /// Whether the site boots anything through shim and GRUB: it has Secure
-/// Boot on (its unknown UEFI machines too), or a machine does.
-pub fn uses_grub(site: &Site) -> bool {
+/// Boot on (its unknown UEFI machines too), or a machine of its plan does.
+pub fn uses_grub(site: &Site, plan: &Plan) -> bool {
     site.uefi.secure_boot
-        || site
+        || plan
             .machines
             .iter()
-            .any(|m| site.machine_uefi_loader(m) == crate::site::UefiLoader::ShimGrub)
+            .any(|m| UefiLoader::from_plan(&m.uefi_loader) == UefiLoader::ShimGrub)
 }
 
 /// The loaders a site boots with: iPXE always (BIOS machines and UEFI
 /// without Secure Boot), GRUB when [`uses_grub`].
-pub fn for_site(site: &Site) -> Vec<&'static dyn Loader> {
-    if uses_grub(site) {
+pub fn for_site(site: &Site, plan: &Plan) -> Vec<&'static dyn Loader> {
+    if uses_grub(site, plan) {
         vec![&ipxe::Ipxe, &grub::Grub]
     } else {
         vec![&ipxe::Ipxe]
