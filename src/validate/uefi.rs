@@ -135,13 +135,12 @@ fn checked(
         }
         Ok(_) => {}
     }
-    let (size, blake3) = match source.hash() {
-        Ok(h) => h,
-        Err(e) => {
-            cx.diags.push(problem(format!("it cannot be read: {e}")));
-            return None;
-        }
-    };
+    // Hashed from the bytes just checked: read once, and what was checked
+    // is what the manifest records (the copy checks the hash again).
+    let (size, blake3) = (
+        bytes.len() as u64,
+        blake3::hash(&bytes).to_hex().to_string(),
+    );
     Some(EfiFile {
         source,
         path,
