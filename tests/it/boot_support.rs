@@ -452,6 +452,9 @@ pub const MARKER_PREFIX: &str = "BOOTC-MARKER cmdline=";
 pub const INIT_SCRIPT: &str = "#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
+# Kernel messages printed while the marker is written would split its line
+# (seen in CI: \"nomodeset[    2.72] tsc: Refined TSC ...\"): only emergencies.
+echo 1 > /proc/sys/kernel/printk
 echo \"BOOTC-MARKER cmdline=$(cat /proc/cmdline)\" > /dev/console
 poweroff -f
 ";
@@ -461,7 +464,7 @@ poweroff -f
 /// Debian's static build: check [`need_busybox_static`] first), symlinks
 /// `/bin/{sh,cat,echo,poweroff,mount,mkdir,sleep}` to it, the directories
 /// `/dev`, `/proc`, `/sys`, the device node `/dev/console` (5,1), and `/init`
-/// (mode 0755, [`INIT_SCRIPT`]): it mounts /proc, prints the line described at
+/// (mode 0755, [`INIT_SCRIPT`]): it mounts /proc, silences kernel messages, prints the line described at
 /// [`MARKER_PREFIX`] to /dev/console, and runs `poweroff -f` (QEMU with
 /// `-no-reboot` then exits). The archive is deterministic (mtime 0, uid 0).
 pub fn busybox_initramfs(dir: &Path) -> PathBuf {
