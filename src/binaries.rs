@@ -88,7 +88,8 @@ pub fn find(
         }
         // Refused binaries have their errors: no "none found" on top.
         if !binaries.is_empty() || diags.list.len() > errors {
-            return Ipxe { binaries };
+            let lkrn = open_binary(&root, LKRN).ok().map(Arc::new);
+            return Ipxe { binaries, lkrn };
         }
     }
     let where_ = match configured {
@@ -102,5 +103,9 @@ pub fn find(
     );
     Ipxe {
         binaries: BTreeMap::new(),
+        lkrn: None,
     }
 }
+
+/// iPXE as a Linux kernel: what ISOLINUX starts on the boot media.
+const LKRN: &str = "ipxe.lkrn";

@@ -29,6 +29,8 @@ pub enum Command {
     Verify(commands::verify::Args),
     /// Write a minisign key pair for signing manifests: PREFIX.key and PREFIX.pub
     Keygen(commands::keygen::Args),
+    /// Write a bootable ISO/USB image that enters the site (the generic one, or a machine's with its static address)
+    Media(commands::media::Args),
     /// Build the site, serve its http/ tree and rebuild on change (a preview server)
     Serve(commands::serve::Args),
     /// List the built-in templates and the variables each sees

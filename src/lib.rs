@@ -26,6 +26,7 @@ pub mod ipxe;
 pub mod load;
 pub mod loader;
 pub mod manifest;
+pub mod media;
 pub mod model;
 pub mod pe;
 pub mod plan;
@@ -66,6 +67,38 @@ pub struct Build {
     pub plan: Plan,
     pub tree: Tree,
     pub diags: Diags,
+    /// The boot image [`Options::image`] asked for.
+    pub image: Option<Vec<u8>>,
+}
+
+/// What [`compile`] makes besides the tree.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Make http/media/boot.iso when the site has `[media]` (build, serve;
+    /// not check, diff or explain, which never need the image).
+    pub media: bool,
+    /// Also make one boot image apart from the tree (`bootc media`).
+    pub image: Option<ImageFor>,
+}
+
+/// Which boot image (SPEC section 9).
+#[derive(Clone, Debug)]
+pub enum ImageFor {
+    /// The generic one: DHCP on every card.
+    Generic,
+    /// This machine's, with its static address.
+    Machine(String),
+}
+
+/// What stops a compile before it can say whether the site is valid.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] load::LoadError),
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
+    #[error("the site has no machine named `{0}`{1}")]
+    NoSuchMachine(String, String),
 }
 
 impl Compiled {
@@ -88,7 +121,7 @@ impl Compiled {
 /// Runs the pipeline up to an in-memory tree: load -> validate -> resolve
 /// -> render. Every stage runs as far as the previous one left something
 /// usable, so one run reports every problem.
-pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
+pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
     let (loaded, mut diags) = load::load(root)?;
     let (site, vdiags) = validate::validate(&loaded);
     diags.extend(vdiags);
@@ -103,15 +136,25 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         templates: &templates,
         sources: &sources,
     };
-    let programs: loader::Files = loader::for_site(&site, &plan)
+    let programs: loader::Files = loader::for_plan(&boot)
         .into_iter()
         .flat_map(|l| l.programs(r, &boot, &mut diags))
         .collect();
+    // The images: only for a site without errors (they take a while).
+    let mut images = (None, None);
+    if !diags.has_errors() {
+        images = media_images(&site, r, opts, &mut diags)?;
+    }
     if diags.has_errors() {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
+    let (in_tree, image) = images;
+    let mut tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
+    if let Some(iso) = in_tree {
+        tree.add(media::GENERIC_PATH, iso);
+    }
+    render::seal(&site, &mut tree);
     drop(boot);
     diags.sort();
     if diags.has_errors() {
@@ -123,5 +166,54 @@ pub fn compile(root: &Path) -> Result<Compiled, load::LoadError> {
         plan,
         tree,
         diags,
+        image,
     })))
+}
+
+/// The boot images `opts` asks for: the generic one for the tree (when
+/// the site has `[media]`), and the one apart from it. A site problem
+/// (a machine without a static address, a template) goes to `diags`.
+fn media_images(
+    site: &Site,
+    r: loader::Renderer,
+    opts: &Options,
+    diags: &mut Diags,
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), Error> {
+    let lkrn = match &site.ipxe.lkrn {
+        Some(f) if opts.media || opts.image.is_some() => {
+            Some(f.read_all().map_err(|error| media::MediaError::Io {
+                what: format!("reading {}", f.path.display()),
+                error,
+            })?)
+        }
+        _ => None,
+    };
+    let mut make = |machine: Option<&site::Machine>, pad_to: u64| -> Result<_, Error> {
+        match media::scripts(site, r, machine) {
+            Ok(s) => Ok(Some(media::image(&s, pad_to, lkrn.as_deref())?)),
+            Err(d) => {
+                diags.extend(d);
+                Ok(None)
+            }
+        }
+    };
+    let in_tree = match &site.media {
+        Some(m) if opts.media => make(None, m.pad_to)?,
+        _ => None,
+    };
+    let pad_to = site.media.as_ref().map_or(0, |m| m.pad_to);
+    let apart = match &opts.image {
+        None => None,
+        Some(ImageFor::Generic) => make(None, pad_to)?,
+        Some(ImageFor::Machine(name)) => {
+            let Some(m) = site.machines.iter().find(|m| &m.name == name) else {
+                let hint = diag::did_you_mean(name, site.machines.iter().map(|m| m.name.as_str()))
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                return Err(Error::NoSuchMachine(name.clone(), hint));
+            };
+            make(Some(m), pad_to)?
+        }
+    };
+    Ok((in_tree, apart))
 }

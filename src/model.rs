@@ -18,6 +18,14 @@ pub struct SiteFile {
     pub ipxe: IpxeSection,
     pub uefi: Option<S<UefiSection>>,
     pub dhcp: Option<S<DhcpSection>>,
+    pub media: Option<S<MediaSection>>,
+}
+
+/// `[media]` (SPEC section 9).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MediaSection {
+    pub pad_to: Option<S<String>>,
 }
 
 /// `[uefi]` (SPEC section 8).

@@ -14,8 +14,8 @@ use crate::tree::{Content, Tree};
 
 /// Builds the tree of a valid site: the boot loader's `programs` (rendered
 /// right after resolve), its entry program, the local artifacts and
-/// chainloaders, the DHCP configurations, plan.json, the report and the
-/// manifest. Template errors found on the way are added to `diags` (the
+/// chainloaders, the DHCP configurations, plan.json and the report ([`seal`]
+/// adds the manifest). Template errors found on the way are added to `diags` (the
 /// caller must not write the tree then).
 pub fn render(
     site: &Site,
@@ -26,7 +26,7 @@ pub fn render(
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    let entry: Files = crate::loader::for_site(site, plan)
+    let entry: Files = crate::loader::for_plan(boot)
         .into_iter()
         .flat_map(|l| l.entry(r, boot, diags))
         .collect();
@@ -38,7 +38,7 @@ pub fn render(
             tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
         }
     }
-    artifacts(site, plan, &mut tree, diags);
+    artifacts(site, plan, boot.grub.tftp, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
         || dhcp_files(site, r, plan),
@@ -61,12 +61,16 @@ pub fn render(
         Ok(text) => tree.add("report/index.html", text),
         Err(d) => diags.push(*d),
     }
-    let manifest = Manifest::of(site, &tree);
+    tree
+}
+
+/// Adds the manifest of everything in `tree`: the last file of a build.
+pub fn seal(site: &Site, tree: &mut Tree) {
+    let manifest = Manifest::of(site, tree);
     tree.add(
         MANIFEST,
         serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n",
     );
-    tree
 }
 
 /// Copies the local artifacts of `images` into the tree under `root`
@@ -101,9 +105,9 @@ fn copy_images<'a>(tree: &mut Tree, root: &str, images: impl IntoIterator<Item =
 /// the EFI one also in http/ for UEFI HTTP Boot), copied from their files;
 /// with GRUB, shim and GRUB and what GRUB fetches over TFTP (the kernels
 /// and initrds of the machines, and the fallback, that boot through them).
-fn artifacts(site: &Site, plan: &Plan, tree: &mut Tree, diags: &mut Diags) {
+fn artifacts(site: &Site, plan: &Plan, grub_tftp: bool, tree: &mut Tree, diags: &mut Diags) {
     copy_images(tree, "http", site.images.values());
-    if crate::loader::uses_grub(site, plan) {
+    if grub_tftp {
         for (name, f) in &site.uefi.loaders {
             tree.files.insert(
                 format!("tftp/{}", name.file()),

@@ -56,6 +56,19 @@ pub struct BootPlan<'a> {
     pub fallback: Option<FallbackView<'a>>,
     /// arm64 shim and GRUB are set: arm64's GRUB reads its own prefix.
     pub arm64_grub: bool,
+    /// Where GRUB configs are written.
+    pub grub: GrubPlaces,
+}
+
+/// Where the GRUB loader writes configs: tftp/ (shim and GRUB over TFTP,
+/// for the machines that boot through them) and http/ (every machine's,
+/// read by the boot media's GRUB over HTTP).
+#[derive(Clone, Debug, Default)]
+pub struct GrubPlaces {
+    /// The site or a machine boots through shim and GRUB over TFTP.
+    pub tftp: bool,
+    /// With `[media]`: base-url's path, where GRUB finds http/ on its server.
+    pub http: Option<String>,
 }
 
 /// One machine's boot script: its template and context (`machine.mac` is
@@ -515,11 +528,23 @@ impl<'a, 't> Resolver<'a, 't> {
                 .collect(),
             extra: Default::default(),
         };
+        let grub = GrubPlaces {
+            tftp: self.site.uefi.secure_boot
+                || boots.iter().any(|b| b.uefi == UefiLoader::ShimGrub),
+            http: self
+                .site
+                .media
+                .as_ref()
+                .and(self.site.base_url.as_deref())
+                .and_then(crate::url::grub_http)
+                .map(|(_, path)| path),
+        };
         let boot = BootPlan {
             site: self.site_view(),
             machines: boots,
             fallback,
             arm64_grub: self.site.uefi.loaders.contains_key(&EfiName::Arm64Grub),
+            grub,
         };
         (plan, boot)
     }

@@ -106,6 +106,8 @@ pub struct Site {
     pub ipxe: Ipxe,
     pub uefi: Uefi,
     pub dhcp: Option<Dhcp>,
+    /// `[media]`: `build` also writes http/media/boot.iso.
+    pub media: Option<Media>,
     /// Sorted by name.
     pub machines: Vec<Machine>,
     pub roles: BTreeMap<String, Role>,
@@ -210,6 +212,9 @@ impl fmt::Display for Fallback {
 pub struct Ipxe {
     /// File name -> path, for those present.
     pub binaries: BTreeMap<String, Arc<Opened>>,
+    /// `ipxe.lkrn` of the same folder, if there: the BIOS side of the boot
+    /// media (not part of tftp/).
+    pub lkrn: Option<Arc<Opened>>,
 }
 
 /// `[uefi]`: Secure Boot and the signed loaders (SPEC section 8).
@@ -305,6 +310,13 @@ pub const IPXE_BINARIES: [&str; 4] = [
     "snponly.efi",
     "snponly-arm64.efi",
 ];
+
+/// `[media]` (SPEC section 9).
+#[derive(Clone, Debug, Default)]
+pub struct Media {
+    /// Pad the image to at least this many bytes (`pad-to`), 0: no padding.
+    pub pad_to: u64,
+}
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -44,6 +44,8 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "boot-commands.grub.j2",
         include_str!("templates/boot-commands.grub.j2"),
     ),
+    ("media.ipxe.j2", include_str!("templates/media.ipxe.j2")),
+    ("media.grub.j2", include_str!("templates/media.grub.j2")),
 ];
 
 pub struct Templates {

@@ -40,6 +40,22 @@ pub fn problem(url: &str) -> Option<String> {
     None
 }
 
+/// An `http://` URL as GRUB addresses it: the device `(http,HOST[:PORT])`
+/// and the path from its first '/' on (`/` when it has none). None for any
+/// other scheme, a URL with user info, a query or a fragment (GRUB has no
+/// HTTPS and reads none of those).
+pub fn grub_http(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    if rest.contains(['?', '#', '@']) {
+        return None;
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty()).then(|| (format!("(http,{authority})"), path.to_string()))
+}
+
 /// The characters of RFC 3986 (unreserved, reserved and `%`) less `'`, `,`
 /// and `;`, which DHCP configs read as delimiters.
 fn allowed(c: char) -> bool {
@@ -78,6 +94,22 @@ pub fn encode_path(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grub_devices() {
+        let dev = |u| grub_http(u);
+        assert_eq!(
+            dev("http://10.0.2.2:8080/fleet/"),
+            Some(("(http,10.0.2.2:8080)".into(), "/fleet/".into()))
+        );
+        assert_eq!(
+            dev("http://boot.example"),
+            Some(("(http,boot.example)".into(), "/".into()))
+        );
+        assert_eq!(dev("https://boot.example/"), None);
+        assert_eq!(dev("http://u@boot.example/"), None);
+        assert_eq!(dev("http://boot.example/?x=1"), None);
+    }
 
     #[test]
     fn urls() {

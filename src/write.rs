@@ -162,6 +162,24 @@ fn fill(
     Ok(stats)
 }
 
+/// Writes one file outside a tree (a boot image) atomically: a temporary
+/// file beside it, flushed, then renamed over it (mode 0644).
+pub fn write_one(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bootc-")
+        .tempfile_in(parent)
+        .map_err(err(parent))?;
+    tmp.write_all(bytes).map_err(err(path))?;
+    set_mode(tmp.path(), FILE_MODE)?;
+    tmp.as_file().sync_all().map_err(err(path))?;
+    tmp.persist(path).map_err(|e| err(path)(e.error))?;
+    sync(parent)
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err(path))
 }

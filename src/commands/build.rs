@@ -12,7 +12,7 @@ use bootc::manifest::{MANIFEST, Manifest, SIGNATURE};
 use bootc::sign::{self, Password, SecretKey};
 use bootc::tree::{Content, Tree};
 use bootc::write;
-use bootc::{Compiled, compile};
+use bootc::{Compiled, Options, compile};
 
 /// The arguments of `bootc build`.
 #[derive(clap::Args)]
@@ -47,7 +47,13 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         }
         None => None,
     };
-    let c = compile(site)?;
+    let c = compile(
+        site,
+        &Options {
+            media: true,
+            image: None,
+        },
+    )?;
     print_human(c.sources(), c.diags());
     let Compiled::Built(b) = c else {
         eprintln!("nothing was written");

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::color_stderr;
 use bootc::diag::{Format, Reporter, repo_prefix};
-use bootc::{Compiled, compile};
+use bootc::{Compiled, Options, compile};
 
 /// The arguments of `bootc check`.
 #[derive(clap::Args)]
@@ -26,7 +26,7 @@ impl Args {
 }
 
 pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
-    let c = compile(site)?;
+    let c = compile(site, &Options::default())?;
     let mut reporter = Reporter::new(c.sources());
     match format {
         Format::Human => {

@@ -10,7 +10,7 @@ use super::color_stderr;
 use bootc::diag::{Diags, Reporter, Severity};
 use bootc::diff::git::GitExport;
 use bootc::diff::{self, DiffFormat, Side};
-use bootc::{Compiled, compile};
+use bootc::{Compiled, Options, compile};
 
 /// The arguments of `bootc diff`.
 #[derive(clap::Args)]
@@ -111,7 +111,7 @@ fn anchor(other: &str) -> PathBuf {
 
 /// Compiles a site in memory; its plan is the plan.json `build` would write.
 fn from_site(dir: &Path, label: String, which: &str) -> Result<Option<Side>> {
-    match compile(dir)? {
+    match compile(dir, &Options::default())? {
         Compiled::Built(b) => Ok(Some(Side::compiled(label, b.plan, b.tree))),
         Compiled::Invalid { sources, diags } => {
             let errors = Diags {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::print_human;
 use bootc::diag::did_you_mean;
 use bootc::site::Mac;
-use bootc::{Compiled, compile};
+use bootc::{Compiled, Options, compile};
 
 /// The arguments of `bootc explain`.
 #[derive(clap::Args)]
@@ -31,7 +31,7 @@ impl Args {
 }
 
 pub fn run(site: &Path, what: &str) -> Result<ExitCode> {
-    let b = match compile(site)? {
+    let b = match compile(site, &Options::default())? {
         Compiled::Built(b) => b,
         invalid => {
             print_human(invalid.sources(), invalid.diags());

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod explain;
 pub mod init;
 pub mod keygen;
+pub mod media;
 pub mod serve;
 pub mod templates;
 pub mod verify;
@@ -31,6 +32,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Verify(a) => a.run(),
         Command::Templates(a) => a.run(),
         Command::Keygen(a) => a.run(),
+        Command::Media(a) => a.run(),
     }
 }
 

@@ -151,6 +151,16 @@ view! {
 }
 
 view! {
+    pub struct GrubEntryContext<'a> {
+        /// The site
+        pub site: SiteView<'a>,
+        /// Where the tree is on the server GRUB reads from, ending in `/`:
+        /// `/` on TFTP, base-url's path over HTTP (the boot media)
+        pub root: &'a str,
+    }
+}
+
+view! {
     #[derive(Clone)]
     pub struct FallbackEntry<'a> {
         /// The role

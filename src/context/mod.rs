@@ -93,10 +93,12 @@ macro_rules! view {
 
 mod dhcp;
 mod machine;
+mod media;
 mod report;
 
 pub use dhcp::*;
 pub use machine::*;
+pub use media::*;
 pub use report::*;
 
 /// What a built-in template is for and the variables it sees, by name.
@@ -128,20 +130,28 @@ pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
             script(&["boot"]),
         ),
         "grub.cfg.grub.j2" => (
-            "tftp/grub/grub.cfg: what Debian's signed GRUB reads first (shim -> GRUB); it runs the config of the machine's MAC, else the fallback",
-            BootContext::shape().fields,
+            "tftp/grub/grub.cfg: what Debian's signed GRUB reads first (shim -> GRUB), and with [media] http/grub/grub.cfg, what the media's GRUB reads; it runs the config of the machine's MAC ($bootc_mac, else $net_default_mac), else the fallback",
+            GrubEntryContext::shape().fields,
         ),
         "machine.grub.j2" => (
-            "tftp/grub/grub.cfg-01-MAC: a machine's GRUB config, one per MAC (machines booting through shim and GRUB); boot URLs are TFTP paths",
+            "tftp/grub/grub.cfg-01-MAC: a machine's GRUB config, one per MAC (machines booting through shim and GRUB; with [media] every machine also under http/grub/); boot URLs are paths on the TFTP or HTTP server",
             script(&["machine", "boot"]),
         ),
         "fallback.grub.j2" => (
-            "tftp/grub/fallback.cfg: what unknown machines boot through shim and GRUB",
+            "tftp/grub/fallback.cfg (and with [media] http/grub/fallback.cfg): what unknown machines boot through GRUB",
             FallbackContext::shape().fields,
         ),
         "boot-commands.grub.j2" => (
             "included by machine.grub.j2 and fallback.grub.j2: the GRUB commands that boot `boot`",
             script(&["boot"]),
+        ),
+        "media.ipxe.j2" => (
+            "the BIOS side of the boot media (http/media/boot.iso, bootc media): the iPXE script embedded in the image; it brings up the network (DHCP, or the machine's static address) and enters the site",
+            MediaContext::shape().fields,
+        ),
+        "media.grub.j2" => (
+            "the UEFI side of the boot media: the GRUB config embedded in the image; it brings up the network, sets bootc_mac and reads the site's GRUB configs over HTTP",
+            MediaContext::shape().fields,
         ),
         "report.html.j2" => (
             "report/index.html: the build report",

@@ -1,13 +1,17 @@
-//! The GRUB loader, behind Debian's signed shim: tftp/grub/grub.cfg (the
-//! entry, which runs the config of the client's MAC), one config per MAC of
-//! each machine that boots through shim and GRUB, and tftp/grub/fallback.cfg.
+//! The GRUB loader: grub.cfg (the entry, which runs the config of the
+//! client's MAC), one config per MAC and fallback.cfg, in two places:
+//! - tftp/grub/, read by Debian's signed GRUB behind shim, for the machines
+//!   that boot through them (Secure Boot, arm64): kernels and initrds are
+//!   fetched over TFTP from tftp/ (Debian's signed GRUB has no HTTP);
+//! - http/grub/ with `[media]`, for every machine: the boot media's GRUB
+//!   reads them over HTTP, at base-url's path.
+//!
 //! They are rendered from the same data as the iPXE scripts; only the
-//! places differ: kernels and initrds are fetched over TFTP from tftp/
-//! (Debian's signed GRUB has no HTTP), at the same content-addressed paths
-//! as under http/.
+//! places differ: a boot's files are paths on that server, at the same
+//! content-addressed paths as under http/.
 
 use super::{Files, Loader, Renderer};
-use crate::context::{BootContext, BootView, FallbackContext, FallbackView};
+use crate::context::{BootView, FallbackContext, FallbackView, GrubEntryContext};
 use crate::diag::Diags;
 use crate::resolve::BootPlan;
 use crate::site::UefiLoader;
@@ -19,54 +23,93 @@ pub struct Grub;
 /// config: its prefix on the TFTP server.
 pub const ARM64_PREFIX: &str = "debian-installer/arm64/grub";
 
+/// One place GRUB configs go: the folder of the tree they are written to,
+/// and where the tree is on the server GRUB reads them from.
+struct Place<'a> {
+    /// `tftp` or `http`.
+    dir: &'static str,
+    /// Ends in '/': `/` on TFTP, base-url's path over HTTP.
+    root: &'a str,
+}
+
+impl Place<'_> {
+    fn http(&self) -> bool {
+        self.dir == "http"
+    }
+}
+
+fn places<'b>(boot: &'b BootPlan) -> Vec<Place<'b>> {
+    let tftp = boot.grub.tftp.then_some(Place {
+        dir: "tftp",
+        root: "/",
+    });
+    let http = boot
+        .grub
+        .http
+        .as_deref()
+        .map(|root| Place { dir: "http", root });
+    tftp.into_iter().chain(http).collect()
+}
+
 impl Loader for Grub {
     fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
         let mut out = Files::new();
-        for m in boot
-            .machines
-            .iter()
-            .filter(|m| m.uefi == UefiLoader::ShimGrub)
-        {
-            let mut ctx = m.context.clone();
-            ctx.boot = ctx.boot.as_ref().map(tftp_paths);
-            let (files, d) =
-                super::per_mac(r, m, ctx, "machine.grub.j2", "the GRUB config", |mac| {
-                    format!("tftp/grub/grub.cfg-01-{}", mac.hexhyp())
+        for place in places(boot) {
+            // Over TFTP only the machines that boot through shim and GRUB;
+            // the boot media boot every machine through GRUB.
+            for m in boot
+                .machines
+                .iter()
+                .filter(|m| place.http() || m.uefi == UefiLoader::ShimGrub)
+            {
+                let mut ctx = m.context.clone();
+                ctx.boot = ctx.boot.as_ref().map(|b| server_paths(b, &place));
+                let (files, d) =
+                    super::per_mac(r, m, ctx, "machine.grub.j2", "the GRUB config", |mac| {
+                        format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
+                    });
+                out.extend(files);
+                diags.extend(d);
+            }
+            let text = boot.fallback.as_ref().map(|fallback| {
+                let ctx = val(FallbackContext {
+                    site: boot.site.clone(),
+                    fallback: grub_fallback(fallback, &place),
                 });
-            out.extend(files);
-            diags.extend(d);
-        }
-        let text = boot.fallback.as_ref().map(|fallback| {
-            let ctx = val(FallbackContext {
-                site: boot.site.clone(),
-                fallback: grub_fallback(fallback),
+                r.render_or_empty("fallback.grub.j2", &ctx, "the GRUB fallback", diags)
             });
-            r.render_or_empty("fallback.grub.j2", &ctx, "the GRUB fallback", diags)
-        });
-        out.push((
-            "tftp/grub/fallback.cfg".to_string(),
-            text.unwrap_or_default(),
-        ));
+            out.push((
+                format!("{}/grub/fallback.cfg", place.dir),
+                text.unwrap_or_default(),
+            ));
+        }
         out
     }
 
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
-        let ctx = val(BootContext {
-            site: boot.site.clone(),
-        });
-        let text = r.render_or_empty("grub.cfg.grub.j2", &ctx, "tftp/grub/grub.cfg", diags);
-        let mut out = vec![("tftp/grub/grub.cfg".to_string(), text.clone())];
-        if boot.arm64_grub {
-            // arm64's GRUB reads its own prefix's grub.cfg: the same entry.
-            out.push((format!("tftp/{ARM64_PREFIX}/grub.cfg"), text));
+        let mut out = Files::new();
+        for place in places(boot) {
+            let ctx = val(GrubEntryContext {
+                site: boot.site.clone(),
+                root: place.root,
+            });
+            let path = format!("{}/grub/grub.cfg", place.dir);
+            let text = r.render_or_empty("grub.cfg.grub.j2", &ctx, &path, diags);
+            if !place.http() && boot.arm64_grub {
+                // arm64's GRUB reads its own prefix's grub.cfg: the same entry.
+                out.push((format!("tftp/{ARM64_PREFIX}/grub.cfg"), text.clone()));
+            }
+            out.push((path, text));
         }
         out
     }
 }
 
-/// A boot as GRUB fetches it: the tree's relative paths (`../images/…`,
-/// `images/…`) become paths on the TFTP server (`/images/…`).
-fn tftp_paths(b: &BootView) -> BootView {
+/// A boot as GRUB fetches it from `place`: the tree's relative paths
+/// (`../images/…`, `images/…`) become paths on that server (`/images/…`
+/// on TFTP, base-url's path + `images/…` over HTTP); over HTTP an
+/// `http://` URL becomes GRUB's `(http,HOST)/PATH`.
+fn server_paths(b: &BootView, place: &Place) -> BootView {
     let mut b = b.clone();
     for f in b
         .kernel
@@ -76,39 +119,43 @@ fn tftp_paths(b: &BootView) -> BootView {
         .chain(b.memdisk.iter_mut())
     {
         if !f.url.contains("://") {
-            f.url = format!("/{}", f.url.trim_start_matches("../"));
+            f.url = format!("{}{}", place.root, f.url.trim_start_matches("../"));
+        } else if place.http()
+            && let Some((device, path)) = crate::url::grub_http(&f.url)
+        {
+            f.url = device + &path;
         }
     }
     b
 }
 
-/// Whether GRUB can boot `b` from the tree: a kernel with local files, or
-/// the local disk.
-fn grub_bootable(b: &BootView) -> bool {
+/// Whether GRUB can boot `b` from `place`: a kernel whose files are on the
+/// server (or, over HTTP, on any http:// server), or the local disk.
+fn grub_bootable(b: &BootView, place: &Place) -> bool {
     match b.kind {
         "local" => true,
         "kernel" => b
             .kernel
             .iter()
             .chain(&b.initrds)
-            .all(|f| !f.url.contains("://")),
+            .all(|f| !f.url.contains("://") || (place.http() && f.url.starts_with("http://"))),
         _ => false,
     }
 }
 
-/// The fallback as GRUB boots it: TFTP paths, and in the menu only the
-/// roles GRUB can boot (an ISO or an iPXE chain needs iPXE).
-fn grub_fallback<'a>(f: &FallbackView<'a>) -> FallbackView<'a> {
+/// The fallback as GRUB boots it from `place`: server paths, and in the
+/// menu only the roles GRUB can boot (an ISO or an iPXE chain needs iPXE).
+fn grub_fallback<'a>(f: &FallbackView<'a>, place: &Place) -> FallbackView<'a> {
     let mut f = f.clone();
-    f.boot = f.boot.as_ref().map(tftp_paths);
-    if f.boot.as_ref().is_some_and(|b| !grub_bootable(b)) {
+    if f.boot.as_ref().is_some_and(|b| !grub_bootable(b, place)) {
         f.mode = "local";
         f.boot = None;
     }
+    f.boot = f.boot.as_ref().map(|b| server_paths(b, place));
     if let Some(entries) = &mut f.entries {
-        entries.retain(|e| grub_bootable(&e.boot));
+        entries.retain(|e| grub_bootable(&e.boot, place));
         for e in entries.iter_mut() {
-            e.boot = tftp_paths(&e.boot);
+            e.boot = server_paths(&e.boot, place);
         }
     }
     f

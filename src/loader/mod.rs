@@ -2,7 +2,7 @@
 //! program, each machine's boot program, the fallback for unknown machines)
 //! comes from a [`Loader`]: iPXE for every site, and GRUB (behind Debian's
 //! signed shim) for sites where a machine boots with Secure Boot or on arm64,
-//! chosen by [`for_site`], not a branch in every stage.
+//! chosen by [`for_plan`], not a branch in every stage.
 
 pub mod grub;
 pub mod ipxe;
@@ -11,9 +11,8 @@ use minijinja::Value;
 
 use crate::context::MachineContext;
 use crate::diag::{Diags, Sources};
-use crate::plan::Plan;
 use crate::resolve::{BootPlan, MachineBoot};
-use crate::site::{Mac, Site, UefiLoader};
+use crate::site::Mac;
 use crate::templates::{Templates, val};
 
 /// Output files as (path under the output root, text).
@@ -95,20 +94,11 @@ pub trait Loader: Sync {
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 }
 
-/// Whether the site boots anything through shim and GRUB: it has Secure
-/// Boot on (its unknown UEFI machines too), or a machine of its plan does.
-pub fn uses_grub(site: &Site, plan: &Plan) -> bool {
-    site.uefi.secure_boot
-        || plan
-            .machines
-            .iter()
-            .any(|m| UefiLoader::from_plan(&m.uefi_loader) == UefiLoader::ShimGrub)
-}
-
 /// The loaders a site boots with: iPXE always (BIOS machines and UEFI
-/// without Secure Boot), GRUB when [`uses_grub`].
-pub fn for_site(site: &Site, plan: &Plan) -> Vec<&'static dyn Loader> {
-    if uses_grub(site, plan) {
+/// without Secure Boot), GRUB when its configs go anywhere (shim and GRUB
+/// over TFTP, or the boot media's GRUB over HTTP).
+pub fn for_plan(boot: &BootPlan) -> Vec<&'static dyn Loader> {
+    if boot.grub.tftp || boot.grub.http.is_some() {
         vec![&ipxe::Ipxe, &grub::Grub]
     } else {
         vec![&ipxe::Ipxe]

@@ -55,7 +55,11 @@ pub(super) fn build(
     out: &Path,
     t0: Instant,
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
-    let c = match crate::compile(root) {
+    let opts = crate::Options {
+        media: true,
+        image: None,
+    };
+    let c = match crate::compile(root, &opts) {
         Ok(c) => c,
         Err(e) => return Err(Failure::message(e.to_string())),
     };
@@ -74,6 +78,7 @@ pub(super) fn build(
         plan,
         tree,
         diags,
+        ..
     } = *b;
     let stats = match write::write(out, &tree) {
         Ok(s) => s,

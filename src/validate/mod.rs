@@ -11,6 +11,7 @@ mod artifacts;
 mod dhcp;
 mod images;
 mod machines;
+mod media;
 mod roles;
 mod settings;
 mod uefi;
@@ -105,6 +106,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     );
     let uefi = uefi::section(&mut cx, site_id, site_file.uefi.as_ref());
     let dhcp = dhcp::section(&mut cx, site_id, site_file);
+    let media = media::section(&mut cx, site_id, site_file.media.as_ref(), s);
 
     // images/ and roles/
     let mut images = BTreeMap::new();
@@ -142,6 +144,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         ipxe,
         uefi,
         dhcp,
+        media,
         machines,
         roles,
         images,
