@@ -143,7 +143,7 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
     // The images: only for a site without errors (they take a while).
     let mut images = (None, None);
     if !diags.has_errors() {
-        images = media_images(&site, r, opts, &mut diags)?;
+        images = media_images(&site, &plan, r, opts, &mut diags)?;
     }
     if diags.has_errors() {
         diags.sort();
@@ -175,36 +175,19 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
 /// (a machine without a static address, a template) goes to `diags`.
 fn media_images(
     site: &Site,
+    plan: &Plan,
     r: loader::Renderer,
     opts: &Options,
     diags: &mut Diags,
 ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), Error> {
-    let lkrn = match &site.ipxe.lkrn {
-        Some(f) if opts.media || opts.image.is_some() => {
-            Some(f.read_all().map_err(|error| media::MediaError::Io {
-                what: format!("reading {}", f.path.display()),
-                error,
-            })?)
-        }
-        _ => None,
-    };
-    let mut make = |machine: Option<&site::Machine>, pad_to: u64| -> Result<_, Error> {
-        match media::scripts(site, r, machine) {
-            Ok(s) => Ok(Some(media::image(&s, pad_to, lkrn.as_deref())?)),
-            Err(d) => {
-                diags.extend(d);
-                Ok(None)
-            }
-        }
-    };
     let in_tree = match &site.media {
-        Some(m) if opts.media => make(None, m.pad_to)?,
+        Some(m) if opts.media => media::make(site, plan, r, None, m.pad_to, diags)?,
         _ => None,
     };
     let pad_to = site.media.as_ref().map_or(0, |m| m.pad_to);
     let apart = match &opts.image {
         None => None,
-        Some(ImageFor::Generic) => make(None, pad_to)?,
+        Some(ImageFor::Generic) => media::make(site, plan, r, None, pad_to, diags)?,
         Some(ImageFor::Machine(name)) => {
             let Some(m) = site.machines.iter().find(|m| &m.name == name) else {
                 let hint = diag::did_you_mean(name, site.machines.iter().map(|m| m.name.as_str()))
@@ -212,7 +195,7 @@ fn media_images(
                     .unwrap_or_default();
                 return Err(Error::NoSuchMachine(name.clone(), hint));
             };
-            make(Some(m), pad_to)?
+            media::make(site, plan, r, Some(m), pad_to, diags)?
         }
     };
     Ok((in_tree, apart))

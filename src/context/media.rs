@@ -20,9 +20,9 @@ view! {
     pub struct MediaEntry {
         /// The iPXE script the BIOS side chains: base-url + boot.ipxe
         pub ipxe: String,
-        /// base-url as a GRUB device: (http,HOST[:PORT])
+        /// base-url as a GRUB device: (http,HOST[:PORT]); with Secure Boot its host's TFTP server, (tftp,HOST)
         pub grub_device: String,
-        /// The GRUB config the UEFI side reads on that device: base-url's path + grub/grub.cfg
+        /// The site's GRUB entry on that device: base-url's path + grub/grub.cfg; with Secure Boot /grub/grub.cfg
         pub grub_config: String,
     }
 }

@@ -21,45 +21,22 @@ struct Need {
     package: &'static str,
 }
 
-const PROGRAMS: [Need; 5] = [
-    Need {
-        what: "xorriso",
-        package: "xorriso",
-    },
-    Need {
-        what: "mkfs.vfat",
-        package: "dosfstools",
-    },
-    Need {
-        what: "mmd",
-        package: "mtools",
-    },
-    Need {
-        what: "mcopy",
-        package: "mtools",
-    },
-    Need {
-        what: "grub-mkimage",
-        package: "grub-common",
-    },
-];
+const fn need(what: &'static str, package: &'static str) -> Need {
+    Need { what, package }
+}
 
-const ISOLINUX_BIN: Need = Need {
-    what: "/usr/lib/ISOLINUX/isolinux.bin",
-    package: "isolinux",
-};
-const ISOHDPFX: Need = Need {
-    what: "/usr/lib/ISOLINUX/isohdpfx.bin",
-    package: "isolinux",
-};
-const LDLINUX: Need = Need {
-    what: "/usr/lib/syslinux/modules/bios/ldlinux.c32",
-    package: "syslinux-common",
-};
-const GRUB_EFI_MODULES: Need = Need {
-    what: "/usr/lib/grub/x86_64-efi",
-    package: "grub-efi-amd64-bin",
-};
+const XORRISO: Need = need("xorriso", "xorriso");
+const MKFS_VFAT: Need = need("mkfs.vfat", "dosfstools");
+const MMD: Need = need("mmd", "mtools");
+const MCOPY: Need = need("mcopy", "mtools");
+const GRUB_MKIMAGE: Need = need("grub-mkimage", "grub-common");
+const ISOLINUX_BIN: Need = need("/usr/lib/ISOLINUX/isolinux.bin", "isolinux");
+const ISOHDPFX: Need = need("/usr/lib/ISOLINUX/isohdpfx.bin", "isolinux");
+const LDLINUX: Need = need(
+    "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+    "syslinux-common",
+);
+const GRUB_EFI_MODULES: Need = need("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
 
 /// The GRUB modules of the UEFI image: its memdisk, the script engine, the
 /// network (EFI cards, DHCP, HTTP) and the Linux loader.
@@ -133,47 +110,59 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The tools, or every one that is missing with its package.
+/// The programs an image is made with.
 struct Tools {
     xorriso: PathBuf,
     mkfs_vfat: PathBuf,
     mmd: PathBuf,
     mcopy: PathBuf,
-    grub_mkimage: PathBuf,
+    /// None for a Secure Boot image (its GRUB is Debian's signed one).
+    grub_mkimage: Option<PathBuf>,
 }
 
-fn tools(lkrn: Option<&Path>) -> Result<Tools, MediaError> {
+/// The tools an image needs (GRUB's only without Secure Boot), or every
+/// one missing with its package.
+fn tools(have_lkrn: bool, secure_boot: bool) -> Result<Tools, MediaError> {
+    let grub = [&GRUB_MKIMAGE, &GRUB_EFI_MODULES];
     let mut missing = Vec::new();
-    let found: Vec<Option<PathBuf>> = PROGRAMS
-        .iter()
-        .map(|n| {
-            let p = find_program(n.what);
-            if p.is_none() {
-                missing.push((n.what.to_string(), n.package));
-            }
-            p
-        })
-        .collect();
-    for n in [&ISOLINUX_BIN, &ISOHDPFX, &LDLINUX, &GRUB_EFI_MODULES] {
-        if !Path::new(n.what).exists() {
+    let mut need = |n: &Need, found: bool| {
+        let needed = !(secure_boot && grub.iter().any(|g| g.what == n.what));
+        if needed && !found {
             missing.push((n.what.to_string(), n.package));
         }
+    };
+    let mut program = |n: &Need| {
+        let p = find_program(n.what);
+        need(n, p.is_some());
+        p
+    };
+    let tools = (
+        program(&XORRISO),
+        program(&MKFS_VFAT),
+        program(&MMD),
+        program(&MCOPY),
+        program(&GRUB_MKIMAGE),
+    );
+    for n in [&ISOLINUX_BIN, &ISOHDPFX, &LDLINUX, &GRUB_EFI_MODULES] {
+        need(n, Path::new(n.what).exists());
     }
-    if lkrn.is_none() {
+    if !have_lkrn {
         missing.push(("ipxe.lkrn (of the iPXE binaries)".to_string(), "ipxe"));
     }
-    if !missing.is_empty() {
-        return Err(MediaError::Missing(missing));
+    match tools {
+        (Some(xorriso), Some(mkfs_vfat), Some(mmd), Some(mcopy), grub_mkimage)
+            if missing.is_empty() =>
+        {
+            Ok(Tools {
+                xorriso,
+                mkfs_vfat,
+                mmd,
+                mcopy,
+                grub_mkimage,
+            })
+        }
+        _ => Err(MediaError::Missing(missing)),
     }
-    let mut found = found.into_iter().flatten();
-    let mut next = || found.next().expect("every program was found");
-    Ok(Tools {
-        xorriso: next(),
-        mkfs_vfat: next(),
-        mmd: next(),
-        mcopy: next(),
-        grub_mkimage: next(),
-    })
 }
 
 fn run(program: &Path, args: &[&std::ffi::OsStr], epoch: u64) -> Result<(), MediaError> {
@@ -212,15 +201,30 @@ fn memdisk(config: &str) -> io::Result<Vec<u8>> {
     tar.into_inner()
 }
 
+/// The loaders an image holds besides the tools' files.
+#[derive(Default)]
+pub struct Loaders {
+    /// The site's `ipxe.lkrn` (None: reported missing).
+    pub lkrn: Option<Vec<u8>>,
+    /// Debian's signed shim and GRUB, for a Secure Boot image.
+    pub shim: Vec<u8>,
+    pub grub: Vec<u8>,
+}
+
 /// The image of `scripts`, padded with zeros to at least `pad_to` bytes
-/// (rounded up to whole 2048-byte sectors). `lkrn` is the site's
-/// `ipxe.lkrn` (None: report it missing).
-pub fn image(scripts: &Scripts, pad_to: u64, lkrn: Option<&[u8]>) -> Result<Vec<u8>, MediaError> {
-    let tools = tools(lkrn.map(|_| Path::new("ipxe.lkrn")))?;
-    let lkrn = lkrn.unwrap_or_default();
+/// (rounded up to whole 2048-byte sectors).
+pub fn image(scripts: &Scripts, pad_to: u64, loaders: &Loaders) -> Result<Vec<u8>, MediaError> {
+    let tools = tools(loaders.lkrn.is_some(), scripts.secure_boot)?;
+    let lkrn = loaders.lkrn.as_deref().unwrap_or_default();
     // Every date in the image: a function of what it holds.
     let mut h = blake3::Hasher::new();
-    for part in [scripts.ipxe.as_bytes(), scripts.grub.as_bytes(), lkrn] {
+    for part in [
+        scripts.ipxe.as_bytes(),
+        scripts.grub.as_bytes(),
+        lkrn,
+        &loaders.shim,
+        &loaders.grub,
+    ] {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part);
     }
@@ -245,34 +249,49 @@ pub fn image(scripts: &Scripts, pad_to: u64, lkrn: Option<&[u8]>) -> Result<Vec<
     write("bootc/ipxe.lkrn", lkrn)?;
     write("bootc/boot.ipxe", scripts.ipxe.as_bytes())?;
 
-    // UEFI: the GRUB image, on a FAT image (the EFI system partition).
-    let early = w.join("early.cfg");
-    std::fs::write(&early, GRUB_EARLY).map_err(io_err("writing GRUB's early config"))?;
-    let tar = w.join("memdisk.tar");
-    let tar_bytes = memdisk(&scripts.grub).map_err(io_err("making GRUB's memdisk"))?;
-    std::fs::write(&tar, tar_bytes).map_err(io_err("writing GRUB's memdisk"))?;
-    let efi = w.join("bootx64.efi");
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "-O".as_ref(),
-        "x86_64-efi".as_ref(),
-        "-d".as_ref(),
-        GRUB_EFI_MODULES.what.as_ref(),
-        "-p".as_ref(),
-        "(memdisk)".as_ref(),
-        "-c".as_ref(),
-        early.as_os_str(),
-        "-m".as_ref(),
-        tar.as_os_str(),
-        "-o".as_ref(),
-        efi.as_os_str(),
-    ];
-    args.extend(GRUB_MODULES.iter().map(std::ffi::OsStr::new));
-    run(&tools.grub_mkimage, &args, epoch)?;
-    let efi_size = std::fs::metadata(&efi)
-        .map_err(io_err("reading the GRUB image"))?
-        .len();
-    // FAT12 with room for the GRUB image and the file system itself.
-    let kib = (efi_size / 1024 + 256).div_ceil(64) * 64;
+    // UEFI: the EFI system partition, a FAT image.
+    let esp_files = if scripts.secure_boot {
+        // shim loads grubx64.efi from its own folder; Debian's signed GRUB
+        // reads $prefix/grub.cfg, /grub on the device it came from (the
+        // ISO 9660 file system, or the partition).
+        write("grub/grub.cfg", scripts.grub.as_bytes())?;
+        let dir = w.join("esp");
+        std::fs::create_dir_all(&dir).map_err(io_err("creating the ESP's files"))?;
+        let put = |name: &str, bytes: &[u8]| -> Result<PathBuf, MediaError> {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(io_err(format!("writing {name}")))?;
+            set_mtime(&p, epoch)?;
+            Ok(p)
+        };
+        vec![
+            (
+                put("shimx64.efi", &loaders.shim)?,
+                "::/EFI/BOOT/BOOTX64.EFI",
+            ),
+            (
+                put("grubx64.efi", &loaders.grub)?,
+                "::/EFI/BOOT/grubx64.efi",
+            ),
+            (
+                put("grub.cfg", scripts.grub.as_bytes())?,
+                "::/grub/grub.cfg",
+            ),
+        ]
+    } else {
+        vec![(
+            grub_image(&tools, scripts, w, epoch)?,
+            "::/EFI/BOOT/BOOTX64.EFI",
+        )]
+    };
+    let mut kib = 256;
+    for (p, _) in &esp_files {
+        let len = std::fs::metadata(p)
+            .map_err(io_err("reading the ESP's files"))?
+            .len();
+        kib += len.div_ceil(1024) + 4;
+    }
+    // FAT12/16 with room for the files and the file system itself.
+    let kib = kib.div_ceil(64) * 64;
     let esp = iso.join("efiboot.img");
     run(
         &tools.mkfs_vfat,
@@ -293,21 +312,23 @@ pub fn image(scripts: &Scripts, pad_to: u64, lkrn: Option<&[u8]>) -> Result<Vec<
             esp.as_os_str(),
             "::/EFI".as_ref(),
             "::/EFI/BOOT".as_ref(),
+            "::/grub".as_ref(),
         ],
         epoch,
     )?;
-    set_mtime(&efi, epoch)?;
-    run(
-        &tools.mcopy,
-        &[
-            "-m".as_ref(),
-            "-i".as_ref(),
-            esp.as_os_str(),
-            efi.as_os_str(),
-            "::/EFI/BOOT/BOOTX64.EFI".as_ref(),
-        ],
-        epoch,
-    )?;
+    for (p, to) in &esp_files {
+        run(
+            &tools.mcopy,
+            &[
+                "-m".as_ref(),
+                "-i".as_ref(),
+                esp.as_os_str(),
+                p.as_os_str(),
+                to.as_ref(),
+            ],
+            epoch,
+        )?;
+    }
 
     // Every file of the ISO gets the same date.
     for e in walkdir::WalkDir::new(&iso) {
@@ -353,6 +374,43 @@ pub fn image(scripts: &Scripts, pad_to: u64, lkrn: Option<&[u8]>) -> Result<Vec<
         bytes.resize(padded as usize, 0);
     }
     Ok(bytes)
+}
+
+/// The UEFI GRUB of an image without Secure Boot: `grub-mkimage` with the
+/// config in its memdisk. Returns the file made.
+fn grub_image(
+    tools: &Tools,
+    scripts: &Scripts,
+    w: &Path,
+    epoch: u64,
+) -> Result<PathBuf, MediaError> {
+    let early = w.join("early.cfg");
+    std::fs::write(&early, GRUB_EARLY).map_err(io_err("writing GRUB's early config"))?;
+    let tar = w.join("memdisk.tar");
+    let tar_bytes = memdisk(&scripts.grub).map_err(io_err("making GRUB's memdisk"))?;
+    std::fs::write(&tar, tar_bytes).map_err(io_err("writing GRUB's memdisk"))?;
+    let efi = w.join("bootx64.efi");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "-O".as_ref(),
+        "x86_64-efi".as_ref(),
+        "-d".as_ref(),
+        GRUB_EFI_MODULES.what.as_ref(),
+        "-p".as_ref(),
+        "(memdisk)".as_ref(),
+        "-c".as_ref(),
+        early.as_os_str(),
+        "-m".as_ref(),
+        tar.as_os_str(),
+        "-o".as_ref(),
+        efi.as_os_str(),
+    ];
+    args.extend(GRUB_MODULES.iter().map(std::ffi::OsStr::new));
+    let mkimage = tools.grub_mkimage.as_deref().ok_or_else(|| {
+        MediaError::Missing(vec![(GRUB_MKIMAGE.what.into(), GRUB_MKIMAGE.package)])
+    })?;
+    run(mkimage, &args, epoch)?;
+    set_mtime(&efi, epoch)?;
+    Ok(efi)
 }
 
 fn set_mtime(p: &Path, epoch: u64) -> Result<(), MediaError> {

@@ -10,6 +10,11 @@
 //!   from `media.grub.j2` in its memdisk. GRUB cannot run iPXE scripts, so
 //!   it reads the site's GRUB configs over HTTP (http/grub/, written for
 //!   every machine when the site has `[media]`).
+//! - UEFI with Secure Boot (the site's default for the generic image, the
+//!   machine's for its own): Debian's signed shim and GRUB from `[uefi]`;
+//!   the same config, read from /grub/grub.cfg of the image, enters the
+//!   site's Secure Boot path over TFTP at base-url's host (Debian's signed
+//!   GRUB has no HTTP).
 //!
 //! [`scripts`] renders the two programs (template errors are the site's
 //! problems); [`iso::image`] assembles them with Debian's tools.
@@ -20,13 +25,15 @@ use std::net::Ipv4Addr;
 
 use minijinja::Value;
 
+use crate::beneath::Opened;
 use crate::context::{MediaContext, MediaEntry, MediaMachine, SiteView};
 use crate::diag::{Diag, Diags};
 use crate::loader::Renderer;
-use crate::site::{Machine, Site};
+use crate::plan::Plan;
+use crate::site::{EfiName, Machine, Site, UefiLoader};
 use crate::templates::val;
 
-pub use iso::{MediaError, image};
+pub use iso::{Loaders, MediaError, image};
 
 /// Where `build` writes the generic image.
 pub const GENERIC_PATH: &str = "http/media/boot.iso";
@@ -37,12 +44,21 @@ pub struct Scripts {
     pub ipxe: String,
     /// The GRUB config (UEFI).
     pub grub: String,
+    /// The UEFI side is Debian's signed shim and GRUB, entering the site
+    /// over TFTP.
+    pub secure_boot: bool,
 }
 
-/// Renders the generic image's programs (`machine` None) or one machine's.
-/// Errors: the site has no usable base-url, the machine has no static
-/// address in a subnet with a gateway, or a template failed.
-pub fn scripts(site: &Site, r: Renderer, machine: Option<&Machine>) -> Result<Scripts, Diags> {
+/// Renders the generic image's programs (`machine` None) or one machine's,
+/// for Secure Boot or not. Errors: the site has no usable base-url, the
+/// machine has no static address in a subnet with a gateway, or a template
+/// failed.
+pub fn scripts(
+    site: &Site,
+    r: Renderer,
+    machine: Option<&Machine>,
+    secure_boot: bool,
+) -> Result<Scripts, Diags> {
     let mut diags = Diags::default();
     let base = site.base_url.as_deref().unwrap_or_default();
     let Some((grub_device, path)) = crate::url::grub_http(base) else {
@@ -64,10 +80,18 @@ pub fn scripts(site: &Site, r: Renderer, machine: Option<&Machine>) -> Result<Sc
             base_url: site.base_url.as_deref(),
             fallback: site.fallback.to_string(),
         },
-        entry: MediaEntry {
-            ipxe: format!("{base}boot.ipxe"),
-            grub_device,
-            grub_config: format!("{path}grub/grub.cfg"),
+        entry: if secure_boot {
+            MediaEntry {
+                ipxe: format!("{base}boot.ipxe"),
+                grub_device: tftp_device(&grub_device),
+                grub_config: "/grub/grub.cfg".into(),
+            }
+        } else {
+            MediaEntry {
+                ipxe: format!("{base}boot.ipxe"),
+                grub_device,
+                grub_config: format!("{path}grub/grub.cfg"),
+            }
         },
         machine,
     });
@@ -75,9 +99,73 @@ pub fn scripts(site: &Site, r: Renderer, machine: Option<&Machine>) -> Result<Sc
     let ipxe = render("media.ipxe.j2", "the boot media's iPXE script");
     let grub = render("media.grub.j2", "the boot media's GRUB config");
     match (ipxe, grub) {
-        (Some(ipxe), Some(grub)) if !diags.has_errors() => Ok(Scripts { ipxe, grub }),
+        (Some(ipxe), Some(grub)) if !diags.has_errors() => Ok(Scripts {
+            ipxe,
+            grub,
+            secure_boot,
+        }),
         _ => Err(diags),
     }
+}
+
+/// The TFTP server of an HTTP device: `(http,HOST:PORT)` -> `(tftp,HOST)`.
+fn tftp_device(http: &str) -> String {
+    let authority = http.trim_start_matches("(http,").trim_end_matches(')');
+    let host = match authority.rfind(':') {
+        Some(i) if !authority.ends_with(']') => &authority[..i],
+        _ => authority,
+    };
+    format!("(tftp,{host})")
+}
+
+/// One image: the generic one (`machine` None) or a machine's, with Secure
+/// Boot on the UEFI side when the site (generic) or the machine boots with
+/// it. Site problems go to `diags` (and no image is made).
+pub fn make(
+    site: &Site,
+    plan: &Plan,
+    r: Renderer,
+    machine: Option<&Machine>,
+    pad_to: u64,
+    diags: &mut Diags,
+) -> Result<Option<Vec<u8>>, MediaError> {
+    let secure_boot = match machine {
+        None => site.uefi.secure_boot,
+        Some(m) => plan
+            .machines
+            .iter()
+            .find(|p| p.name == m.name)
+            .is_some_and(|p| UefiLoader::from_plan(&p.uefi_loader) == UefiLoader::ShimGrub),
+    };
+    let scripts = match scripts(site, r, machine, secure_boot) {
+        Ok(s) => s,
+        Err(d) => {
+            diags.extend(d);
+            return Ok(None);
+        }
+    };
+    let read = |f: &Opened| {
+        f.read_all().map_err(|error| MediaError::Io {
+            what: format!("reading {}", f.path.display()),
+            error,
+        })
+    };
+    let mut loaders = Loaders {
+        lkrn: site.ipxe.lkrn.as_deref().map(read).transpose()?,
+        ..Loaders::default()
+    };
+    if secure_boot {
+        for (name, out) in [
+            (EfiName::Shim, &mut loaders.shim),
+            (EfiName::Grub, &mut loaders.grub),
+        ] {
+            // Validation requires both when Secure Boot is on.
+            if let Some(f) = site.uefi.loaders.get(&name) {
+                *out = read(&f.source)?;
+            }
+        }
+    }
+    image(&scripts, pad_to, &loaders).map(Some)
 }
 
 fn render_one(
@@ -128,4 +216,19 @@ fn static_address<'a>(site: &Site, m: &'a Machine) -> Result<MediaMachine<'a>, B
         gateway: gateway.to_string(),
         dns: subnet.dns.iter().map(show).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tftp_server_of_base_url() {
+        assert_eq!(
+            super::tftp_device("(http,10.0.2.2:8080)"),
+            "(tftp,10.0.2.2)"
+        );
+        assert_eq!(
+            super::tftp_device("(http,boot.example)"),
+            "(tftp,boot.example)"
+        );
+    }
 }
