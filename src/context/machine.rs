@@ -157,6 +157,9 @@ view! {
         /// Where the tree is on the server GRUB reads from, ending in `/`:
         /// `/` on TFTP, base-url's path over HTTP (the boot media)
         pub root: &'a str,
+        /// Read over HTTP (the boot media): a MAC's config is read only when its
+        /// grub.env-01-MAC sets bootc_known (GRUB would run a server's error page)
+        pub http: bool,
     }
 }
 

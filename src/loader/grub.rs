@@ -4,7 +4,8 @@
 //!   that boot through them (Secure Boot, arm64): kernels and initrds are
 //!   fetched over TFTP from tftp/ (Debian's signed GRUB has no HTTP);
 //! - http/grub/ with `[media]`, for every machine: the boot media's GRUB
-//!   reads them over HTTP, at base-url's path.
+//!   reads them over HTTP, at base-url's path (with `grub.env-01-<mac>`
+//!   beside each config, see [`KNOWN_ENV`]).
 //!
 //! They are rendered from the same data as the iPXE scripts; only the
 //! places differ: a boot's files are paths on that server, at the same
@@ -22,6 +23,12 @@ pub struct Grub;
 /// Where Debian's arm64 GRUB (grubaa64.efi of the installer) looks for its
 /// config: its prefix on the TFTP server.
 pub const ARM64_PREFIX: &str = "debian-installer/arm64/grub";
+
+/// Over HTTP, GRUB 2.06 runs the server's error page when it sources a
+/// file that does not exist, and `[ -s ]` / `[ -e ]` cannot tell: so next
+/// to each MAC's config goes this environment block, which the entry loads
+/// (`load_env` refuses an error page) before it reads the config.
+const KNOWN_ENV: &str = "# GRUB Environment Block\nbootc_known=1\n";
 
 /// One place GRUB configs go: the folder of the tree they are written to,
 /// and where the tree is on the server GRUB reads them from.
@@ -68,6 +75,12 @@ impl Loader for Grub {
                     super::per_mac(r, m, ctx, "machine.grub.j2", "the GRUB config", |mac| {
                         format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
                     });
+                if place.http() {
+                    out.extend(m.macs.iter().map(|mac| {
+                        let path = format!("http/grub/grub.env-01-{}", mac.hexhyp());
+                        (path, KNOWN_ENV.to_string())
+                    }));
+                }
                 out.extend(files);
                 diags.extend(d);
             }
@@ -92,6 +105,7 @@ impl Loader for Grub {
             let ctx = val(GrubEntryContext {
                 site: boot.site.clone(),
                 root: place.root,
+                http: place.http(),
             });
             let path = format!("{}/grub/grub.cfg", place.dir);
             let text = r.render_or_empty("grub.cfg.grub.j2", &ctx, &path, diags);

@@ -53,6 +53,8 @@ const GRUB_MODULES: &[&str] = &[
     "efinet",
     "http",
     "linux",
+    "minicmd",
+    "loadenv",
 ];
 
 /// GRUB's first config: the memdisk holds the real one.

@@ -60,6 +60,13 @@ pub fn scripts(
     secure_boot: bool,
 ) -> Result<Scripts, Diags> {
     let mut diags = Diags::default();
+    if site.media.is_none() {
+        diags.push(
+            Diag::error("boot media need [media] in bootc.toml")
+                .help("with [media], `bootc build` writes http/grub/, the GRUB configs the UEFI side of every image reads over HTTP (and http/media/boot.iso): add [media], build and deploy, then make the image"),
+        );
+        return Err(diags);
+    }
     let base = site.base_url.as_deref().unwrap_or_default();
     let Some((grub_device, path)) = crate::url::grub_http(base) else {
         diags.push(Diag::error(format!(

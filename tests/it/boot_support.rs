@@ -72,6 +72,9 @@ pub fn debian_package(program: &str) -> &str {
         "rsync" => "rsync",
         "sbattach" => "sbsigntool",
         "qemu-system-aarch64" => "qemu-system-arm",
+        "mkfs.vfat" => "dosfstools",
+        "mmd" | "mcopy" => "mtools",
+        "grub-mkimage" => "grub-common",
         other => other,
     }
 }
@@ -801,7 +804,7 @@ events {{
     worker_connections 64;
 }}
 http {{
-{temp_paths}    log_format bootc '$request_method $request_uri $status $body_bytes_sent';
+{temp_paths}    log_format bootc '$request_method $request_uri $status $body_bytes_sent $remote_addr';
     access_log {access_log} bootc;
     default_type application/octet-stream;
     sendfile on;
@@ -1051,8 +1054,33 @@ pub fn qemu_run_until(
     timeout: Duration,
     marker_prefix: &str,
 ) -> BootResult {
+    qemu_exec(prefix, nics, firmware, timeout, marker_prefix, true)
+}
+
+/// [`qemu_run`] without `-boot n`: the machine boots from a disk or CD that
+/// `args` attach with `bootindex=0` (the boot media).
+pub fn qemu_run_from_disk(
+    prefix: &[&str],
+    args: &[String],
+    firmware: Firmware,
+    timeout: Duration,
+) -> BootResult {
+    qemu_exec(prefix, args, firmware, timeout, MARKER_PREFIX, false)
+}
+
+fn qemu_exec(
+    prefix: &[&str],
+    nics: &[String],
+    firmware: Firmware,
+    timeout: Duration,
+    marker_prefix: &str,
+    netboot: bool,
+) -> BootResult {
     let _one_at_a_time = lock_ignoring_poison(&QEMU_LOCK);
-    let (binary, machine, files) = firmware.qemu();
+    let (binary, mut machine, files) = firmware.qemu();
+    if !netboot && let Some(at) = machine.windows(2).position(|w| w == ["-boot", "n"]) {
+        machine.drain(at..at + 2);
+    }
     let qemu = find_program(binary).unwrap_or_else(|| {
         panic!("{binary} not installed (apt-get install qemu-system-x86 qemu-system-arm)")
     });

@@ -12,6 +12,7 @@ mod harness;
 mod init;
 mod injection;
 mod inputs;
+mod media;
 mod printing;
 mod pxe_chain;
 mod schema;
