@@ -1,5 +1,7 @@
 //! The integration tests: they drive the real `bootc` binary on fixture sites.
 
+#[macro_use]
+mod harness;
 mod boot;
 mod boot_smoke;
 mod boot_support;
@@ -8,11 +10,11 @@ mod dhcp;
 mod dhcp_answers;
 mod diff;
 mod golden;
-mod harness;
 mod init;
 mod injection;
 mod inputs;
 mod media;
+mod media_rules;
 mod printing;
 mod pxe_chain;
 mod schema;

@@ -31,7 +31,7 @@ const MEDIA_FILES: [(&str, &str); 5] = [
 
 /// The tools `bootc` makes images with are here (else skipped, or a failure
 /// under CI).
-fn need_media_tools() -> bool {
+pub(crate) fn need_media_tools() -> bool {
     ["xorriso", "mkfs.vfat", "mmd", "mcopy", "grub-mkimage"]
         .iter()
         .all(|p| need(p))
@@ -39,7 +39,7 @@ fn need_media_tools() -> bool {
 }
 
 /// The basic fixture with [media] and this machine's iPXE.
-fn media_site() -> Site {
+pub(crate) fn media_site() -> Site {
     let s = Site::fixture("basic");
     s.edit(
         "bootc.toml",

@@ -596,6 +596,20 @@ kernel = { path = "artifacts/my linux" }
 ## image: unknown key in an artifact
 kernel = { file = "artifacts/linux" }
 
+## bootc: pad-to that is not a size
+[site]
+name = "lab"
+base-url = "http://10.77.0.1/"
+[media]
+pad-to = "ten"
+
+## bootc: unknown key in [media]
+[site]
+name = "lab"
+base-url = "http://10.77.0.1/"
+[media]
+size = "10MiB"
+
 ## image: description with the word ;
 description = "a ; b"
 local = true
@@ -616,6 +630,13 @@ local = true
 ## bootc: only a name
 [site]
 name = "lab"
+
+## bootc: boot media, padded
+[site]
+name = "lab"
+base-url = "http://10.77.0.1/"
+[media]
+pad-to = "10MiB"
 
 ## bootc: a role as fallback, proxy DHCP
 [site]

@@ -25,7 +25,7 @@ fn run(c: &mut Command) -> Run {
 }
 
 /// A key pair made by `bootc keygen --unencrypted` in `dir`: (PREFIX.key, PREFIX.pub).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.join(name);
     let r = run(cmd(dir)
         .args(["keygen", "--unencrypted", "-o"])

@@ -4,30 +4,6 @@
 
 use crate::harness::Site;
 
-/// `invalid!(test_name, "message", "file:line:col", |site| { edits })`
-macro_rules! invalid {
-    ($name:ident, $message:expr, $at:expr, |$s:ident| $edit:block) => {
-        #[test]
-        fn $name() {
-            let $s = Site::fixture("basic");
-            $edit
-            let r = $s.build();
-            assert_eq!(r.code, 1, "exit code; stderr:\n{}", r.stderr);
-            assert!(!$s.path("public").exists(), "a failed build must write nothing");
-            let errors = r.errors();
-            assert!(errors.contains(&format!("error: {}", $message)), "message {:?} not in:\n{}", $message, r.stderr);
-            if !$at.is_empty() {
-                assert!(errors.contains(&format!("--> {}", $at)), "location {} not in:\n{}", $at, r.stderr);
-            }
-            // check reports the same, and writes nothing either
-            let c = $s.run(&["check", "."]);
-            assert_eq!(c.code, 1);
-            assert_eq!(c.errors(), errors);
-            insta::assert_snapshot!(errors);
-        }
-    };
-}
-
 // --- TOML: syntax, unknown and missing keys, types -------------------------
 
 invalid!(toml_syntax, "TOML syntax error", "bootc.toml:2:16", |s| {
