@@ -15,7 +15,11 @@ invalid!(
     "[media] needs [site] base-url",
     "bootc.toml:",
     |s| {
-        s.edit("bootc.toml", "base-url = \"http://10.77.0.1:8080/boot/\"\n", "");
+        s.edit(
+            "bootc.toml",
+            "base-url = \"http://10.77.0.1:8080/boot/\"\n",
+            "",
+        );
         s.edit("bootc.toml", "[dhcp]", "[media]\n\n[dhcp]");
     }
 );
@@ -34,9 +38,14 @@ invalid!(
     }
 );
 
-invalid!(media_pad_to_is_a_size, "invalid pad-to `ten`", "bootc.toml:21:10", |s| {
-    s.append("bootc.toml", "\n[media]\npad-to = \"ten\"\n");
-});
+invalid!(
+    media_pad_to_is_a_size,
+    "invalid pad-to `ten`",
+    "bootc.toml:21:10",
+    |s| {
+        s.append("bootc.toml", "\n[media]\npad-to = \"ten\"\n");
+    }
+);
 
 invalid!(
     media_pad_to_has_a_limit,
@@ -61,7 +70,10 @@ fn a_machine_image_needs_a_static_address() {
     let r = media(&s, &["--machine", "node03", "-o", "n3.iso"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let errors = r.errors();
-    assert!(errors.contains("error: machine `node03` has no ip"), "{errors}");
+    assert!(
+        errors.contains("error: machine `node03` has no ip"),
+        "{errors}"
+    );
     assert!(errors.contains("--> machines/sub/rack2.toml:"), "{errors}");
     assert!(!s.path("n3.iso").exists());
     insta::assert_snapshot!(errors);
@@ -78,7 +90,10 @@ fn a_machine_image_needs_a_gateway() {
         errors.contains("error: machine `node01` has no usable static network"),
         "{errors}"
     );
-    assert!(errors.contains("its subnet 10.77.0.0/24 has no gateway"), "{errors}");
+    assert!(
+        errors.contains("its subnet 10.77.0.0/24 has no gateway"),
+        "{errors}"
+    );
     assert!(!s.path("n1.iso").exists());
 }
 
@@ -102,7 +117,8 @@ fn media_needs_the_media_section() {
     let r = media(&s, &["-o", "x.iso"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.errors().contains("error: boot media need [media] in bootc.toml"),
+        r.errors()
+            .contains("error: boot media need [media] in bootc.toml"),
         "{}",
         r.stderr
     );
@@ -149,7 +165,10 @@ fn two_builds_in_two_folders_give_the_same_image() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     let image = "public/http/media/boot.iso";
-    let (ia, ib) = (fs::read(a.path(image)).unwrap(), fs::read(b.path(image)).unwrap());
+    let (ia, ib) = (
+        fs::read(a.path(image)).unwrap(),
+        fs::read(b.path(image)).unwrap(),
+    );
     assert!(ia.len() > 1 << 20, "an image of {} bytes", ia.len());
     assert!(ia == ib, "the images differ");
     // `bootc media` writes the same generic image.
@@ -178,7 +197,9 @@ fn pad_to_pads_the_image() {
     s.edit("bootc.toml", "[media]\n", "[media]\npad-to = \"10MiB\"\n");
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let size = fs::metadata(s.path("public/http/media/boot.iso")).unwrap().len();
+    let size = fs::metadata(s.path("public/http/media/boot.iso"))
+        .unwrap()
+        .len();
     assert_eq!(size, 10 << 20);
 }
 
