@@ -61,7 +61,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
             templates: &templates,
             sources,
         };
-        let programs: loader::Files = loader::for_site(&site, &plan)
+        let programs: loader::Files = loader::for_plan(&boot)
             .into_iter()
             .flat_map(|l| l.programs(r, &boot, &mut diags))
             .collect();
@@ -72,7 +72,9 @@ fn run_once(root: &Path, out: &Path) -> Times {
         sources,
     };
     let tree = timed(&mut t.0[3], || {
-        bootc::render::render(&site, r, &plan, &boot, programs, &mut diags)
+        let mut tree = bootc::render::render(&site, r, &plan, &boot, programs, &mut diags);
+        bootc::render::seal(&site, &mut tree);
+        tree
     });
     assert!(!diags.has_errors(), "the generated site builds");
     timed(&mut t.0[4], || {

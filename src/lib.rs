@@ -141,7 +141,7 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
         .flat_map(|l| l.programs(r, &boot, &mut diags))
         .collect();
     // The images: only for a site without errors (they take a while).
-    let mut images = (None, None);
+    let mut images = MediaImages::default();
     if !diags.has_errors() {
         images = media_images(&site, &plan, r, opts, &mut diags)?;
     }
@@ -149,9 +149,8 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let (in_tree, image) = images;
     let mut tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
-    if let Some(iso) = in_tree {
+    if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
     render::seal(&site, &mut tree);
@@ -166,8 +165,17 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
         plan,
         tree,
         diags,
-        image,
+        image: images.apart,
     })))
+}
+
+/// The boot images [`Options`] asked for.
+#[derive(Default)]
+struct MediaImages {
+    /// http/media/boot.iso
+    in_tree: Option<Vec<u8>>,
+    /// [`Build::image`]
+    apart: Option<Vec<u8>>,
 }
 
 /// The boot images `opts` asks for: the generic one for the tree (when
@@ -179,7 +187,7 @@ fn media_images(
     r: loader::Renderer,
     opts: &Options,
     diags: &mut Diags,
-) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), Error> {
+) -> Result<MediaImages, Error> {
     let in_tree = match &site.media {
         Some(m) if opts.media => media::make(site, plan, r, None, m.pad_to, diags)?,
         _ => None,
@@ -198,5 +206,5 @@ fn media_images(
             media::make(site, plan, r, Some(m), pad_to, diags)?
         }
     };
-    Ok((in_tree, apart))
+    Ok(MediaImages { in_tree, apart })
 }
