@@ -190,7 +190,14 @@ fn media_images(
 ) -> Result<MediaImages, Error> {
     let in_tree = match &site.media {
         Some(m) if opts.media => media::make(site, plan, r, None, m.pad_to, diags)?,
-        _ => None,
+        // Checked all the same: the embedded programs' templates.
+        Some(_) => {
+            if let Err(d) = media::prepare(site, plan, r, None) {
+                diags.extend(d);
+            }
+            None
+        }
+        None => None,
     };
     let pad_to = site.media.as_ref().map_or(0, |m| m.pad_to);
     let apart = match &opts.image {

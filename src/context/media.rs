@@ -18,8 +18,10 @@ view! {
 
 view! {
     pub struct MediaEntry {
-        /// The iPXE script the BIOS side chains: base-url + boot.ipxe
+        /// The iPXE script the BIOS side of the generic image chains: base-url + boot.ipxe
         pub ipxe: String,
+        /// Where the per-MAC scripts are: base-url + machines/ (a machine's image chains its MAC's)
+        pub machines: String,
         /// base-url as a GRUB device: (http,HOST[:PORT]); with Secure Boot its host's TFTP server, (tftp,HOST)
         pub grub_device: String,
         /// The site's GRUB entry on that device: base-url's path + grub/grub.cfg; with Secure Boot /grub/grub.cfg

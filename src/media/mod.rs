@@ -16,8 +16,9 @@
 //!   site's Secure Boot path over TFTP at base-url's host (Debian's signed
 //!   GRUB has no HTTP).
 //!
-//! [`scripts`] renders the two programs (template errors are the site's
-//! problems); [`iso::image`] assembles them with Debian's tools.
+//! [`prepare`] renders the two programs (template errors are the site's
+//! problems, found by `check` too); [`make`] assembles them with Debian's
+//! tools ([`iso::image`]).
 
 pub mod iso;
 
@@ -50,10 +51,10 @@ pub struct Scripts {
 }
 
 /// Renders the generic image's programs (`machine` None) or one machine's,
-/// for Secure Boot or not. Errors: the site has no usable base-url, the
+/// for Secure Boot or not (see [`prepare`]). Errors: the site has no usable base-url, the
 /// machine has no static address in a subnet with a gateway, or a template
 /// failed.
-pub fn scripts(
+fn scripts(
     site: &Site,
     r: Renderer,
     machine: Option<&Machine>,
@@ -90,12 +91,14 @@ pub fn scripts(
         entry: if secure_boot {
             MediaEntry {
                 ipxe: format!("{base}boot.ipxe"),
+                machines: format!("{base}machines/"),
                 grub_device: tftp_device(&grub_device),
                 grub_config: "/grub/grub.cfg".into(),
             }
         } else {
             MediaEntry {
                 ipxe: format!("{base}boot.ipxe"),
+                machines: format!("{base}machines/"),
                 grub_device,
                 grub_config: format!("{path}grub/grub.cfg"),
             }
@@ -125,17 +128,16 @@ fn tftp_device(http: &str) -> String {
     format!("(tftp,{host})")
 }
 
-/// One image: the generic one (`machine` None) or a machine's, with Secure
-/// Boot on the UEFI side when the site (generic) or the machine boots with
-/// it. Site problems go to `diags` (and no image is made).
-pub fn make(
+/// The programs of one image: the generic one (`machine` None) or a
+/// machine's, with Secure Boot on the UEFI side when the site (generic) or
+/// the machine boots with it. `check` renders them too, so a template error
+/// is found before any image is made.
+pub fn prepare(
     site: &Site,
     plan: &Plan,
     r: Renderer,
     machine: Option<&Machine>,
-    pad_to: u64,
-    diags: &mut Diags,
-) -> Result<Option<Vec<u8>>, MediaError> {
+) -> Result<Scripts, Diags> {
     let secure_boot = match machine {
         None => site.uefi.secure_boot,
         Some(m) => plan
@@ -144,7 +146,20 @@ pub fn make(
             .find(|p| p.name == m.name)
             .is_some_and(|p| UefiLoader::from_plan(&p.uefi_loader) == UefiLoader::ShimGrub),
     };
-    let scripts = match scripts(site, r, machine, secure_boot) {
+    scripts(site, r, machine, secure_boot)
+}
+
+/// One image (see [`prepare`]). Site problems go to `diags` (and no image
+/// is made).
+pub fn make(
+    site: &Site,
+    plan: &Plan,
+    r: Renderer,
+    machine: Option<&Machine>,
+    pad_to: u64,
+    diags: &mut Diags,
+) -> Result<Option<Vec<u8>>, MediaError> {
+    let scripts = match prepare(site, plan, r, machine) {
         Ok(s) => s,
         Err(d) => {
             diags.extend(d);
@@ -161,7 +176,7 @@ pub fn make(
         lkrn: site.ipxe.lkrn.as_deref().map(read).transpose()?,
         ..Loaders::default()
     };
-    if secure_boot {
+    if scripts.secure_boot {
         for (name, out) in [
             (EfiName::Shim, &mut loaders.shim),
             (EfiName::Grub, &mut loaders.grub),

@@ -230,8 +230,9 @@ fn uefi_unknown_machine_gets_the_fallback_from_the_generic_image() {
 }
 
 /// node01's own image, in a namespace whose bridge has no DHCP server: the
-/// image gives the NIC its fixed address (10.77.0.11/24 from its subnet)
-/// and enters the site at http://10.77.0.1:8080/.
+/// image finds node01's card (behind another machine's), gives it its fixed
+/// address (10.77.0.11/24 from its subnet) and enters the site at
+/// http://10.77.0.1:8080/ through that MAC's own script or config.
 fn static_address(firmware: Firmware) {
     if !(need_root() && need_boot_tools(firmware) && need_media_tools() && need("ip")) {
         return;
@@ -252,6 +253,13 @@ fn static_address(firmware: Firmware) {
     let ns = Netns::new();
     let nginx = Nginx::start_in_netns(&s.path("public/http"), &ns.name, "10.77.0.1:8080");
     let mut args = drive_args(Drive::Cd, &image);
+    // A card of another machine comes first: the image must find node01's.
+    args.extend([
+        "-netdev".into(),
+        "user,id=other,restrict=on".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=other,mac=52:54:00:99:99:99,romfile=".into(),
+    ]);
     args.extend(nic("tap,id=n0,ifname=tap0,script=no,downscript=no", MAC));
     let result = qemu_run_from_disk(
         &["ip", "netns", "exec", &ns.name],

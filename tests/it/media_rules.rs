@@ -56,6 +56,21 @@ invalid!(
     }
 );
 
+// The embedded programs' templates are checked by `check` too, before any
+// image is made.
+invalid!(
+    media_template_errors_are_found_by_check,
+    "template error in templates/media.ipxe.j2: undefined value",
+    "templates/media.ipxe.j2:2:",
+    |s| {
+        s.append("bootc.toml", "\n[media]\n");
+        s.write(
+            "templates/media.ipxe.j2",
+            "#!ipxe\nchain {{ site.mirror }}\n",
+        );
+    }
+);
+
 /// `bootc media` of a site with `[media]` (the basic fixture otherwise).
 fn media(s: &Site, args: &[&str]) -> crate::harness::Run {
     let mut argv = vec!["media", "."];
