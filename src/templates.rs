@@ -220,7 +220,7 @@ impl Templates {
             .help(*rule);
         }
         if e.kind() == minijinja::ErrorKind::UndefinedError {
-            d = d.help(crate::context::MachineContext::help());
+            d = d.help(crate::context::undefined_help(name));
         }
         if let Some(w) = while_ {
             d = d.help(format!("while rendering {w}"));

@@ -101,6 +101,20 @@ pub use machine::*;
 pub use media::*;
 pub use report::*;
 
+/// The help of an undefined-value error in template `name`: the variables
+/// it sees (a built-in with its own context), else those of kernel args,
+/// per-machine files and scripts.
+pub fn undefined_help(name: &str) -> String {
+    let machine: Vec<&str> = MachineContext::shape().fields.iter().map(|f| f.name).collect();
+    match builtin(name) {
+        Some((_, fields)) if fields.iter().map(|f| f.name).ne(machine.iter().copied()) => {
+            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            format!("available: {}", names.join(", "))
+        }
+        _ => MachineContext::help(),
+    }
+}
+
 /// What a built-in template is for and the variables it sees, by name.
 pub fn builtin(name: &str) -> Option<(&'static str, Vec<Field>)> {
     // A machine's script always has a machine and a boot; the fallback,
