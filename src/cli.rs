@@ -31,6 +31,8 @@ pub enum Command {
     Keygen(commands::keygen::Args),
     /// Write a bootable ISO/USB image that enters the site (the generic one, or a machine's with its static address)
     Media(commands::media::Args),
+    /// Download each URL once and print its pinned artifact line (kept in the cache for vendored builds)
+    Pin(commands::pin::Args),
     /// Build the site, serve its http/ tree and rebuild on change (a preview server)
     Serve(commands::serve::Args),
     /// List the built-in templates and the variables each sees

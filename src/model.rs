@@ -47,6 +47,7 @@ pub struct SiteSection {
     pub base_url: Option<S<String>>,
     pub fallback: Option<S<String>>,
     pub artifact_roots: Option<Vec<S<String>>>,
+    pub vendor: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod init;
 pub mod keygen;
 pub mod media;
+pub mod pin;
 pub mod serve;
 pub mod templates;
 pub mod verify;
@@ -33,6 +34,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Templates(a) => a.run(),
         Command::Keygen(a) => a.run(),
         Command::Media(a) => a.run(),
+        Command::Pin(a) => a.run(),
     }
 }
 

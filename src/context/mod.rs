@@ -105,7 +105,11 @@ pub use report::*;
 /// it sees (a built-in with its own context), else those of kernel args,
 /// per-machine files and scripts.
 pub fn undefined_help(name: &str) -> String {
-    let machine: Vec<&str> = MachineContext::shape().fields.iter().map(|f| f.name).collect();
+    let machine: Vec<&str> = MachineContext::shape()
+        .fields
+        .iter()
+        .map(|f| f.name)
+        .collect();
     match builtin(name) {
         Some((_, fields)) if fields.iter().map(|f| f.name).ne(machine.iter().copied()) => {
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();

@@ -23,15 +23,16 @@ pub(super) enum Checked {
         path: String,
         file_name: String,
     },
-    /// A remote or live artifact: complete already.
-    Url(Artifact),
+    /// A remote or live artifact: complete already (a remote one with the
+    /// place of its pin, for vendoring).
+    Url(Artifact, Option<Loc>),
 }
 
 impl Checked {
     pub(super) fn file_name(&self) -> &str {
         match self {
             Checked::Local { file_name, .. } => file_name,
-            Checked::Url(a) => a.file_name(),
+            Checked::Url(a, _) => a.file_name(),
         }
     }
 }
@@ -54,6 +55,11 @@ pub(super) fn hash_images(
     }
     let hashed: Vec<(PathBuf, io::Result<(u64, String)>)> =
         files.into_par_iter().map(|(p, f)| (p, f.hash())).collect();
+    let vendored = if cx.vendor {
+        vendor(cx, &images)
+    } else {
+        HashMap::new()
+    };
     let mut table = HashMap::new();
     for (p, r) in hashed {
         match r {
@@ -80,7 +86,10 @@ pub(super) fn hash_images(
                 blake3,
             })
         }
-        Checked::Url(a) => Some(a),
+        Checked::Url(a, _) => match vendored.get(a.location()) {
+            Some(v) => v.clone(),
+            None => Some(a),
+        },
     };
     images
         .into_iter()
@@ -98,6 +107,76 @@ pub(super) fn hash_images(
             Some((name, image))
         })
         .collect()
+}
+
+/// `[site] vendor`: each pinned remote artifact of `images` from the cache,
+/// else downloaded (in parallel) and checked against its pin, as a local
+/// artifact opened from the cache, by URL. A failed download or a mismatch
+/// is an error at the pin, and its URL maps to None (the image is left out).
+fn vendor(
+    cx: &mut Ctx,
+    images: &BTreeMap<String, Image<Checked>>,
+) -> HashMap<String, Option<Artifact>> {
+    let mut remote: BTreeMap<&str, (&Artifact, &Option<Loc>)> = BTreeMap::new();
+    for img in images.values() {
+        for a in img.boot.artifacts() {
+            if let Checked::Url(r @ Artifact::Remote { url, .. }, at) = a {
+                remote.entry(url.as_str()).or_insert((r, at));
+            }
+        }
+    }
+    let got: Vec<_> = remote
+        .into_par_iter()
+        .map(|(url, (a, at))| (url, a, at, vendor_one(a)))
+        .collect();
+    let mut out = HashMap::new();
+    for (url, a, at, r) in got {
+        let done = match r {
+            Ok(local) => Some(local),
+            Err(e) => {
+                let what = match &e {
+                    crate::fetch::FetchError::Mismatch { .. } => "does not match its pin",
+                    _ => "could not be vendored",
+                };
+                let d = Diag::error(format!("remote artifact `{url}` {what}"));
+                cx.diags.push(
+                    d.at_opt(at.clone(), e.to_string())
+                        .help("[site] vendor = true downloads every pinned artifact once and serves it from the tree: fix the pin or the mirror (`bootc pin URL` prints the pin of what the URL serves now)"),
+                );
+                None
+            }
+        };
+        out.insert(a.location().to_string(), done);
+    }
+    out
+}
+
+/// One remote artifact, vendored: the cached file, opened and hashed.
+fn vendor_one(a: &Artifact) -> Result<Artifact, crate::fetch::FetchError> {
+    let Some((algorithm, hex)) = a.pin() else {
+        unreachable!("remote artifacts are pinned")
+    };
+    let pin = crate::fetch::Pin {
+        algorithm,
+        hex: hex.to_string(),
+    };
+    let (path, _) = crate::fetch::vendored(a.location(), &pin)?;
+    let cache = |error| crate::fetch::FetchError::Cache {
+        path: path.clone(),
+        error,
+    };
+    let source = crate::beneath::open_anywhere(&path).map_err(|e| match e {
+        OpenError::Io(e) => cache(e),
+        e => cache(io::Error::other(e.to_string())),
+    })?;
+    let (size, blake3) = source.hash().map_err(cache)?;
+    Ok(Artifact::Local {
+        source: Arc::new(source),
+        path: a.location().to_string(),
+        file_name: a.file_name().to_string(),
+        size,
+        blake3,
+    })
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -145,7 +224,7 @@ pub(super) fn artifact(
             }
             local_artifact(cx, file, p)
         }
-        (None, Some(u)) => remote(cx, file, a, u, live_ok).map(Checked::Url),
+        (None, Some(u)) => remote(cx, file, a, u, live_ok).map(|(a, pin)| Checked::Url(a, pin)),
     }
 }
 
@@ -156,7 +235,7 @@ fn remote(
     a: &model::Artifact,
     u: &S<String>,
     live_ok: bool,
-) -> Option<Artifact> {
+) -> Option<(Artifact, Option<Loc>)> {
     let url = u.get_ref();
     let ul = loc(file, u);
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
@@ -185,7 +264,7 @@ fn remote(
     let pins: Vec<&S<String>> = [&a.sha256, &a.blake3].into_iter().flatten().collect();
     if pins.is_empty() {
         if live_ok {
-            return Some(Artifact::Live { url: url.clone() });
+            return Some((Artifact::Live { url: url.clone() }, None));
         }
         cx.diags.push(
             Diag::error(format!("remote artifact `{url}` is not pinned"))
@@ -233,12 +312,16 @@ fn remote(
         );
         return None;
     }
-    Some(Artifact::Remote {
-        url: url.clone(),
-        file_name,
-        sha256: a.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
-        blake3: a.blake3.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
-    })
+    let pin_at = loc(file, pin);
+    Some((
+        Artifact::Remote {
+            url: url.clone(),
+            file_name,
+            sha256: a.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
+            blake3: a.blake3.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
+        },
+        Some(pin_at),
+    ))
 }
 
 /// A local artifact: a file beneath an artifact root, opened once, with a

@@ -38,6 +38,9 @@ struct Ctx<'a> {
     artifact_roots: Vec<Root>,
     /// Local artifacts opened so far, by canonical path (each file once).
     opened: HashMap<PathBuf, Arc<Opened>>,
+    /// `[site] vendor`: remote artifacts are downloaded (or taken from the
+    /// cache), checked against their pins and served like local ones.
+    vendor: bool,
 }
 
 impl Ctx<'_> {
@@ -83,6 +86,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
         diags: Diags::default(),
         artifact_roots: Vec::new(),
         opened: HashMap::new(),
+        vendor: false,
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
@@ -98,6 +102,7 @@ pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
     }
     let base_url = settings::base_url(&mut cx, site_id, s.base_url.as_ref());
     cx.artifact_roots = settings::artifact_roots(&mut cx, site_id, s.artifact_roots.as_deref());
+    cx.vendor = s.vendor.as_ref().is_some_and(|v| *v.get_ref());
     let ipxe = crate::binaries::find(
         &loaded.root,
         site_id,

@@ -71,7 +71,7 @@ fn configured_loader(
         (Some(p), None) if art.sha256.is_none() && art.blake3.is_none() => {
             match local_artifact(cx, file, p)? {
                 Checked::Local { source, path, .. } => Some((source, path, Some(loc(file, p)))),
-                Checked::Url(_) => None,
+                Checked::Url(..) => None,
             }
         }
         _ => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::place::Place;
 use super::{Problem, bytes, hash_problem, size_problem};
 use crate::manifest::ManifestFile;
+pub use crate::net::{agent, describe};
 
 /// The most bytes of a manifest verify reads (a fleet of 100 000 files
 /// takes about 16 MiB).
@@ -21,65 +22,11 @@ pub const SIGNATURE_MAX: u64 = 64 << 10;
 /// timeout): 64 KiB/s.
 const MIN_RATE: u64 = 64 << 10;
 
-/// The agent for one run: `timeout` bounds connecting, waiting for the
-/// response headers and each read of a body.
-pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_resolve(Some(timeout))
-        .timeout_connect(Some(timeout))
-        .timeout_send_request(Some(timeout))
-        .timeout_recv_response(Some(timeout))
-        .timeout_per_read(Some(timeout))
-        .timeout_per_write(Some(timeout))
-        .user_agent(format!("bootc/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
 /// How long the whole body of `size` bytes may take.
 fn body_time(timeout: Duration, size: u64) -> Duration {
     timeout
         .saturating_mul(3)
         .saturating_add(Duration::from_secs(size / MIN_RATE))
-}
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0} s")
-    } else {
-        format!("{s:.1} s")
-    }
-}
-
-/// A ureq error in words, the timeouts named by what did not come.
-pub fn describe(e: &ureq::Error, timeout: Duration, body: Duration) -> String {
-    use ureq::Timeout as T;
-    match e {
-        ureq::Error::Timeout(t) => match t {
-            T::Resolve => format!("the name did not resolve within {}", secs(timeout)),
-            T::Connect => format!("could not connect within {}", secs(timeout)),
-            T::SendRequest | T::SendBody | T::PerWrite => {
-                format!(
-                    "the server took the request for more than {}",
-                    secs(timeout)
-                )
-            }
-            T::RecvResponse => format!(
-                "the server sent no response headers within {}",
-                secs(timeout)
-            ),
-            T::PerRead => format!(
-                "the server stalled: nothing received for {} (--timeout)",
-                secs(timeout)
-            ),
-            T::RecvBody => format!("the body did not arrive within {} (too slow)", secs(body)),
-            other => format!("timed out ({other})"),
-        },
-        ureq::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// An I/O error of a body reader in words (a ureq error inside, when there

@@ -24,6 +24,7 @@ mod sign;
 mod templates;
 mod uefi_chain;
 mod validation;
+mod vendor;
 mod verify_hostile;
 mod wording;
 mod writer;
