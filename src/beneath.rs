@@ -287,6 +287,23 @@ impl Opened {
         Ok(out)
     }
 
+    /// What identifies this content without reading it: device, inode,
+    /// size, and modification and change times to the nanosecond (from the
+    /// descriptor; the change time moves with any write, even one that
+    /// restores the modification time).
+    pub fn stamp(&self) -> io::Result<[i64; 7]> {
+        let st = rustix::fs::fstat(&self.file).map_err(io::Error::from)?;
+        Ok([
+            st.st_dev as i64,
+            st.st_ino as i64,
+            st.st_size,
+            st.st_mtime,
+            st.st_mtime_nsec as i64,
+            st.st_ctime,
+            st.st_ctime_nsec as i64,
+        ])
+    }
+
     /// Size and BLAKE3 (hashed on all cores), from this descriptor.
     pub fn hash(&self) -> io::Result<(u64, String)> {
         let mut h = blake3::Hasher::new();

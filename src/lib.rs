@@ -23,6 +23,7 @@ pub mod diff;
 pub mod escape;
 pub mod fetch;
 pub mod grub;
+pub mod hashcache;
 pub mod ipxe;
 pub mod load;
 pub mod loader;

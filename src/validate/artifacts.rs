@@ -53,8 +53,10 @@ pub(super) fn hash_images(
             }
         }
     }
-    let hashed: Vec<(PathBuf, io::Result<(u64, String)>)> =
-        files.into_par_iter().map(|(p, f)| (p, f.hash())).collect();
+    let hashed: Vec<(PathBuf, io::Result<(u64, String)>)> = files
+        .into_par_iter()
+        .map(|(p, f)| (p, crate::hashcache::hash(&f)))
+        .collect();
     let vendored = if cx.vendor {
         vendor(cx, &images)
     } else {
@@ -169,7 +171,7 @@ fn vendor_one(a: &Artifact) -> Result<Artifact, crate::fetch::FetchError> {
         OpenError::Io(e) => cache(e),
         e => cache(io::Error::other(e.to_string())),
     })?;
-    let (size, blake3) = source.hash().map_err(cache)?;
+    let (size, blake3) = crate::hashcache::hash(&source).map_err(cache)?;
     Ok(Artifact::Local {
         source: Arc::new(source),
         path: a.location().to_string(),

@@ -12,6 +12,12 @@ pub fn fixtures() -> PathBuf {
 pub fn bootc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bootc"));
     c.env("NO_COLOR", "1");
+    // The tests' own cache (downloads, hashes), never the user's; a test
+    // that needs a fresh one sets its own.
+    c.env(
+        "BOOTC_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("bootc-cache"),
+    );
     c
 }
 

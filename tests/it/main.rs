@@ -10,6 +10,7 @@ mod dhcp;
 mod dhcp_answers;
 mod diff;
 mod golden;
+mod hashcache;
 mod init;
 mod injection;
 mod inputs;
