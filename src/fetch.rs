@@ -86,12 +86,12 @@ pub fn cached_path(pin: &Pin) -> PathBuf {
     ))
 }
 
-/// The file `url` pinned by `pin`: from the cache, else downloaded, checked
-/// and kept. `Ok((path, fetched))`: `fetched` says whether it was downloaded.
-pub fn vendored(url: &str, pin: &Pin) -> Result<(PathBuf, bool), FetchError> {
+/// The file `url` pinned by `pin`: from the cache, else (or, `fresh`,
+/// always: `check --online`) downloaded, checked and kept.
+pub fn vendored(url: &str, pin: &Pin, fresh: bool) -> Result<PathBuf, FetchError> {
     let dest = cached_path(pin);
-    if dest.is_file() {
-        return Ok((dest, false));
+    if !fresh && dest.is_file() {
+        return Ok(dest);
     }
     let got = download(url)?;
     let actual = got.hash(pin.algorithm);
@@ -104,7 +104,7 @@ pub fn vendored(url: &str, pin: &Pin) -> Result<(PathBuf, bool), FetchError> {
         });
     }
     keep(&got, &dest)?;
-    Ok((dest, true))
+    Ok(dest)
 }
 
 /// Downloads `url` into the cache and keeps it under both its hashes

@@ -82,6 +82,9 @@ pub struct Options {
     pub media: bool,
     /// Also make one boot image apart from the tree (`bootc media`).
     pub image: Option<ImageFor>,
+    /// Download every remote artifact again (never from the cache) and
+    /// check it against its pin (`check --online`).
+    pub online: bool,
 }
 
 /// Which boot image (SPEC section 9).
@@ -126,7 +129,7 @@ impl Compiled {
 /// usable, so one run reports every problem.
 pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
     let (loaded, mut diags) = load::load(root)?;
-    let (site, vdiags) = validate::validate(&loaded);
+    let (site, vdiags) = validate::validate(&loaded, opts.online);
     diags.extend(vdiags);
     let sources = loaded.sources;
     let Some(site) = site else {

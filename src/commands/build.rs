@@ -47,13 +47,11 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         }
         None => None,
     };
-    let c = compile(
-        site,
-        &Options {
-            media: true,
-            image: None,
-        },
-    )?;
+    let opts = Options {
+        media: true,
+        ..Options::default()
+    };
+    let c = compile(site, &opts)?;
     print_human(c.sources(), c.diags());
     let Compiled::Built(b) = c else {
         eprintln!("nothing was written");

@@ -17,16 +17,24 @@ pub struct Args {
     /// How to print problems
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Also download every remote artifact again (never from the cache) and
+    /// check it against its pin: a changed upstream file is caught
+    #[arg(long)]
+    online: bool,
 }
 
 impl Args {
     pub fn run(self) -> Result<ExitCode> {
-        run(&self.site, self.format)
+        run(&self.site, self.format, self.online)
     }
 }
 
-pub fn run(site: &Path, format: Format) -> Result<ExitCode> {
-    let c = compile(site, &Options::default())?;
+pub fn run(site: &Path, format: Format, online: bool) -> Result<ExitCode> {
+    let opts = Options {
+        online,
+        ..Options::default()
+    };
+    let c = compile(site, &opts)?;
     let mut reporter = Reporter::new(c.sources());
     match format {
         Format::Human => {

@@ -32,8 +32,8 @@ impl Args {
             None => ImageFor::Generic,
         };
         let opts = Options {
-            media: false,
             image: Some(image),
+            ..Options::default()
         };
         let c = compile(&self.site, &opts)?;
         print_human(c.sources(), c.diags());

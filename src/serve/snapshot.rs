@@ -57,7 +57,7 @@ pub(super) fn build(
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
     let opts = crate::Options {
         media: true,
-        image: None,
+        ..Default::default()
     };
     let c = match crate::compile(root, &opts) {
         Ok(c) => c,

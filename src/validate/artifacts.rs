@@ -57,11 +57,12 @@ pub(super) fn hash_images(
         .into_par_iter()
         .map(|(p, f)| (p, crate::hashcache::hash(&f)))
         .collect();
-    let vendored = if cx.vendor {
-        vendor(cx, &images)
+    let fetched = if cx.vendor || cx.online {
+        fetch(cx, &images)
     } else {
         HashMap::new()
     };
+    let vendor = cx.vendor;
     let mut table = HashMap::new();
     for (p, r) in hashed {
         match r {
@@ -88,9 +89,11 @@ pub(super) fn hash_images(
                 blake3,
             })
         }
-        Checked::Url(a, _) => match vendored.get(a.location()) {
-            Some(v) => v.clone(),
-            None => Some(a),
+        Checked::Url(a, _) => match fetched.get(a.location()) {
+            // Not what its pin says, or not there: the image is left out.
+            Some(None) => None,
+            Some(Some(local)) if vendor => Some(local.clone()),
+            _ => Some(a),
         },
     };
     images
@@ -111,11 +114,12 @@ pub(super) fn hash_images(
         .collect()
 }
 
-/// `[site] vendor`: each pinned remote artifact of `images` from the cache,
-/// else downloaded (in parallel) and checked against its pin, as a local
-/// artifact opened from the cache, by URL. A failed download or a mismatch
-/// is an error at the pin, and its URL maps to None (the image is left out).
-fn vendor(
+/// `[site] vendor` and `check --online`: each pinned remote artifact of
+/// `images` from the cache (vendor), else (online: always) downloaded in
+/// parallel and checked against its pin, as a local artifact opened from
+/// the cache, by URL. A failed download or a mismatch is an error at the
+/// pin, and its URL maps to None.
+fn fetch(
     cx: &mut Ctx,
     images: &BTreeMap<String, Image<Checked>>,
 ) -> HashMap<String, Option<Artifact>> {
@@ -129,7 +133,7 @@ fn vendor(
     }
     let got: Vec<_> = remote
         .into_par_iter()
-        .map(|(url, (a, at))| (url, a, at, vendor_one(a)))
+        .map(|(url, (a, at))| (url, a, at, vendor_one(a, cx.online)))
         .collect();
     let mut out = HashMap::new();
     for (url, a, at, r) in got {
@@ -143,7 +147,7 @@ fn vendor(
                 let d = Diag::error(format!("remote artifact `{url}` {what}"));
                 cx.diags.push(
                     d.at_opt(at.clone(), e.to_string())
-                        .help("[site] vendor = true downloads every pinned artifact once and serves it from the tree: fix the pin or the mirror (`bootc pin URL` prints the pin of what the URL serves now)"),
+                        .help("the file at the URL is checked against its pin (`[site] vendor = true`, `check --online`): fix the pin or the mirror (`bootc pin URL` prints the pin of what the URL serves now)"),
                 );
                 None
             }
@@ -153,8 +157,9 @@ fn vendor(
     out
 }
 
-/// One remote artifact, vendored: the cached file, opened and hashed.
-fn vendor_one(a: &Artifact) -> Result<Artifact, crate::fetch::FetchError> {
+/// One remote artifact, vendored: the cached file (`fresh`: downloaded
+/// again whatever the cache holds), opened and hashed.
+fn vendor_one(a: &Artifact, fresh: bool) -> Result<Artifact, crate::fetch::FetchError> {
     let Some((algorithm, hex)) = a.pin() else {
         unreachable!("remote artifacts are pinned")
     };
@@ -162,7 +167,7 @@ fn vendor_one(a: &Artifact) -> Result<Artifact, crate::fetch::FetchError> {
         algorithm,
         hex: hex.to_string(),
     };
-    let (path, _) = crate::fetch::vendored(a.location(), &pin)?;
+    let path = crate::fetch::vendored(a.location(), &pin, fresh)?;
     let cache = |error| crate::fetch::FetchError::Cache {
         path: path.clone(),
         error,

@@ -41,6 +41,9 @@ struct Ctx<'a> {
     /// `[site] vendor`: remote artifacts are downloaded (or taken from the
     /// cache), checked against their pins and served like local ones.
     vendor: bool,
+    /// `check --online`: every remote artifact is downloaded again (never
+    /// from the cache) and checked against its pin.
+    online: bool,
 }
 
 impl Ctx<'_> {
@@ -78,15 +81,17 @@ fn parse_ip(file: FileId, s: &S<String>, what: &str, diags: &mut Diags) -> Optio
     }
 }
 
-/// Validates the loaded site. Returns the site when it is usable (even with
-/// errors in `diags`, so later stages can report more).
-pub fn validate(loaded: &Loaded) -> (Option<Site>, Diags) {
+/// Validates the loaded site (`online`: every remote artifact is fetched
+/// again and checked against its pin). Returns the site when it is usable
+/// (even with errors in `diags`, so later stages can report more).
+pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
     let mut cx = Ctx {
         loaded,
         diags: Diags::default(),
         artifact_roots: Vec::new(),
         opened: HashMap::new(),
         vendor: false,
+        online,
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);

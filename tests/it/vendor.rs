@@ -271,3 +271,43 @@ fn the_vendored_installer_boots() {
         nginx.access_log()
     );
 }
+
+/// `check --online` fetches every remote artifact again, never from the
+/// cache: a changed upstream file is caught even when the cache holds the
+/// good one (and without vendoring), while a plain `check` does not fetch.
+#[test]
+fn check_online_catches_a_changed_upstream() {
+    let Some((_root, dir, nginx)) = mirror() else {
+        return;
+    };
+    let s = vendored_site(&nginx);
+    let cache = tempfile::tempdir().unwrap();
+    let r = run(&s, cache.path(), &["check", "--online", "."]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mirror_requests(&nginx), 2);
+    let mut kernel = fs::read(dir.join("linux")).unwrap();
+    kernel[1000] ^= 1;
+    fs::write(dir.join("linux"), &kernel).unwrap();
+    // The cache still has the good file: a plain check fetches nothing.
+    let r = run(&s, cache.path(), &["check", "."]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mirror_requests(&nginx), 2);
+    for vendor in [true, false] {
+        if !vendor {
+            s.edit("bootc.toml", "vendor = true", "vendor = false");
+        }
+        let r = run(&s, cache.path(), &["check", "--online", "."]);
+        assert_eq!(r.code, 1, "vendor = {vendor}: {}", r.stderr);
+        let errors = r.errors();
+        assert!(errors.contains("does not match its pin"), "{errors}");
+        assert!(errors.contains("--> images/linux.toml:2:"), "{errors}");
+        assert!(!s.path("public").exists());
+    }
+    // The good file is still in the cache, the changed one never was.
+    assert!(
+        cache
+            .path()
+            .join(format!("downloads/sha256-{LINUX_SHA256}"))
+            .is_file()
+    );
+}
