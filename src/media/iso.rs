@@ -86,8 +86,12 @@ pub enum MediaError {
 }
 
 fn missing_list(m: &[(String, &'static str)]) -> String {
-    let mut packages: Vec<&str> = m.iter().map(|(_, p)| *p).collect();
-    packages.dedup();
+    let mut packages: Vec<&str> = Vec::new();
+    for (_, p) in m {
+        if !packages.contains(p) {
+            packages.push(p);
+        }
+    }
     format!(
         "{} not found (apt-get install {})",
         m.iter()
