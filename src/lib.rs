@@ -24,6 +24,7 @@ pub mod escape;
 pub mod fetch;
 pub mod grub;
 pub mod hashcache;
+pub mod hosts;
 pub mod ipxe;
 pub mod load;
 pub mod loader;

@@ -48,6 +48,7 @@ pub struct SiteSection {
     pub fallback: Option<S<String>>,
     pub artifact_roots: Option<Vec<S<String>>>,
     pub vendor: Option<S<bool>>,
+    pub allowed_hosts: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,8 @@ impl ImagePlan {
     }
 }
 
+const ALLOWED_HELP: &str = "a boot may reach base-url's host and the hosts of [site] allowed-hosts only: add the host there, or point the URL at one that is";
+
 /// What the boot loader needs besides the [`Plan`]: each machine's script
 /// context and the fallback's, all data (render turns them into text).
 pub struct BootPlan<'a> {
@@ -260,6 +262,17 @@ impl<'a, 't> Resolver<'a, 't> {
                 );
                 continue;
             }
+            if let Some(allowed) = &self.site.allowed_hosts {
+                for host in allowed.outside(&text) {
+                    diags.push(
+                        Diag::error(format!(
+                            "kernel argument reaches {host}, which is not in allowed-hosts"
+                        ))
+                        .at(t.loc.clone(), format!("`{}`", text.escape_debug()))
+                        .help(ALLOWED_HELP),
+                    );
+                }
+            }
             out.push(text);
         }
         out
@@ -309,12 +322,39 @@ impl<'a, 't> Resolver<'a, 't> {
             }
             match self.templates.render(tpl, ctx) {
                 Ok(s) => {
+                    self.check_hosts_in_file(fname, tpl, &s, diags);
                     file_contents.insert(fname.to_string(), s);
                 }
                 Err(e) => diags.push(self.templates.diag(&e, self.sources, Some(what))),
             }
         }
         file_contents
+    }
+
+    /// A rendered per-machine file may reach only allowed hosts: an error
+    /// at its template (at the host's first mention there, if it has one).
+    fn check_hosts_in_file(&self, fname: &str, tpl: &str, text: &str, diags: &mut Diags) {
+        let (Some(allowed), Some(&file)) = (&self.site.allowed_hosts, self.site.templates.get(tpl))
+        else {
+            return;
+        };
+        for host in allowed.outside(text) {
+            let source = self.sources.text(file);
+            let span = source
+                .to_ascii_lowercase()
+                .find(&host)
+                .map_or(0..0, |at| at..at + host.len());
+            diags.push(
+                Diag::error(format!(
+                    "per-machine file `{fname}` reaches {host}, which is not in allowed-hosts"
+                ))
+                .at(
+                    crate::diag::Loc::new(file, span),
+                    "rendered into a URL here",
+                )
+                .help(ALLOWED_HELP),
+            );
+        }
     }
 
     fn resolve_machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {

@@ -108,6 +108,8 @@ pub struct Site {
     pub dhcp: Option<Dhcp>,
     /// `[media]`: `build` also writes http/media/boot.iso.
     pub media: Option<Media>,
+    /// `[site] allowed-hosts` (with base-url's host): None, any host.
+    pub allowed_hosts: Option<crate::hosts::Allowed>,
     /// Sorted by name.
     pub machines: Vec<Machine>,
     pub roles: BTreeMap<String, Role>,

@@ -260,6 +260,19 @@ fn remote(
         );
         return None;
     }
+    // A boot reaches the URL unless the artifact is vendored (a chain
+    // target, a live service, always).
+    if let (Some(allowed), Some(host)) = (&cx.allowed, crate::hosts::host_of(url))
+        && !allowed.permits(&host)
+        && !(cx.vendor && (a.sha256.is_some() || a.blake3.is_some()))
+    {
+        cx.diags.push(
+            Diag::error(format!("`{url}` reaches {host}, which is not in allowed-hosts"))
+                .at(ul.clone(), "a host outside the site")
+                .help("add the host to [site] allowed-hosts, use a mirror that is, or vendor the artifact ([site] vendor = true)"),
+        );
+        return None;
+    }
     let path_part = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = path_part.split_once("://").map(|x| x.1).unwrap_or("");
     let path_part = if after_scheme.contains('/') {

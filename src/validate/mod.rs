@@ -44,6 +44,8 @@ struct Ctx<'a> {
     /// `check --online`: every remote artifact is downloaded again (never
     /// from the cache) and checked against its pin.
     online: bool,
+    /// `[site] allowed-hosts`.
+    allowed: Option<crate::hosts::Allowed>,
 }
 
 impl Ctx<'_> {
@@ -92,6 +94,7 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         opened: HashMap::new(),
         vendor: false,
         online,
+        allowed: None,
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
@@ -108,6 +111,7 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
     let base_url = settings::base_url(&mut cx, site_id, s.base_url.as_ref());
     cx.artifact_roots = settings::artifact_roots(&mut cx, site_id, s.artifact_roots.as_deref());
     cx.vendor = s.vendor.as_ref().is_some_and(|v| *v.get_ref());
+    cx.allowed = settings::allowed_hosts(&mut cx, site_id, s, base_url.as_deref());
     let ipxe = crate::binaries::find(
         &loaded.root,
         site_id,
@@ -155,6 +159,7 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         uefi,
         dhcp,
         media,
+        allowed_hosts: cx.allowed.clone(),
         machines,
         roles,
         images,

@@ -28,6 +28,38 @@ pub(super) fn base_url(cx: &mut Ctx, file: FileId, u: Option<&S<String>>) -> Opt
     }
 }
 
+/// `allowed-hosts`: host names (no scheme, port or path), with base-url's
+/// host added. None when not set.
+pub(super) fn allowed_hosts(
+    cx: &mut Ctx,
+    file: FileId,
+    s: &crate::model::SiteSection,
+    base_url: Option<&str>,
+) -> Option<crate::hosts::Allowed> {
+    let list = s.allowed_hosts.as_ref()?;
+    let mut hosts: Vec<String> = base_url
+        .and_then(crate::hosts::host_of)
+        .into_iter()
+        .collect();
+    for h in list {
+        let text = h.get_ref();
+        let plain = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+        if plain {
+            hosts.push(text.to_ascii_lowercase());
+        } else {
+            cx.diags.push(
+                Diag::error(format!("invalid allowed host `{text}`"))
+                    .at(loc(file, h), "not a host name or address")
+                    .help("write the host alone, like mirror.lab.internal or 10.77.0.1: no scheme, port or path"),
+            );
+        }
+    }
+    Some(crate::hosts::Allowed { hosts })
+}
+
 pub(super) fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<String>]>) -> Vec<Root> {
     let root = &cx.loaded.root;
     let Some(roots) = roots else {

@@ -2,6 +2,7 @@
 
 #[macro_use]
 mod harness;
+mod allowed_hosts;
 mod boot;
 mod boot_smoke;
 mod boot_support;
