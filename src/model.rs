@@ -55,6 +55,7 @@ pub struct SiteSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IpxeSection {
     pub binaries: Option<S<String>>,
+    pub features: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

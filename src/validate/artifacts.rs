@@ -273,6 +273,10 @@ fn remote(
         );
         return None;
     }
+    // iPXE fetches it, unless it is vendored.
+    if !(cx.vendor && (a.sha256.is_some() || a.blake3.is_some())) {
+        super::features::check_url(cx, url, ul.clone(), super::features::ARTIFACT_HELP);
+    }
     let path_part = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = path_part.split_once("://").map(|x| x.1).unwrap_or("");
     let path_part = if after_scheme.contains('/') {

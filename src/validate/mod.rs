@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod dhcp;
+mod features;
 mod images;
 mod machines;
 mod media;
@@ -46,6 +47,8 @@ struct Ctx<'a> {
     online: bool,
     /// `[site] allowed-hosts`.
     allowed: Option<crate::hosts::Allowed>,
+    /// `[ipxe] features` of a custom iPXE build.
+    features: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -95,6 +98,7 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         vendor: false,
         online,
         allowed: None,
+        features: Vec::new(),
     };
     let Some((site_id, site_file)) = &loaded.site else {
         return (None, cx.diags);
@@ -112,6 +116,7 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
     cx.artifact_roots = settings::artifact_roots(&mut cx, site_id, s.artifact_roots.as_deref());
     cx.vendor = s.vendor.as_ref().is_some_and(|v| *v.get_ref());
     cx.allowed = settings::allowed_hosts(&mut cx, site_id, s, base_url.as_deref());
+    cx.features = features::declared(&mut cx, site_id, site_file.ipxe.features.as_deref());
     let ipxe = crate::binaries::find(
         &loaded.root,
         site_id,
@@ -120,6 +125,15 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
     );
     let uefi = uefi::section(&mut cx, site_id, site_file.uefi.as_ref());
     let dhcp = dhcp::section(&mut cx, site_id, site_file);
+    // DHCP hands iPXE base-url's boot.ipxe.
+    if let (Some(_), Some(u)) = (&dhcp, &s.base_url) {
+        features::check_url(
+            &mut cx,
+            u.get_ref(),
+            loc(site_id, u),
+            features::BASE_URL_HELP,
+        );
+    }
     let media = media::section(&mut cx, site_id, site_file.media.as_ref(), s);
 
     // images/ and roles/
@@ -134,6 +148,8 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         roles.insert(rname.clone(), roles::role(&mut cx, rname, *file, r));
     }
     roles::check_extends(&mut cx, &roles);
+    let scripts: Vec<String> = roles.values().filter_map(|r| r.script.clone()).collect();
+    features::check_scripts(&mut cx, &scripts);
 
     // machines/
     // Addresses are checked against the subnets only when every subnet was

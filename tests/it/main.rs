@@ -15,6 +15,7 @@ mod hashcache;
 mod init;
 mod injection;
 mod inputs;
+mod ipxe_features;
 mod media;
 mod media_rules;
 mod printing;
