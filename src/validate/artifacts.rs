@@ -142,7 +142,7 @@ fn fetch(
             Err(e) => {
                 let what = match &e {
                     crate::fetch::FetchError::Mismatch { .. } => "does not match its pin",
-                    _ => "could not be vendored",
+                    _ => "could not be downloaded",
                 };
                 let d = Diag::error(format!("remote artifact `{url}` {what}"));
                 cx.diags.push(
@@ -260,11 +260,12 @@ fn remote(
         );
         return None;
     }
-    // A boot reaches the URL unless the artifact is vendored (a chain
-    // target, a live service, always).
+    // A boot reaches the URL, and iPXE fetches it, unless the artifact is
+    // vendored (a chain target, a live service, always).
+    let vendored = cx.vendor && (a.sha256.is_some() || a.blake3.is_some());
     if let (Some(allowed), Some(host)) = (&cx.allowed, crate::hosts::host_of(url))
         && !allowed.permits(&host)
-        && !(cx.vendor && (a.sha256.is_some() || a.blake3.is_some()))
+        && !vendored
     {
         cx.diags.push(
             Diag::error(format!("`{url}` reaches {host}, which is not in allowed-hosts"))
@@ -273,8 +274,7 @@ fn remote(
         );
         return None;
     }
-    // iPXE fetches it, unless it is vendored.
-    if !(cx.vendor && (a.sha256.is_some() || a.blake3.is_some())) {
+    if !vendored {
         super::features::check_url(cx, url, ul.clone(), super::features::ARTIFACT_HELP);
     }
     let path_part = url.split(['?', '#']).next().unwrap_or(url);
