@@ -151,6 +151,9 @@ fn download(url: &str) -> Result<Downloaded, FetchError> {
         .tempfile_in(&dir)
         .map_err(cache_err(&dir))?;
     let mut body = resp.into_body();
+    // Servers that send no length get no bar.
+    let bar = crate::net::progress(body.content_length().unwrap_or(0));
+    bar.set_message(url.rsplit('/').next().unwrap_or(url).to_string());
     let mut reader = body.as_reader();
     let mut sha = sha2::Sha256::new();
     let mut b3 = blake3::Hasher::new();
@@ -167,7 +170,9 @@ fn download(url: &str) -> Result<Downloaded, FetchError> {
         b3.update(&buf[..n]);
         tmp.write_all(&buf[..n]).map_err(cache_err(tmp.path()))?;
         size += n as u64;
+        bar.inc(n as u64);
     }
+    bar.finish_and_clear();
     tmp.as_file().sync_all().map_err(cache_err(tmp.path()))?;
     let (_, path) = tmp.keep().map_err(|e| FetchError::Cache {
         path: dir.clone(),

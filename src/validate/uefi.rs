@@ -326,7 +326,7 @@ fn grub_image(cx: &mut Ctx, img: &Image, machines: &[&str], signed: bool) {
             ))
             .at(at, "a URL")
             .note(who.clone())
-            .help("Debian's signed GRUB has no HTTP: it fetches the kernel and initrds over TFTP from the tree, so they must be local artifacts ({ path = \"…\" })"),
+            .help("Debian's signed GRUB has no HTTP: it fetches the kernel and initrds over TFTP from the tree, so they must be local artifacts ({ path = \"…\" }) or vendored ([site] vendor = true)"),
         );
     }
     if let Artifact::Local { source, path, .. } = kernel {

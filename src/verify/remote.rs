@@ -3,7 +3,7 @@
 //! signature in size, so a server that stalls or sends without end makes
 //! verify fail with a message, never hang or fill the memory.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -80,8 +80,6 @@ pub fn read_small(
     }
 }
 
-/// Above this many bytes in all, downloads show a progress bar (on a terminal).
-const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 const WORKERS: usize = 4;
 
 pub fn check_all(
@@ -91,22 +89,7 @@ pub fn check_all(
     timeout: Duration,
 ) -> Vec<Problem> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes:>10}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta} {wide_msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::net::progress(total);
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -116,7 +99,7 @@ pub fn check_all(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = files.get(i) else { break };
                     let url = place.url(&f.path).expect("http/ paths");
-                    if f.size >= PROGRESS_MIN_BYTES {
+                    if f.size >= crate::net::PROGRESS_MIN_BYTES {
                         bar.set_message(f.path.clone());
                     }
                     if let Some(p) = fetch_and_check(agent, &url, f, &bar, timeout) {
