@@ -34,12 +34,7 @@ pub fn host_of(url: &str) -> Option<String> {
     if !["http", "https", "tftp", "ftp"].contains(&scheme.to_ascii_lowercase().as_str()) {
         return None;
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
+    let host = crate::url::host(rest);
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 

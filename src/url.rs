@@ -28,16 +28,21 @@ pub fn problem(url: &str) -> Option<String> {
             c => format!("it contains `{c}`, which is not a URL character (write it %-encoded)"),
         });
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    if host.is_empty() {
+    if host(rest).is_empty() {
         return Some("it names no host".into());
     }
     None
+}
+
+/// The host of a URL's part after `scheme://`: without user, port, path,
+/// query or fragment (an IPv6 literal without its brackets); empty if none.
+pub fn host(after_scheme: &str) -> &str {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    }
 }
 
 /// An `http://` URL as GRUB addresses it: the device `(http,HOST[:PORT])`
