@@ -62,7 +62,6 @@ pub(super) fn hash_images(
     } else {
         HashMap::new()
     };
-    let vendor = cx.vendor;
     let mut table = HashMap::new();
     for (p, r) in hashed {
         match r {
@@ -92,8 +91,8 @@ pub(super) fn hash_images(
         Checked::Url(a, _) => match fetched.get(a.location()) {
             // Not what its pin says, or not there: the image is left out.
             Some(None) => None,
-            Some(Some(local)) if vendor => Some(local.clone()),
-            _ => Some(a),
+            Some(Some(fetched)) => Some(fetched.clone()),
+            None => Some(a),
         },
     };
     images
@@ -116,9 +115,9 @@ pub(super) fn hash_images(
 
 /// `[site] vendor` and `check --online`: each pinned remote artifact of
 /// `images` from the cache (vendor), else (online: always) downloaded in
-/// parallel and checked against its pin, as a local artifact opened from
-/// the cache, by URL. A failed download or a mismatch is an error at the
-/// pin, and its URL maps to None.
+/// parallel and checked against its pin, by URL: as a local artifact opened
+/// from the cache when vendored, else as it was. A failed download or a
+/// mismatch is an error at the pin, and its URL maps to None.
 fn fetch(
     cx: &mut Ctx,
     images: &BTreeMap<String, Image<Checked>>,
@@ -133,7 +132,7 @@ fn fetch(
     }
     let got: Vec<_> = remote
         .into_par_iter()
-        .map(|(url, (a, at))| (url, a, at, vendor_one(a, cx.online)))
+        .map(|(url, (a, at))| (url, a, at, fetch_one(a, cx.online, cx.vendor)))
         .collect();
     let mut out = HashMap::new();
     for (url, a, at, r) in got {
@@ -157,9 +156,15 @@ fn fetch(
     out
 }
 
-/// One remote artifact, vendored: the cached file (`fresh`: downloaded
-/// again whatever the cache holds), opened and hashed.
-fn vendor_one(a: &Artifact, fresh: bool) -> Result<Artifact, crate::fetch::FetchError> {
+/// One remote artifact, checked against its pin: the cached file (`fresh`:
+/// downloaded again whatever the cache holds). Vendored, it becomes a local
+/// artifact opened and hashed from the cache; otherwise (`check --online`
+/// only) it stays what it was.
+fn fetch_one(
+    a: &Artifact,
+    fresh: bool,
+    vendor: bool,
+) -> Result<Artifact, crate::fetch::FetchError> {
     let Some((algorithm, hex)) = a.pin() else {
         unreachable!("remote artifacts are pinned")
     };
@@ -168,6 +173,9 @@ fn vendor_one(a: &Artifact, fresh: bool) -> Result<Artifact, crate::fetch::Fetch
         hex: hex.to_string(),
     };
     let path = crate::fetch::vendored(a.location(), &pin, fresh)?;
+    if !vendor {
+        return Ok(a.clone());
+    }
     let cache = |error| crate::fetch::FetchError::Cache {
         path: path.clone(),
         error,
