@@ -137,6 +137,16 @@ pub fn need_file(path: &str, package: &str) -> bool {
         )
 }
 
+/// Debian's signed shim and network GRUB (the Secure Boot chain) are
+/// installed (else: skipped, or a failure under CI).
+pub fn need_signed_loaders() -> bool {
+    need_file("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
+        && need_file(
+            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+            "grub-efi-amd64-signed",
+        )
+}
+
 pub fn need_root() -> bool {
     if effective_uid() == Some(0) {
         return true;

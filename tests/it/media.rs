@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::boot_support::{
     BootResult, Firmware, Nginx, busybox_initramfs, debian_kernel, default_boot_timeout, need,
-    need_boot_tools, need_file, need_root, qemu_run_from_disk,
+    need_boot_tools, need_file, need_root, need_signed_loaders, qemu_run_from_disk,
 };
 use crate::harness::Site;
 use crate::pxe_chain::{CHAIN, MAC, Netns, chain_site};
@@ -296,14 +296,7 @@ fn uefi_boots_a_machine_image_without_dhcp() {
 /// signed kernel, over TFTP (QEMU's user network serves tftp/).
 #[test]
 fn secure_boot_generic_image() {
-    if !(need_boot_tools(Firmware::UefiSecureBoot)
-        && need_media_tools()
-        && need_file("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
-        && need_file(
-            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
-            "grub-efi-amd64-signed",
-        ))
-    {
+    if !(need_boot_tools(Firmware::UefiSecureBoot) && need_media_tools() && need_signed_loaders()) {
         return;
     }
     let Some(kernel) = debian_kernel() else {

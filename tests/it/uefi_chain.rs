@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::boot_support::{
     Firmware, debian_kernel, default_boot_timeout, need, need_boot_tools, need_file, need_root,
+    need_signed_loaders,
 };
 use crate::pxe_chain::{CHAIN, MAC, Netns, Server, chain_site, serve_tree};
 
@@ -65,11 +66,7 @@ fn uefi_secure_boot_chain_with_dhcpd() {
         && need("dhcpd")
         && need("in.tftpd")
         && need("sbattach")
-        && need_file("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
-        && need_file(
-            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
-            "grub-efi-amd64-signed",
-        ))
+        && need_signed_loaders())
     {
         return;
     }
