@@ -72,7 +72,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
         sources,
     };
     let tree = timed(&mut t.0[3], || {
-        let mut tree = bootc::render::render(&site, r, &plan, &boot, programs, &mut diags);
+        let mut tree = bootc::render::render(&site, r, &plan, &boot, programs, None, &mut diags);
         bootc::render::seal(&site, &mut tree);
         tree
     });

@@ -277,6 +277,29 @@ impl Opened {
         Ok(off)
     }
 
+    /// Up to `len` bytes from `offset` (fewer at the end of the file).
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; len];
+        let mut n = 0;
+        while n < len {
+            match self.file.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// The first bytes, where the headers of a kernel or initrd are
+    /// ([`crate::sniff::HEAD`]).
+    pub fn head(&self) -> io::Result<Vec<u8>> {
+        self.read_at(0, crate::sniff::HEAD)
+    }
+
     /// The whole content.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.size as usize);
@@ -306,8 +329,14 @@ impl Opened {
 
     /// Size and BLAKE3 (hashed on all cores), from this descriptor.
     pub fn hash(&self) -> io::Result<(u64, String)> {
+        self.hash_with(|_| {})
+    }
+
+    /// [`Opened::hash`], calling `progress` with each chunk's length.
+    pub fn hash_with(&self, mut progress: impl FnMut(u64)) -> io::Result<(u64, String)> {
         let mut h = blake3::Hasher::new();
         let n = self.each_chunk(HASH_CHUNK, |b| {
+            progress(b.len() as u64);
             if b.len() >= 1 << 20 {
                 h.update_rayon(b);
             } else {
@@ -320,11 +349,18 @@ impl Opened {
 
     /// Copies the content into `dest`, checking on the way that it still is
     /// `blake3` (what was validated and written into the manifest).
-    pub fn copy_to(&self, dest: &mut File, blake3: &str) -> Result<u64, CopyError> {
+    /// `progress` is called with each chunk's length.
+    pub fn copy_to(
+        &self,
+        dest: &mut File,
+        blake3: &str,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, CopyError> {
         let mut h = blake3::Hasher::new();
         let mut write_err = None;
         let n = self
             .each_chunk(COPY_CHUNK, |b| {
+                progress(b.len() as u64);
                 h.update(b);
                 dest.write_all(b).map_err(|e| {
                     let msg = e.to_string();
@@ -445,7 +481,7 @@ mod tests {
         symlink(outside.path().join("secret"), s.join("sub/file")).unwrap();
         let dest_path = s.join("copy");
         let mut dest = File::create(&dest_path).unwrap();
-        f.copy_to(&mut dest, &hash).unwrap();
+        f.copy_to(&mut dest, &hash, |_| {}).unwrap();
         assert_eq!(std::fs::read(&dest_path).unwrap(), b"inside");
     }
 
@@ -472,7 +508,7 @@ mod tests {
                 .unwrap()
                 .write_all(content)
                 .unwrap();
-            let e = match f.copy_to(&mut sink, &hash) {
+            let e = match f.copy_to(&mut sink, &hash, |_| {}) {
                 Err(CopyError::Source(e)) => e.to_string(),
                 other => panic!("{other:?}"),
             };

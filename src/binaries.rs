@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::beneath::{OpenError, Opened, Root};
-use crate::diag::{Diag, Diags, FileId, Loc};
+use crate::diag::{Diag, Diags, FileId, Lint, Loc};
 use crate::model::S;
 use crate::site::{IPXE_BINARIES, Ipxe};
 use crate::validate::IPXE_SEARCH;
@@ -77,10 +77,10 @@ pub fn find(
                             Loc::new(file, c.span()),
                             "the iPXE binaries come from this folder",
                         ),
-                        None => Diag::warning(format!(
-                            "iPXE binary {}/{b} cannot be used: {e}",
-                            dir.display()
-                        )),
+                        None => Diag::warning(
+                            Lint::UnusableIpxeBinary,
+                            format!("iPXE binary {}/{b} cannot be used: {e}", dir.display()),
+                        ),
                     };
                     diags.push(d.help("the binaries must be regular files inside their folder (a symlink may point to another file of it, or to a chainloader of the system in /boot, /usr/lib/ipxe or /usr/share/ipxe; never elsewhere)"));
                 }
@@ -97,7 +97,7 @@ pub fn find(
         None => IPXE_SEARCH.join(" or "),
     };
     diags.push(
-        Diag::warning(format!("no iPXE binaries ({}) in {where_}", IPXE_BINARIES.join(", ")))
+        Diag::warning(Lint::NoIpxeBinaries, format!("no iPXE binaries ({}) in {where_}", IPXE_BINARIES.join(", ")))
             .at_opt(configured.map(|p| Loc::new(file, p.span())), "no chainloaders here")
             .help("install them (`apt install ipxe`) or set [ipxe] binaries = \"/path/to/ipxe\"; without them there is no tftp/ output"),
     );

@@ -9,12 +9,24 @@ use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, Sub
 use crate::plan::Plan;
 use crate::site::{Dhcp, EfiName, Site};
 
-/// Built-in templates of the three formats, with the output file of each.
-pub const OUTPUTS: [(&str, &str); 3] = [
-    ("dhcpd.conf.j2", "dhcp/dhcpd.conf"),
-    ("kea-dhcp4.json.j2", "dhcp/kea-dhcp4.json"),
-    ("dnsmasq.conf.j2", "dhcp/dnsmasq.conf"),
-];
+/// Built-in templates of the three formats, with the output file of each:
+/// whole configs, or with `mode = "include"` the fragments an existing
+/// server includes (the same templates, `dhcp.include` set).
+pub fn outputs(dhcp: &Dhcp) -> [(&'static str, &'static str); 3] {
+    if dhcp.include {
+        [
+            ("dhcpd.conf.j2", "dhcp/dhcpd-bootc.conf"),
+            ("kea-dhcp4.json.j2", "dhcp/kea-bootc.json"),
+            ("dnsmasq.conf.j2", "dhcp/dnsmasq.d/bootc.conf"),
+        ]
+    } else {
+        [
+            ("dhcpd.conf.j2", "dhcp/dhcpd.conf"),
+            ("kea-dhcp4.json.j2", "dhcp/kea-dhcp4.json"),
+            ("dnsmasq.conf.j2", "dhcp/dnsmasq.conf"),
+        ]
+    }
+}
 
 /// Chainloader file names in tftp/, by client architecture.
 pub const BIOS_LOADER: &str = "undionly.kpxe";
@@ -44,39 +56,54 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
     // other loader in its own host entry.
     let differs =
         |m: &crate::plan::Resolved| m.arch.is_empty() && m.secure_boot != site.uefi.secure_boot;
+    // Every reservation by name: the machines', and `boot = false` ones
+    // (a host name and an address, no boot logic of their own).
+    let mut reserved: Vec<(&str, &[crate::site::Mac], Option<std::net::Ipv4Addr>, bool)> = plan
+        .machines
+        .iter()
+        .map(|m| (m.name.as_str(), m.macs.as_slice(), m.ip, differs(m)))
+        .chain(
+            site.reservations
+                .iter()
+                .map(|r| (r.name.as_str(), r.macs.as_slice(), r.ip, false)),
+        )
+        .collect();
+    reserved.sort_by_key(|r| r.0);
+    // Host entries (one per MAC) and machine entries of the reservations
+    // whose address `within` accepts.
+    let entries = |within: &dyn Fn(std::net::Ipv4Addr) -> bool| {
+        let mut hosts = Vec::new();
+        let mut machines = Vec::new();
+        for &(name, macs, ip, other) in reserved.iter().filter(|m| m.2.is_some_and(within)) {
+            let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+            machines.push(MachineView {
+                name: name.to_string(),
+                macs: macs.iter().map(|x| x.to_string()).collect(),
+                ip: ip.clone(),
+                efi64_other: other,
+            });
+            for (n, mac) in macs.iter().enumerate() {
+                hosts.push(HostView {
+                    name: name.to_string(),
+                    id: if n == 0 {
+                        name.to_string()
+                    } else {
+                        format!("{name}_nic{n}")
+                    },
+                    mac: mac.to_string(),
+                    ip: ip.clone(),
+                    efi64_other: other,
+                });
+            }
+        }
+        (hosts, machines)
+    };
     let subnets = dhcp
         .subnets
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let mut hosts = Vec::new();
-            let mut machines = Vec::new();
-            for m in plan
-                .machines
-                .iter()
-                .filter(|m| m.ip.is_some_and(|ip| s.cidr.contains(&ip)))
-            {
-                let ip = m.ip.map(|ip| ip.to_string()).unwrap_or_default();
-                machines.push(MachineView {
-                    name: m.name.clone(),
-                    macs: m.macs.iter().map(|x| x.to_string()).collect(),
-                    ip: ip.clone(),
-                    efi64_other: differs(m),
-                });
-                for (n, mac) in m.macs.iter().enumerate() {
-                    hosts.push(HostView {
-                        name: m.name.clone(),
-                        id: if n == 0 {
-                            m.name.clone()
-                        } else {
-                            format!("{}_nic{n}", m.name)
-                        },
-                        mac: mac.to_string(),
-                        ip: ip.clone(),
-                        efi64_other: differs(m),
-                    });
-                }
-            }
+            let (hosts, machines) = entries(&|ip| s.cidr.contains(&ip));
             SubnetView {
                 id: i + 1,
                 cidr: s.cidr.to_string(),
@@ -94,10 +121,21 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
             }
         })
         .collect();
+    let (hosts, machines) = entries(&|_| true);
+    let o = &dhcp.options;
     View {
         next_server: dhcp.next_server.to_string(),
         interface: dhcp.interface.clone(),
         proxy: dhcp.proxy,
+        include: dhcp.include,
+        lease_time: dhcp.lease_time.unwrap_or(3600),
+        max_lease_time: dhcp.lease_time.unwrap_or(86400),
+        ntp_servers: o.ntp_servers.iter().map(|a| a.to_string()).collect(),
+        domain_search: o.domain_search.clone(),
+        mtu: o.mtu,
+        time_offset: o.time_offset,
+        hosts,
+        machines,
         boot_url: format!("{base}boot.ipxe"),
         http_boot_url: efi64
             .filter(|_| site.uefi.http_boot)

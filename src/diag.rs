@@ -12,8 +12,10 @@ use serde::Serialize;
 
 use crate::escape;
 
+mod lint;
 mod plain;
-pub use plain::{error_line, note_line, plain, warning_line};
+pub use lint::Lint;
+pub use plain::{color_stderr, error_line, note_line, plain, set_color, warning_line};
 
 /// Index of a source file in [`Sources`].
 pub type FileId = usize;
@@ -114,6 +116,9 @@ pub struct Diag {
     pub path: Option<String>,
     /// `= …` lines shown as they are, before the `help:` lines.
     pub notes: Vec<String>,
+    /// A warning's kind (`warning[unused-role]: …`), which `[site] allow`
+    /// silences.
+    pub lint: Option<Lint>,
 }
 
 impl Diag {
@@ -126,12 +131,14 @@ impl Diag {
             help: Vec::new(),
             path: None,
             notes: Vec::new(),
+            lint: None,
         }
     }
 
-    pub fn warning(message: impl Into<String>) -> Self {
+    pub fn warning(lint: Lint, message: impl Into<String>) -> Self {
         Diag {
             severity: Severity::Warning,
+            lint: Some(lint),
             ..Diag::error(message)
         }
     }
@@ -242,6 +249,14 @@ impl Diags {
         self.errors() > 0
     }
 
+    /// Drops the warnings of the kinds `[site] allow` silences.
+    pub fn allow(&mut self, allowed: &std::collections::BTreeSet<Lint>) {
+        if !allowed.is_empty() {
+            self.list
+                .retain(|d| d.lint.is_none_or(|l| !allowed.contains(&l)));
+        }
+    }
+
     /// Stable order: errors first, then by file, position and message.
     pub fn sort(&mut self) {
         self.list.sort_by(|a, b| {
@@ -325,8 +340,11 @@ impl<'a> Reporter<'a> {
                     .with_message(escape::line(msg)),
             );
         }
-        Diagnostic::new(severity)
-            .with_message(escape::line(&d.headline()))
+        let mut cs = Diagnostic::new(severity);
+        if let Some(l) = d.lint {
+            cs = cs.with_code(l.name());
+        }
+        cs.with_message(escape::line(&d.headline()))
             .with_labels(labels)
             .with_notes(
                 d.notes
@@ -381,6 +399,8 @@ impl<'a> Reporter<'a> {
         #[derive(Serialize)]
         struct J<'b> {
             severity: Severity,
+            /// A warning's kind.
+            kind: Option<&'static str>,
             message: &'b str,
             file: Option<String>,
             line: Option<usize>,
@@ -401,6 +421,7 @@ impl<'a> Reporter<'a> {
                 let loc = d.primary.as_ref().map(|(l, _)| self.location(l));
                 J {
                     severity: d.severity,
+                    kind: d.lint.map(Lint::name),
                     message: &d.message,
                     file: loc.as_ref().map(|l| l.0.clone()),
                     line: loc.as_ref().map(|l| l.1),
@@ -426,6 +447,10 @@ impl<'a> Reporter<'a> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
+            let title = match d.lint {
+                Some(l) => format!("bootc[{l}]"),
+                None => "bootc".to_string(),
+            };
             let mut msg = escape::line(&d.message).into_owned();
             if let Some((_, label)) = &d.primary
                 && !label.is_empty()
@@ -442,12 +467,12 @@ impl<'a> Reporter<'a> {
                     let (file, line, col) = self.location(loc);
                     let path = self.repo_prefix.join(&file);
                     out.push_str(&format!(
-                        "::{kind} file={},line={line},col={col},title=bootc::{}\n",
+                        "::{kind} file={},line={line},col={col},title={title}::{}\n",
                         gh_property(&path.to_string_lossy()),
                         gh_data(&msg)
                     ));
                 }
-                None => out.push_str(&format!("::{kind} title=bootc::{}\n", gh_data(&msg))),
+                None => out.push_str(&format!("::{kind} title={title}::{}\n", gh_data(&msg))),
             }
             // The other places of a problem (the first use of a duplicate
             // MAC, …) as notices, so the pull request shows them on their
@@ -464,12 +489,6 @@ impl<'a> Reporter<'a> {
         }
         out
     }
-}
-
-/// Whether to color output on stderr: a terminal, and NO_COLOR unset.
-pub fn color_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn plural(n: usize, what: &str) -> String {

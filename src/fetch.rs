@@ -152,7 +152,7 @@ fn download(url: &str) -> Result<Downloaded, FetchError> {
         .map_err(cache_err(&dir))?;
     let mut body = resp.into_body();
     // Servers that send no length get no bar.
-    let bar = crate::net::progress(body.content_length().unwrap_or(0));
+    let bar = crate::progress::bar(body.content_length().unwrap_or(0));
     bar.set_message(url.rsplit('/').next().unwrap_or(url).to_string());
     let mut reader = body.as_reader();
     let mut sha = sha2::Sha256::new();

@@ -17,25 +17,38 @@ use crate::beneath::Opened;
 /// Size and BLAKE3 of `f`, from its record when its stamp is unchanged,
 /// else hashed (and recorded).
 pub fn hash(f: &Opened) -> io::Result<(u64, String)> {
-    let Ok(stamp) = f.stamp() else {
-        return f.hash();
-    };
-    let record = record_path(f);
-    let head = format!(
+    match lookup(f) {
+        Some(hash) => Ok(hash),
+        None => hash_and_record(f, |_| {}),
+    }
+}
+
+/// Size and BLAKE3 of `f` from its record, when its stamp is unchanged.
+pub fn lookup(f: &Opened) -> Option<(u64, String)> {
+    let head = record_head(f)?;
+    let text = fs::read_to_string(record_path(f)).ok()?;
+    let blake3 = text.strip_prefix(&head)?.strip_suffix('\n')?;
+    (blake3.len() == 64).then(|| (f.size, blake3.to_string()))
+}
+
+/// Hashes `f` (calling `progress` with each chunk's length) and records
+/// the hash.
+pub fn hash_and_record(f: &Opened, progress: impl FnMut(u64)) -> io::Result<(u64, String)> {
+    let (size, blake3) = f.hash_with(progress)?;
+    if let Some(head) = record_head(f) {
+        let _ = write_record(&record_path(f), &format!("{head}{blake3}\n"));
+    }
+    Ok((size, blake3))
+}
+
+/// The start of `f`'s record: format, path and stamp.
+fn record_head(f: &Opened) -> Option<String> {
+    let stamp = f.stamp().ok()?;
+    Some(format!(
         "bootc hash 1\n{}\n{}\n",
         f.path.display(),
         stamp.map(|n| n.to_string()).join(" ")
-    );
-    if let Ok(text) = fs::read_to_string(&record)
-        && let Some(rest) = text.strip_prefix(&head)
-        && let Some(blake3) = rest.strip_suffix('\n')
-        && blake3.len() == 64
-    {
-        return Ok((f.size, blake3.to_string()));
-    }
-    let (size, blake3) = f.hash()?;
-    let _ = write_record(&record, &format!("{head}{blake3}\n"));
-    Ok((size, blake3))
+    ))
 }
 
 fn record_path(f: &Opened) -> PathBuf {

@@ -15,6 +15,7 @@
 
 pub mod beneath;
 pub mod binaries;
+pub mod boottest;
 pub mod chain;
 pub mod context;
 pub mod dhcp;
@@ -25,6 +26,7 @@ pub mod fetch;
 pub mod grub;
 pub mod hashcache;
 pub mod hosts;
+pub mod import;
 pub mod ipxe;
 pub mod load;
 pub mod loader;
@@ -34,11 +36,14 @@ pub mod model;
 pub mod net;
 pub mod pe;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod resolve;
 pub mod serve;
 pub mod sign;
 pub mod site;
+pub mod sniff;
+pub mod status;
 pub mod templates;
 pub mod tomlde;
 pub mod tree;
@@ -86,6 +91,13 @@ pub struct Options {
     /// Download every remote artifact again (never from the cache) and
     /// check it against its pin (`check --online`).
     pub online: bool,
+    /// Web-server logs whose fleet state the report shows (`build
+    /// --access-log`, SPEC section 13).
+    pub access_logs: Vec<std::path::PathBuf>,
+    /// Build as if `[site] base-url` were this URL (a valid http(s) URL),
+    /// its host allowed: `bootc serve`, so a preview's absolute URLs point
+    /// at the preview.
+    pub base_url: Option<String>,
 }
 
 /// Which boot image (SPEC section 9).
@@ -106,6 +118,8 @@ pub enum Error {
     Media(#[from] media::MediaError),
     #[error("the site has no machine named `{0}`{1}")]
     NoSuchMachine(String, String),
+    #[error("reading the access logs: {0}")]
+    AccessLog(std::io::Error),
 }
 
 impl Compiled {
@@ -133,10 +147,13 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
     let (site, vdiags) = validate::validate(&loaded, opts.online);
     diags.extend(vdiags);
     let sources = loaded.sources;
-    let Some(site) = site else {
+    let Some(mut site) = site else {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     };
+    if let Some(url) = &opts.base_url {
+        site.rebase(url);
+    }
     let mut templates = Templates::new(&site, &sources, &mut diags);
     let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
     let r = loader::Renderer {
@@ -153,15 +170,22 @@ pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
         images = media_images(&site, &plan, r, opts, &mut diags)?;
     }
     if diags.has_errors() {
+        diags.allow(&site.allow);
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     }
-    let mut tree = render::render(&site, r, &plan, &boot, programs, &mut diags);
+    let fleet = match opts.access_logs.as_slice() {
+        [] => None,
+        logs => Some(status::scan(&plan, logs, &[]).map_err(Error::AccessLog)?),
+    };
+    diags.allow(&site.allow);
+    let mut tree = render::render(&site, r, &plan, &boot, programs, fleet.as_ref(), &mut diags);
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
     render::seal(&site, &mut tree);
     drop(boot);
+    diags.allow(&site.allow);
     diags.sort();
     if diags.has_errors() {
         return Ok(Compiled::Invalid { sources, diags });

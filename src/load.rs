@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::beneath::{OpenError, Root};
-use crate::diag::{Diag, Diags, FileId, Loc, Sources};
+use crate::diag::{Diag, Diags, FileId, Lint, Loc, Sources};
 use crate::model::{ImageFile, MachineFile, RoleFile, SiteFile};
 
 pub const SITE_FILE: &str = "bootc.toml";
@@ -94,8 +94,9 @@ fn list(
         }
         let ft = entry.file_type();
         let shown = rel_name(root, entry.path());
-        let skipped =
-            |what: &str, help: &str| Diag::warning(format!("{shown}: {what}, skipped")).help(help);
+        let skipped = |what: &str, help: &str| {
+            Diag::warning(Lint::SkippedFile, format!("{shown}: {what}, skipped")).help(help)
+        };
         if ft.is_file() {
             if keep(entry.path()) {
                 out.push(entry.into_path());
@@ -166,9 +167,10 @@ fn read_beneath(root: &Root, site_root: &Path, path: &Path) -> Read {
                 "site files are read only from inside the site: a symlink may point to another file of the site, never outside it",
             )))
         }
-        Err(e @ OpenError::NotRegular(_)) => {
-            Read::Problem(Box::new(Diag::warning(format!("{shown}: {e}, skipped"))))
-        }
+        Err(e @ OpenError::NotRegular(_)) => Read::Problem(Box::new(Diag::warning(
+            Lint::SkippedFile,
+            format!("{shown}: {e}, skipped"),
+        ))),
         Err(e) => Read::Problem(Box::new(Diag::error(format!("cannot read {shown}: {e}")))),
     }
 }

@@ -15,6 +15,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    bootc::diag::set_color(match cli.color {
+        cli::ColorWhen::Auto => None,
+        cli::ColorWhen::Always => Some(true),
+        cli::ColorWhen::Never => Some(false),
+    });
+    commands::set_quiet(cli.quiet);
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(e) => {

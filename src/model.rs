@@ -46,6 +46,10 @@ pub struct SiteSection {
     pub name: S<String>,
     pub base_url: Option<S<String>>,
     pub fallback: Option<S<String>>,
+    /// The fallback menu's roles, in order (with `fallback = "menu"`).
+    pub menu: Option<Vec<S<String>>>,
+    /// Kinds of warnings silenced (`unused-role`, …).
+    pub allow: Option<Vec<S<String>>>,
     pub artifact_roots: Option<Vec<S<String>>>,
     pub vendor: Option<S<bool>>,
     pub allowed_hosts: Option<Vec<S<String>>>,
@@ -64,8 +68,24 @@ pub struct DhcpSection {
     pub next_server: S<String>,
     pub interface: Option<S<String>>,
     pub mode: Option<S<String>>,
+    /// Lease time in seconds (whole-config modes).
+    pub lease_time: Option<S<i64>>,
+    /// Options handed to every client (whole-config modes).
+    pub options: Option<S<DhcpOptions>>,
     #[serde(default)]
     pub subnet: Vec<S<Subnet>>,
+}
+
+/// `[dhcp.options]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DhcpOptions {
+    #[serde(default)]
+    pub ntp_servers: Vec<S<String>>,
+    #[serde(default)]
+    pub domain_search: Vec<S<String>>,
+    pub mtu: Option<S<i64>>,
+    pub time_offset: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +129,17 @@ pub struct Machine {
     pub macs: Option<S<Vec<S<String>>>>,
     pub ip: Option<S<String>>,
     pub role: Option<S<String>>,
+    /// Overrides the role's image.
+    pub image: Option<S<String>>,
+    /// false: a DHCP reservation only (a BMC, a switch): no role, no script.
+    pub boot: Option<S<bool>>,
+    /// SMBIOS system UUID: found by it when its MAC is not known.
+    pub uuid: Option<S<String>>,
+    /// Serial number: found by it when neither MAC nor UUID is known.
+    pub serial: Option<S<String>>,
+    /// A one-shot reinstall: boots its role's `installer` until a log shows
+    /// `installed=TOKEN` and `bootc status --converge` removes this key.
+    pub reinstall: Option<S<String>>,
     pub secure_boot: Option<S<bool>>,
     #[serde(default)]
     pub kernel_args: Vec<S<String>>,
@@ -125,6 +156,8 @@ pub struct RoleFile {
     pub description: Option<S<String>>,
     pub extends: Option<S<String>>,
     pub image: Option<S<String>>,
+    /// The role a machine of this role boots while it has `reinstall`.
+    pub installer: Option<S<String>>,
     pub secure_boot: Option<S<bool>>,
     #[serde(default)]
     pub kernel_args: Vec<S<String>>,

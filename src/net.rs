@@ -1,31 +1,7 @@
 //! HTTP requests of bootc (verify, downloads of artifacts): one agent
 //! setup, every wait bounded, and errors in words.
 
-use std::io::IsTerminal;
 use std::time::Duration;
-
-/// Above this many bytes in all, downloads show a progress bar (on a terminal).
-pub const PROGRESS_MIN_BYTES: u64 = 16 << 20;
-
-/// A progress bar of `total` bytes on stderr: drawn only on a terminal and
-/// for at least [`PROGRESS_MIN_BYTES`], hidden otherwise (pipes, CI logs).
-pub fn progress(total: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() || total < PROGRESS_MIN_BYTES {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bytes:>10}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta} {wide_msg}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
 
 /// The agent for one run: `timeout` bounds connecting, waiting for the
 /// response headers and each read of a body.

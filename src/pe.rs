@@ -4,7 +4,8 @@
 
 use object::LittleEndian as LE;
 use object::pe;
-use object::read::pe::PeFile64;
+use object::pe::ImageNtHeaders64;
+use object::read::pe::ImageNtHeaders;
 
 use crate::site::Arch;
 
@@ -19,27 +20,49 @@ pub struct Pe {
     pub signed: bool,
 }
 
-/// Reads `bytes` as a 64-bit PE file, or says why it is not one.
-pub fn inspect(bytes: &[u8]) -> Result<Pe, String> {
-    if !bytes.starts_with(b"MZ") {
+/// Reads `head`, the first bytes of a file of `size` bytes, as a 64-bit PE
+/// file from its headers alone, or says why it is not one (also when its
+/// sections or signature reach past `size`: the file was cut short).
+pub fn inspect(head: &[u8], size: u64) -> Result<Pe, String> {
+    if !head.starts_with(b"MZ") {
         return Err("it is not a PE/EFI file (no `MZ` header)".into());
     }
-    let file =
-        PeFile64::parse(bytes).map_err(|e| format!("it is not a 64-bit PE/EFI file ({e})"))?;
-    let machine = file.nt_headers().file_header.machine.get(LE);
+    let not_pe = |e: object::Error| format!("it is not a 64-bit PE/EFI file ({e})");
+    let dos = pe::ImageDosHeader::parse(head).map_err(not_pe)?;
+    let mut offset = dos.nt_headers_offset().into();
+    let (nt, dirs) = ImageNtHeaders64::parse(head, &mut offset).map_err(not_pe)?;
+    let machine = nt.file_header().machine.get(LE);
+    let sections = nt.sections(head, offset).map_err(not_pe)?;
+    let mut needed = sections
+        .iter()
+        .map(|s| u64::from(s.pointer_to_raw_data.get(LE)) + u64::from(s.size_of_raw_data.get(LE)))
+        .max()
+        .unwrap_or(0);
+    // The security directory's address is a file offset.
+    let security = dirs
+        .get(pe::IMAGE_DIRECTORY_ENTRY_SECURITY)
+        .filter(|d| d.virtual_address.get(LE) != 0 && d.size.get(LE) != 0);
+    if let Some(d) = security {
+        needed = needed.max(u64::from(d.virtual_address.get(LE)) + u64::from(d.size.get(LE)));
+    }
+    if size < needed {
+        return Err(cut_short(needed, size));
+    }
     let arch = match machine {
         pe::IMAGE_FILE_MACHINE_AMD64 => Some(Arch::X86_64),
         pe::IMAGE_FILE_MACHINE_ARM64 => Some(Arch::Arm64),
         _ => None,
     };
-    let signed = file
-        .data_directory(pe::IMAGE_DIRECTORY_ENTRY_SECURITY)
-        .is_some_and(|d| d.virtual_address.get(LE) != 0 && d.size.get(LE) != 0);
     Ok(Pe {
         arch,
         machine,
-        signed,
+        signed: security.is_some(),
     })
+}
+
+/// Why a file whose headers say `needed` bytes, and has `size`, is wrong.
+pub fn cut_short(needed: u64, size: u64) -> String {
+    format!("it is cut short: its headers say {needed} bytes, the file has {size}")
 }
 
 /// The name of a PE machine type, for messages.
@@ -60,8 +83,8 @@ mod tests {
 
     #[test]
     fn not_a_pe_file() {
-        assert!(inspect(b"#!ipxe\n").unwrap_err().contains("no `MZ`"));
-        assert!(inspect(b"MZ").is_err());
+        assert!(inspect(b"#!ipxe\n", 7).unwrap_err().contains("no `MZ`"));
+        assert!(inspect(b"MZ", 2).is_err());
     }
 
     /// Debian's signed shim and arm64 GRUB (the synthetic PE files of every
@@ -77,7 +100,7 @@ mod tests {
         ] {
             match std::fs::read(path) {
                 Ok(bytes) => {
-                    let p = inspect(&bytes).unwrap();
+                    let p = inspect(&bytes, bytes.len() as u64).unwrap();
                     assert_eq!((p.arch, p.signed), (Some(arch), true), "{path}");
                 }
                 // Under CI the packages are installed (.ci/run): never skip.

@@ -34,10 +34,23 @@ pub struct Plan {
     pub site: String,
     pub fallback: String,
     pub machines: Vec<Resolved>,
+    /// `boot = false` machines: a DHCP reservation, no boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<Reserved>,
     /// What each image boots (artifacts with their hashes or pins).
     pub images: BTreeMap<String, ImagePlan>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// A `boot = false` machine: its DHCP reservation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Reserved {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
 }
 
 /// What an image boots.
@@ -198,6 +211,18 @@ pub struct Resolved {
     pub kernel_args: Vec<String>,
     /// What the machine fetches, in order (relative to http/ or absolute).
     pub fetches: Vec<String>,
+    /// Its SMBIOS system UUID: boot.ipxe finds it by it when no MAC is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Its serial number: found by it when neither MAC nor UUID is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// A short hash of what it boots: its beacon and `bootc status` name it.
+    #[serde(default)]
+    pub boot_id: String,
+    /// Its `reinstall` token: it boots its installer role until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinstall: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// File name -> BLAKE3 of its content.
     pub files: BTreeMap<String, String>,

@@ -23,6 +23,7 @@ pub fn render(
     plan: &Plan,
     boot: &BootPlan,
     programs: Files,
+    fleet: Option<&crate::status::Status>,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
@@ -45,7 +46,7 @@ pub fn render(
         || {
             rayon::join(
                 || serde_json::to_string_pretty(plan).expect("plan serializes") + "\n",
-                || report(site, r, plan, diags),
+                || report(site, r, plan, fleet, diags),
             )
         },
     );
@@ -58,7 +59,10 @@ pub fn render(
     tree.add("plan.json", plan_json);
     tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
     match report {
-        Ok(text) => tree.add("report/index.html", text),
+        Ok((page, index)) => {
+            tree.add("report/index.html", page);
+            tree.add(crate::context::INDEX_FILE, index);
+        }
         Err(d) => diags.push(*d),
     }
     tree
@@ -181,27 +185,47 @@ fn dhcp_files(
         },
         dhcp: crate::dhcp::view(site, dhcp, plan),
     });
-    crate::dhcp::OUTPUTS
+    crate::dhcp::outputs(dhcp)
         .iter()
         .map(|(template, out)| r.render(template, &ctx, out).map(|text| (*out, text)))
         .collect()
 }
 
-fn report(site: &Site, r: Renderer, plan: &Plan, diags: &Diags) -> Result<String, Box<Diag>> {
-    let ctx = report_context(site, r.sources, plan, diags, Value::from(false));
-    r.render("report.html.j2", &ctx, "report/index.html")
+fn report(
+    site: &Site,
+    r: Renderer,
+    plan: &Plan,
+    fleet: Option<&crate::status::Status>,
+    diags: &Diags,
+) -> Result<(String, String), Box<Diag>> {
+    let ctx = report_context(
+        site,
+        r.sources,
+        plan,
+        fleet,
+        diags,
+        false,
+        Value::from(false),
+    );
+    let page = r.render("report.html.j2", &ctx, "report/index.html")?;
+    Ok((page, crate::context::index(site, plan, fleet).script()))
 }
 
 /// The template context of report.html.j2 (see [`context::report`]), with
 /// `live`: false in a build; `bootc serve` renders the same page with its
-/// live state there.
+/// live state there, and the machine index inline (`inline_index`).
 pub fn report_context(
     site: &Site,
     sources: &Sources,
     plan: &Plan,
+    fleet: Option<&crate::status::Status>,
     diags: &Diags,
+    inline_index: bool,
     live: Value,
 ) -> Value {
-    let ctx = val(crate::context::report(site, sources, plan, diags));
+    let inline = inline_index.then(|| crate::context::index(site, plan, fleet).json());
+    let ctx = val(crate::context::report(
+        site, sources, plan, fleet, diags, inline,
+    ));
     minijinja::context! { live => live, ..ctx }
 }

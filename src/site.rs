@@ -1,7 +1,7 @@
 //! The checked site: what `validate` builds from the raw files. Every value
 //! here has passed its rule (MACs parsed, references resolved, artifacts found).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -103,6 +103,11 @@ pub struct Site {
     /// With a trailing '/'.
     pub base_url: Option<String>,
     pub fallback: Fallback,
+    /// `[site] menu`: the fallback menu's roles, in order, each with where
+    /// it is named (None: every role that can boot without a machine).
+    pub menu: Option<Vec<(String, Loc)>>,
+    /// `[site] allow`: the kinds of warnings silenced.
+    pub allow: BTreeSet<crate::diag::Lint>,
     pub ipxe: Ipxe,
     pub uefi: Uefi,
     pub dhcp: Option<Dhcp>,
@@ -112,10 +117,30 @@ pub struct Site {
     pub allowed_hosts: Option<crate::hosts::Allowed>,
     /// Sorted by name.
     pub machines: Vec<Machine>,
+    /// `boot = false` machines, sorted by name.
+    pub reservations: Vec<Reservation>,
     pub roles: BTreeMap<String, Role>,
     pub images: BTreeMap<String, Image>,
     /// Site templates (name under templates/ -> source file).
     pub templates: BTreeMap<String, FileId>,
+}
+
+impl Site {
+    /// Builds for another address (a preview): base-url becomes `url`
+    /// (with a trailing '/'), and its host is allowed.
+    pub fn rebase(&mut self, url: &str) {
+        let url = if url.ends_with('/') {
+            url.to_string()
+        } else {
+            format!("{url}/")
+        };
+        if let (Some(allowed), Some(host)) = (&mut self.allowed_hosts, crate::hosts::host_of(&url))
+            && !allowed.permits(&host)
+        {
+            allowed.hosts.push(host);
+        }
+        self.base_url = Some(url);
+    }
 }
 
 /// What a machine's UEFI firmware is handed (BIOS machines always get iPXE).
@@ -172,6 +197,30 @@ impl Site {
     }
 
     /// The image a machine of `role` boots (the nearest role's `image`).
+    /// The image machine `m` boots: while it reinstalls, its installer
+    /// role's; else its own, else its role's.
+    pub fn image_for(&self, m: &Machine) -> Option<&Image> {
+        match (self.installer_of(m), &m.image) {
+            (Some(installer), _) => self.image_of(installer),
+            (None, Some(i)) => self.images.get(i),
+            (None, None) => self.image_of(&m.role),
+        }
+    }
+
+    /// The role machine `m` boots now: while it has `reinstall`, the
+    /// `installer` of its role chain; else its own.
+    pub fn boot_role<'a>(&'a self, m: &'a Machine) -> &'a str {
+        self.installer_of(m).unwrap_or(&m.role)
+    }
+
+    /// The installer role of `m`'s role chain, while `m` has `reinstall`.
+    pub fn installer_of<'a>(&'a self, m: &'a Machine) -> Option<&'a str> {
+        m.reinstall.as_ref()?;
+        self.role_chain(&m.role)
+            .iter()
+            .find_map(|r| r.installer.as_deref())
+    }
+
     pub fn image_of(&self, role: &str) -> Option<&Image> {
         self.role_chain(role)
             .iter()
@@ -326,7 +375,22 @@ pub struct Dhcp {
     pub next_server: Ipv4Addr,
     pub interface: Option<String>,
     pub proxy: bool,
+    /// `mode = "include"`: fragments an existing server includes.
+    pub include: bool,
+    /// `lease-time`, seconds.
+    pub lease_time: Option<u32>,
+    pub options: DhcpOptions,
     pub subnets: Vec<Subnet>,
+}
+
+/// `[dhcp.options]`: handed to every client in whole-config modes.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DhcpOptions {
+    pub ntp_servers: Vec<Ipv4Addr>,
+    pub domain_search: Vec<String>,
+    pub mtu: Option<u16>,
+    pub time_offset: Option<i32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -344,6 +408,14 @@ pub struct Machine {
     pub macs: Vec<Mac>,
     pub ip: Option<Ipv4Addr>,
     pub role: String,
+    /// `image =` of the machine: overrides its role's.
+    pub image: Option<String>,
+    /// SMBIOS system UUID, lowercase.
+    pub uuid: Option<String>,
+    /// Serial number, as written.
+    pub serial: Option<String>,
+    /// `reinstall = "TOKEN"`: it boots its installer role meanwhile.
+    pub reinstall: Option<String>,
     /// `secure-boot =` of the machine, if set.
     pub secure_boot: Option<bool>,
     /// `[defaults]` args, then the machine's own.
@@ -354,11 +426,22 @@ pub struct Machine {
     pub loc: Loc,
 }
 
+/// A machine with `boot = false` (a BMC, a switch): a DHCP reservation
+/// only, no role and no script.
+pub struct Reservation {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+    pub loc: Loc,
+}
+
 pub struct Role {
     pub name: String,
     pub description: String,
     pub extends: Option<String>,
     pub image: Option<String>,
+    /// `installer =`: the role its machines boot while they have `reinstall`.
+    pub installer: Option<String>,
     /// `secure-boot =` of the role, if set.
     pub secure_boot: Option<bool>,
     pub kernel_args: Vec<Tpl>,

@@ -136,6 +136,13 @@ fn fill(
         fs::create_dir(&full).map_err(err(&full))?;
         set_mode(&full, DIR_MODE)?;
     }
+    // Copies of artifacts show a progress bar on a terminal when large.
+    let copied = |c: &Content| match c {
+        Content::Copy { size, .. } => *size,
+        Content::Bytes(_) => 0,
+    };
+    let bar = crate::progress::bar(tree.files.values().map(copied).sum());
+    bar.set_message("copying artifacts");
     let results: Vec<Result<(bool, u64), WriteError>> = tree
         .files
         .par_iter()
@@ -144,12 +151,14 @@ fn fill(
             if let Some(prev) = previous
                 && reuse::link_if_unchanged(prev, rel, content, &dest)?
             {
+                bar.inc(copied(content));
                 return Ok((true, content.size()));
             }
-            write_file(&dest, content)?;
+            write_file(&dest, content, |n| bar.inc(n))?;
             Ok((false, content.size()))
         })
         .collect();
+    bar.finish_and_clear();
     let mut stats = Stats::default();
     for r in results {
         let (same, size) = r?;
@@ -185,8 +194,8 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
 }
 
 /// Writes one new file: mode 0644 whatever the umask, its bytes checked
-/// against the hash the manifest lists.
-fn write_file(dest: &Path, content: &Content) -> Result<(), WriteError> {
+/// against the hash the manifest lists (`progress`: bytes copied so far).
+fn write_file(dest: &Path, content: &Content, progress: impl FnMut(u64)) -> Result<(), WriteError> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -205,10 +214,12 @@ fn write_file(dest: &Path, content: &Content) -> Result<(), WriteError> {
             size,
             blake3,
         } => {
-            let n = source.copy_to(&mut f, blake3).map_err(|e| match e {
-                CopyError::Source(e) => err(&source.path)(e),
-                CopyError::Dest(e) => err(dest)(e),
-            })?;
+            let n = source
+                .copy_to(&mut f, blake3, progress)
+                .map_err(|e| match e {
+                    CopyError::Source(e) => err(&source.path)(e),
+                    CopyError::Dest(e) => err(dest)(e),
+                })?;
             if n != *size {
                 return Err(err(&source.path)(io::Error::other(format!(
                     "changed while the tree was being written ({size} bytes hashed, {n} copied); \

@@ -40,15 +40,18 @@ pub fn write_file(path: &Path, content: impl AsRef<[u8]>) {
 /// chunks: the benchmark process stays small, which matters because a
 /// child's `ru_maxrss` starts from what it inherits from this process (see
 /// `measure`).
-fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
+/// Writes `len` bytes to `path`: `header`, then pseudo-random bytes.
+fn write_pseudo_random(path: &Path, len: usize, seed: u64, header: &[u8]) {
     if let Some(p) = path.parent() {
         fs::create_dir_all(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
     let mut f = std::io::BufWriter::new(
         fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     );
+    f.write_all(header)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut state = seed;
-    let mut left = len;
+    let mut left = len - header.len();
     while left > 0 {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
@@ -62,6 +65,18 @@ fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
     }
     f.flush()
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// The first 1024 bytes of an x86 bzImage of `len` bytes: one setup
+/// sector, the Linux boot protocol magic, and `syssize` within `len`.
+fn bzimage_header(len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; 1024];
+    b[0x1f1] = 1;
+    let paragraphs = u32::try_from((len - 1024) / 16).expect("fits");
+    b[0x1f4..0x1f8].copy_from_slice(&paragraphs.to_le_bytes());
+    b[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b
 }
 
 /// SHA-256 of a file, through coreutils' `sha256sum` (no hashing crate is a
@@ -94,11 +109,12 @@ pub fn generate_site(site: &Path, n: usize) -> GenStats {
         RACK * RACKS_PER_ROW
     );
 
-    // Artifacts: a kernel and an initrd of pseudo-random bytes.
+    // Artifacts: a kernel and an initrd of pseudo-random bytes behind the
+    // headers bootc checks (a bzImage's boot protocol header, gzip's magic).
     let kernel = site.join("artifacts/debian-12/vmlinuz");
     let initrd = site.join("artifacts/debian-12/initrd.img");
-    write_pseudo_random(&kernel, KERNEL_SIZE, 1);
-    write_pseudo_random(&initrd, INITRD_SIZE, 2);
+    write_pseudo_random(&kernel, KERNEL_SIZE, 1, &bzimage_header(KERNEL_SIZE));
+    write_pseudo_random(&initrd, INITRD_SIZE, 2, &[0x1f, 0x8b, 8, 0]);
     // The remote image is pinned to the SHA-256 of real files: these two
     // stand in for what the mirror serves.
     let kernel_sha = sha256_file(&kernel);
@@ -234,8 +250,8 @@ kernel-args = ["quiet", "ip=dhcp"]
         &site.join("images/debian-installer.toml"),
         format!(
             r#"description = "Debian 12 netboot installer"
-kernel = {{ url = "https://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux", sha256 = "{kernel_sha}" }}
-initrd = [{{ url = "https://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/initrd.gz", sha256 = "{initrd_sha}" }}]
+kernel = {{ url = "http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux", sha256 = "{kernel_sha}" }}
+initrd = [{{ url = "http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/initrd.gz", sha256 = "{initrd_sha}" }}]
 kernel-args = ["vga=788"]
 "#
         ),

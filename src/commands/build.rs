@@ -17,9 +17,8 @@ use bootc::{Compiled, Options, compile};
 /// The arguments of `bootc build`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The site's root (holds bootc.toml)
-    #[arg(default_value = ".")]
-    site: PathBuf,
+    /// The site's root (holds bootc.toml) [default: the nearest from the current folder up]
+    site: Option<PathBuf>,
     /// Output folder [default: SITE/public]
     #[arg(short, long)]
     out: Option<PathBuf>,
@@ -27,15 +26,35 @@ pub struct Args {
     /// key's password: BOOTC_SIGN_KEY_PASSWORD, else asked on a terminal)
     #[arg(long, env = "BOOTC_SIGN_KEY", value_name = "FILE")]
     sign_key: Option<PathBuf>,
+    /// Web-server access logs (nginx/Apache combined or `bootc serve`'s,
+    /// plain or .gz): the report shows each machine's last boot
+    #[arg(long = "access-log", value_name = "FILE", num_args = 1..)]
+    access_logs: Vec<PathBuf>,
+    /// Fail (exit 1, nothing written) when any warning is left after `[site] allow`
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 impl Args {
     pub fn run(self) -> Result<ExitCode> {
-        run(&self.site, self.out.as_deref(), self.sign_key.as_deref())
+        let site = super::site_or_nearest(self.site);
+        run(
+            &site,
+            self.out.as_deref(),
+            self.sign_key.as_deref(),
+            self.access_logs,
+            self.deny_warnings,
+        )
     }
 }
 
-pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<ExitCode> {
+pub fn run(
+    site: &Path,
+    out: Option<&Path>,
+    sign_key: Option<&Path>,
+    access_logs: Vec<PathBuf>,
+    deny_warnings: bool,
+) -> Result<ExitCode> {
     // The key first: a wrong password or path fails before any work, and the
     // prompt (if any) comes before the compiler's output.
     let key = match sign_key {
@@ -49,6 +68,7 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
     };
     let opts = Options {
         media: true,
+        access_logs,
         ..Options::default()
     };
     let c = compile(site, &opts)?;
@@ -57,6 +77,10 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         eprintln!("nothing was written");
         return Ok(ExitCode::from(1));
     };
+    if deny_warnings && super::denied(&b.diags) {
+        eprintln!("nothing was written");
+        return Ok(ExitCode::from(1));
+    }
     let mut tree = b.tree;
     if let (Some(key), Some(path)) = (&key, sign_key) {
         refuse_copying_key(&tree, path)?;
@@ -67,6 +91,9 @@ pub fn run(site: &Path, out: Option<&Path>, sign_key: Option<&Path>) -> Result<E
         .unwrap_or_else(|| site.join("public"));
     let stats = write::write(&out, &tree).context("writing the output tree")?;
     let plan = &b.plan;
+    if super::quiet() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let scripts: usize = plan.machines.iter().map(|m| m.macs.len()).sum();
     println!(
         "built site {}: {}, {}, {} in {} ({} unchanged)",

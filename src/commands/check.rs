@@ -5,15 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::color_stderr;
 use bootc::diag::{Format, Reporter, repo_prefix};
 use bootc::{Compiled, Options, compile};
 
 /// The arguments of `bootc check`.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(default_value = ".")]
-    site: PathBuf,
+    /// The site's root (holds bootc.toml) [default: the nearest from the current folder up]
+    site: Option<PathBuf>,
     /// How to print problems
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -21,15 +20,19 @@ pub struct Args {
     /// check it against its pin: a changed upstream file is caught
     #[arg(long)]
     online: bool,
+    /// Fail (exit 1) when any warning is left after `[site] allow`
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 impl Args {
     pub fn run(self) -> Result<ExitCode> {
-        run(&self.site, self.format, self.online)
+        let site = super::site_or_nearest(self.site);
+        run(&site, self.format, self.online, self.deny_warnings)
     }
 }
 
-pub fn run(site: &Path, format: Format, online: bool) -> Result<ExitCode> {
+pub fn run(site: &Path, format: Format, online: bool, deny_warnings: bool) -> Result<ExitCode> {
     let opts = Options {
         online,
         ..Options::default()
@@ -38,8 +41,12 @@ pub fn run(site: &Path, format: Format, online: bool) -> Result<ExitCode> {
     let mut reporter = Reporter::new(c.sources());
     match format {
         Format::Human => {
-            eprint!("{}", reporter.human(c.diags(), color_stderr()));
-            if let Compiled::Built(b) = &c {
+            super::print_human(c.sources(), c.diags());
+            let denied = deny_warnings && !c.diags().has_errors() && super::denied(c.diags());
+            if let Compiled::Built(b) = &c
+                && !super::quiet()
+                && !denied
+            {
                 let plan = &b.plan;
                 eprintln!(
                     "site {} is valid: {}",
@@ -54,5 +61,6 @@ pub fn run(site: &Path, format: Format, online: bool) -> Result<ExitCode> {
             print!("{}", reporter.github(c.diags()));
         }
     }
-    Ok(ExitCode::from(if c.diags().has_errors() { 1 } else { 0 }))
+    let failed = c.diags().has_errors() || (deny_warnings && c.diags().warnings() > 0);
+    Ok(ExitCode::from(if failed { 1 } else { 0 }))
 }

@@ -13,9 +13,8 @@ use bootc::{Compiled, ImageFor, Options, compile};
 /// The arguments of `bootc media`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The site's root (holds bootc.toml)
-    #[arg(default_value = ".")]
-    site: PathBuf,
+    /// The site's root (holds bootc.toml) [default: the nearest from the current folder up]
+    site: Option<PathBuf>,
     /// The machine whose image to write: it configures the machine's
     /// static address (no DHCP needed) [default: the generic image]
     #[arg(long, value_name = "NAME")]
@@ -35,7 +34,8 @@ impl Args {
             image: Some(image),
             ..Options::default()
         };
-        let c = compile(&self.site, &opts)?;
+        let site = super::site_or_nearest(self.site);
+        let c = compile(&site, &opts)?;
         print_human(c.sources(), c.diags());
         let Compiled::Built(b) = c else {
             eprintln!("nothing was written");

@@ -12,24 +12,35 @@ use bootc::serve;
 /// The arguments of `bootc serve`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The site's root (holds bootc.toml)
-    #[arg(default_value = ".")]
-    site: PathBuf,
+    /// The site's root (holds bootc.toml) [default: the nearest from the current folder up]
+    site: Option<PathBuf>,
     /// Address to listen on: IP:PORT, or a port on 127.0.0.1
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     bind: String,
     /// Watch the site by polling (for file systems without change events)
     #[arg(long)]
     poll: bool,
+    /// The base-url to build with [default: this server's address,
+    /// http://ADDR/]: every absolute URL of scripts and per-machine files
+    /// points at the preview (VMs under QEMU user networking: http://10.0.2.2:PORT/)
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
 }
 
 impl Args {
     pub fn run(self) -> Result<ExitCode> {
-        run(&self.site, &self.bind, self.poll)
+        let site = super::site_or_nearest(self.site);
+        run(&site, &self.bind, self.poll, self.base_url)
     }
 }
 
-pub fn run(site: &Path, bind: &str, poll: bool) -> Result<ExitCode> {
+pub fn run(site: &Path, bind: &str, poll: bool, base_url: Option<String>) -> Result<ExitCode> {
+    if let Some(u) = &base_url
+        && let Some(why) = bootc::url::problem(u)
+    {
+        eprintln!("error: --base-url {u:?}: {why}");
+        return Ok(ExitCode::from(2));
+    }
     let Some(bind) = parse_bind(bind) else {
         eprintln!(
             "error: --bind {bind:?}: expected IP:PORT (127.0.0.1:8080, [::1]:8080), HOST:PORT or a port"
@@ -40,6 +51,7 @@ pub fn run(site: &Path, bind: &str, poll: bool) -> Result<ExitCode> {
         site: site.to_path_buf(),
         bind,
         poll,
+        base_url,
     })
 }
 

@@ -33,8 +33,26 @@ view! {
         pub efi64_other: Option<&'static str>,
         /// The loader for arm64 UEFI clients (bootnetaa64.efi, Debian's signed shim, or an arm64 iPXE), when present
         pub arm64: Option<&'static str>,
+        /// mode = "include": fragments an existing server includes (no subnets, leases or options of bootc's)
+        pub include: bool,
+        /// Lease time in seconds ([dhcp] lease-time, else 3600)
+        pub lease_time: u32,
+        /// Longest lease a client may ask for ([dhcp] lease-time, else 86400)
+        pub max_lease_time: u32,
+        /// [dhcp.options] ntp-servers
+        pub ntp_servers: Vec<String>,
+        /// [dhcp.options] domain-search
+        pub domain_search: Vec<String>,
+        /// [dhcp.options] mtu
+        pub mtu: Option<u16>,
+        /// [dhcp.options] time-offset, seconds east of UTC
+        pub time_offset: Option<i32>,
         /// The subnets, in the order of [[dhcp.subnet]]
         pub subnets: Vec<SubnetView>,
+        /// Every machine with a fixed address, one entry per MAC, whatever its subnet (include mode)
+        pub hosts: Vec<HostView>,
+        /// The same, one entry per machine
+        pub machines: Vec<DhcpMachine>,
     }
 }
 

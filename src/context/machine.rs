@@ -18,6 +18,22 @@ view! {
         pub base_url: Option<&'a str>,
         /// What unknown machines boot: local, menu, shell or role:NAME
         pub fallback: String,
+        /// A machine is found by UUID: boot.ipxe tries machines/uuid-${uuid}.ipxe
+        pub by_uuid: bool,
+        /// A machine is found by serial: boot.ipxe tries machines/serial-${serial}.ipxe
+        pub by_serial: bool,
+    }
+}
+
+impl<'a> SiteView<'a> {
+    pub fn of(site: &'a crate::site::Site) -> Self {
+        SiteView {
+            name: &site.name,
+            base_url: site.base_url.as_deref(),
+            fallback: site.fallback.to_string(),
+            by_uuid: site.machines.iter().any(|m| m.uuid.is_some()),
+            by_serial: site.machines.iter().any(|m| m.serial.is_some()),
+        }
     }
 }
 
@@ -32,11 +48,22 @@ view! {
         pub macs: Vec<String>,
         /// Its fixed IPv4 address
         pub ip: Option<String>,
+        /// Its SMBIOS system UUID (lowercase)
+        pub uuid: Option<&'a str>,
+        /// Its serial number
+        pub serial: Option<&'a str>,
         /// Its labels (a map)
         pub labels: &'a BTreeMap<String, String>,
         /// Where its per-machine files are served (needs [site] base-url)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub url: Option<String>,
+        /// Its beacon, an absolute URL (needs [site] base-url): machines/MAC.ipxe?booting=BOOT-ID; an installer's last step fetches it with `&installed=TOKEN` appended
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub beacon: Option<String>,
+        /// A short hash of what it boots (artifacts, args, files, loader): changes only when its boot does
+        pub boot_id: String,
+        /// Its `reinstall` token while it boots its installer
+        pub reinstall: Option<&'a str>,
     }
 }
 

@@ -35,7 +35,7 @@ pub trait Describe {
 macro_rules! leaf {
     ($($t:ty),*) => { $(impl Describe for $t {})* };
 }
-leaf!(String, str, bool, u8, u64, usize);
+leaf!(String, str, bool, u8, u16, u32, i32, u64, usize);
 leaf!(serde_json::Map<String, serde_json::Value>);
 impl<K, V> Describe for BTreeMap<K, V> {}
 impl<A, B> Describe for (A, B) {}

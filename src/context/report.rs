@@ -1,13 +1,14 @@
 //! What the report sees.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use super::{Describe, Field, Shape};
 use crate::diag::{Diags, Severity, Sources};
-use crate::plan::{Plan, Resolved};
+use crate::plan::Plan;
 use crate::site::{Artifact, Site};
+use crate::status::{MachineState, Status};
 
 view! {
     pub struct ReportSite<'a> {
@@ -23,33 +24,6 @@ view! {
 }
 
 view! {
-    pub struct ReportMachine<'a> {
-        /// The machine's name
-        pub name: &'a str,
-        /// Its MACs
-        pub macs: Vec<String>,
-        /// Its per-MAC scripts (paths under http/), in the order of `macs`
-        pub scripts: Vec<String>,
-        /// Its fixed address
-        pub ip: Option<String>,
-        /// Its role
-        pub role: &'a str,
-        /// The role, then the roles it extends
-        pub role_chain: &'a [String],
-        /// The image it boots
-        pub image: &'a str,
-        /// What the image boots
-        pub boot: &'a str,
-        /// The kernel command line
-        pub kernel_args: String,
-        /// Its labels (a map)
-        pub labels: &'a BTreeMap<String, String>,
-        /// Its per-machine files: (name, path under http/)
-        pub files: Vec<(String, String)>,
-    }
-}
-
-view! {
     pub struct ReportRole<'a> {
         /// The role's name
         pub name: &'a str,
@@ -59,8 +33,6 @@ view! {
         pub extends: Option<&'a str>,
         /// How many machines have it
         pub count: usize,
-        /// The first of them (at most 500; `count` says how many)
-        pub machines: Vec<ReportMachine<'a>>,
     }
 }
 
@@ -120,39 +92,150 @@ view! {
         pub labels: BTreeMap<&'a str, BTreeMap<&'a str, usize>>,
         /// The problems found (warnings, in a build)
         pub problems: Vec<Problem<'a>>,
+        /// Access logs were read (`build --access-log`): the index has each machine's last boot and state
+        pub fleet: bool,
+        /// Machines by role, then by image: (name, count), most first, for the chart
+        pub chart: Vec<ChartBar<'a>>,
+        /// The machine index (every machine, searched by the page's script): the JSON itself when the page carries it inline (`bootc serve`), else none and the page loads report/machines.js
+        pub index_inline: Option<String>,
         /// false in a build; `bootc serve` puts its live state here
         pub live: bool,
     }
 }
 
-/// Machines listed per role on the report page; beyond that the page says
-/// how many more there are (plan.json has them all), so a 100,000-machine
-/// fleet still gives a page a browser can open.
-pub const REPORT_MACHINES_PER_ROLE: usize = 500;
+view! {
+    pub struct ChartBar<'a> {
+        /// "role" or "image"
+        pub kind: &'static str,
+        /// Its name
+        pub name: &'a str,
+        /// How many machines
+        pub count: usize,
+    }
+}
 
-impl<'a> ReportMachine<'a> {
-    fn new(m: &'a Resolved) -> Self {
-        ReportMachine {
-            name: &m.name,
-            macs: m.macs.iter().map(|x| x.to_string()).collect(),
-            scripts: m
-                .macs
+/// The report's machine index (report/machines.js, or inline in `bootc
+/// serve`'s page): every machine, searched and shown by the page's script,
+/// so report/index.html stays small at any fleet size. Repeated texts
+/// (roles, images, kinds, labels, kernel command lines) are stored once in
+/// `strings` and named by their position.
+#[derive(Serialize)]
+pub struct ReportIndex {
+    /// What each row's columns are.
+    pub fields: [&'static str; 12],
+    pub strings: Vec<String>,
+    pub machines: Vec<IndexRow>,
+}
+
+/// One machine: name, MACs (space-separated), IP, role#, image#, boot
+/// kind#, labels# (`k=v` space-separated), args#, files (space-separated),
+/// outside hosts (space-separated), last boot, state (the last two empty
+/// without access logs). `#`: an index into `strings`.
+pub type IndexRow = (
+    String,
+    String,
+    String,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    String,
+    String,
+    String,
+    &'static str,
+);
+
+/// The script that defines the index: `window.BOOTC_REPORT = {…};`.
+pub const INDEX_FILE: &str = "report/machines.js";
+
+/// The index of every machine of `plan`, with its state from `fleet`.
+pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
+    let base_host = site.base_url.as_deref().and_then(crate::hosts::host_of);
+    let mut strings: Vec<String> = Vec::new();
+    let mut known: HashMap<String, usize> = HashMap::new();
+    let mut intern = |s: String| {
+        *known.entry(s).or_insert_with_key(|k| {
+            strings.push(k.clone());
+            strings.len() - 1
+        })
+    };
+    let machines = plan
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let state = fleet.and_then(|f| f.machines.get(i));
+            let texts = m
+                .fetches
                 .iter()
-                .map(|x| format!("machines/{}.ipxe", x.hexhyp()))
-                .collect(),
-            ip: m.ip.map(|i| i.to_string()),
-            role: &m.role,
-            role_chain: &m.role_chain,
-            image: &m.image,
-            boot: &m.boot,
-            kernel_args: m.kernel_args.join(" "),
-            labels: &m.labels,
-            files: m
-                .files
-                .keys()
-                .map(|f| (f.clone(), format!("machines/{}/{f}", m.name)))
-                .collect(),
-        }
+                .chain(&m.kernel_args)
+                .chain(m.file_contents.values());
+            let mut hosts: Vec<String> = texts
+                .flat_map(|t| crate::hosts::hosts_in(t))
+                .filter(|h| Some(h) != base_host.as_ref())
+                .collect();
+            hosts.sort();
+            hosts.dedup();
+            let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                m.name.clone(),
+                m.macs
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                m.ip.map(|x| x.to_string()).unwrap_or_default(),
+                intern(m.role.clone()),
+                intern(m.image.clone()),
+                intern(m.boot.clone()),
+                intern(labels.join(" ")),
+                intern(m.kernel_args.join(" ")),
+                m.files.keys().cloned().collect::<Vec<_>>().join(" "),
+                hosts.join(" "),
+                state
+                    .map(|s| match (&s.last_seen, &s.boot_id) {
+                        (Some(t), _) => t.clone(),
+                        (None, Some(_)) => "seen".into(),
+                        (None, None) => "never".into(),
+                    })
+                    .unwrap_or_default(),
+                state.map(MachineState::state).unwrap_or(""),
+            )
+        })
+        .collect();
+    ReportIndex {
+        fields: [
+            "name",
+            "macs",
+            "ip",
+            "role",
+            "image",
+            "boot",
+            "labels",
+            "args",
+            "files",
+            "hosts",
+            "last-boot",
+            "state",
+        ],
+        strings,
+        machines,
+    }
+}
+
+impl ReportIndex {
+    /// The index as JSON that is safe inside an HTML `<script>` element.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self)
+            .expect("plain data")
+            .replace("</", "<\\/")
+            .replace("<!--", "<\\!--")
+    }
+
+    /// The index as the script report/machines.js.
+    pub fn script(&self) -> String {
+        format!("window.BOOTC_REPORT = {};\n", self.json())
     }
 }
 
@@ -179,7 +262,9 @@ pub fn report<'a>(
     site: &'a Site,
     sources: &Sources,
     plan: &'a Plan,
+    fleet: Option<&Status>,
     diags: &'a Diags,
+    index_inline: Option<String>,
 ) -> ReportContext<'a> {
     let mut by_role: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut by_image: BTreeMap<&str, usize> = BTreeMap::new();
@@ -191,7 +276,7 @@ pub fn report<'a>(
             *labels.entry(k).or_default().entry(v).or_default() += 1;
         }
     }
-    let roles = by_role
+    let roles: Vec<ReportRole> = by_role
         .iter()
         .map(|(r, idx)| {
             let role = site.roles.get(*r);
@@ -200,11 +285,6 @@ pub fn report<'a>(
                 description: role.map(|x| x.description.as_str()).unwrap_or(""),
                 extends: role.and_then(|x| x.extends.as_deref()),
                 count: idx.len(),
-                machines: idx
-                    .iter()
-                    .take(REPORT_MACHINES_PER_ROLE)
-                    .map(|&i| ReportMachine::new(&plan.machines[i]))
-                    .collect(),
             }
         })
         .collect();
@@ -224,6 +304,26 @@ pub fn report<'a>(
                 .collect(),
         })
         .collect();
+    let mut chart: Vec<ChartBar> = roles
+        .iter()
+        .map(|r| ChartBar {
+            kind: "role",
+            name: r.name,
+            count: r.count,
+        })
+        .chain(by_image.iter().map(|(name, count)| ChartBar {
+            kind: "image",
+            name,
+            count: *count,
+        }))
+        .collect();
+    chart.sort_by(|a, b| {
+        a.kind
+            .cmp(b.kind)
+            .reverse()
+            .then(b.count.cmp(&a.count))
+            .then(a.name.cmp(b.name))
+    });
     let problems = diags
         .list
         .iter()
@@ -250,6 +350,9 @@ pub fn report<'a>(
         images,
         labels,
         problems,
+        fleet: fleet.is_some(),
+        chart,
+        index_inline,
         live: false,
     }
 }

@@ -4,6 +4,7 @@
 //! into a file, are drawn with their snippet by [`super::Reporter::human`].
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::{Diag, Severity};
 
@@ -11,6 +12,35 @@ const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[1;33m";
+
+/// `--color`: 0 auto, 1 always, 2 never.
+static COLOR: AtomicU8 = AtomicU8::new(0);
+
+/// `--color always` (Some(true)), `never` (Some(false)) or `auto` (None).
+pub fn set_color(when: Option<bool>) {
+    COLOR.store(
+        match when {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether to color output on stderr: as `--color` says; by default, a
+/// terminal and NO_COLOR unset.
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    match COLOR.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
 
 /// `word: text`, the word in `style` and the text bold when colored. The
 /// text (paths and messages from a tree, a server, a site) is escaped: no
@@ -46,7 +76,10 @@ pub fn plain<'a>(diags: impl IntoIterator<Item = &'a Diag>, color: bool) -> Stri
     for d in diags {
         out.push_str(&match d.severity {
             Severity::Error => error_line(&d.headline(), color),
-            Severity::Warning => warning_line(&d.headline(), color),
+            Severity::Warning => match d.lint {
+                Some(l) => line(&format!("warning[{l}]"), YELLOW, &d.headline(), color),
+                None => warning_line(&d.headline(), color),
+            },
         });
         for n in &d.notes {
             let _ = writeln!(out, "  = {}", crate::escape::line(n));

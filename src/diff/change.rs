@@ -384,6 +384,16 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
             new: h.ip.map(|i| i.to_string()),
         });
     }
+    for (field, old, new) in [("uuid", &b.uuid, &h.uuid), ("serial", &b.serial, &h.serial)] {
+        if old != new {
+            let v = |x: &Option<String>| x.clone().map_or(Value::Null, Value::String);
+            out.push(Change::Other {
+                field: field.to_string(),
+                old: v(old),
+                new: v(new),
+            });
+        }
+    }
     out.extend(script_change(b, h, cx, &out));
     out.extend(extra_changes(&b.extra, &h.extra, |k, old, new| {
         Change::Other {

@@ -147,6 +147,25 @@ fn site_changes(bp: &Plan, hp: &Plan, files: Option<(&Hashes, &Hashes)>) -> Vec<
             hp.fallback.clone().into(),
         ));
     }
+    // Reservations (`boot = false`), by name: added, removed or changed.
+    let names: BTreeSet<&str> = bp
+        .reservations
+        .iter()
+        .chain(&hp.reservations)
+        .map(|r| r.name.as_str())
+        .collect();
+    for name in names {
+        let find = |p: &Plan| {
+            p.reservations
+                .iter()
+                .find(|r| r.name == name)
+                .map_or(Value::Null, |r| serde_json::to_value(r).unwrap_or_default())
+        };
+        let (o, n) = (find(bp), find(hp));
+        if o != n {
+            site.push(change("reservation", Some(name.to_string()), o, n));
+        }
+    }
     site.extend(extra_changes(&bp.extra, &hp.extra, |k, old, new| {
         change(k, None, old, new)
     }));

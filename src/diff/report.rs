@@ -119,7 +119,9 @@ pub struct ImageChange {
 
 #[derive(Serialize, Debug)]
 pub struct SiteChange {
-    /// `site`, `fallback`, `file` (a file of the output tree), or a plan key.
+    /// `site`, `fallback`, `file` (a file of the output tree; `path` names
+    /// it), `reservation` (a `boot = false` machine; `path` is its name), or
+    /// a plan key.
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,

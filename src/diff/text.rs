@@ -396,6 +396,12 @@ pub(super) fn site_text(c: &SiteChange, s: Style) -> String {
             s.v(p),
             added_removed(!c.old.is_null(), !c.new.is_null())
         ),
+        ("reservation", Some(name)) => format!(
+            "reservation {} (boot = false): {} {a} {}",
+            s.v(name),
+            s.v(&compact(&c.old)),
+            s.v(&compact(&c.new))
+        ),
         ("site", _) => format!(
             "site name {} {a} {}",
             s.v(&compact(&c.old)),

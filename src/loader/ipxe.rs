@@ -43,12 +43,24 @@ impl Loader for Ipxe {
     }
 }
 
-/// One machine's scripts, one per MAC.
+/// One machine's scripts, one per MAC, and the first MAC's again under
+/// its UUID and serial (boot.ipxe tries them when its MAC is not known).
 fn scripts(r: Renderer, m: &MachineBoot) -> (Files, Diags) {
     if !r.templates.has(m.script) {
         return Default::default(); // reported by validate
     }
-    super::per_mac(r, m, m.context.clone(), m.script, "the script", |mac| {
-        format!("http/machines/{}.ipxe", mac.hexhyp())
-    })
+    let (mut files, diags) =
+        super::per_mac(r, m, m.context.clone(), m.script, "the script", |mac| {
+            format!("http/machines/{}.ipxe", mac.hexhyp())
+        });
+    if let Some((_, first)) = files.first().cloned() {
+        let ids = [
+            m.uuid.map(|u| format!("uuid-{u}")),
+            m.serial.map(|s| format!("serial-{s}")),
+        ];
+        for id in ids.into_iter().flatten() {
+            files.push((format!("http/machines/{id}.ipxe"), first.clone()));
+        }
+    }
+    (files, diags)
 }

@@ -83,11 +83,7 @@ fn scripts(
         }
     };
     let ctx = val(MediaContext {
-        site: SiteView {
-            name: &site.name,
-            base_url: site.base_url.as_deref(),
-            fallback: site.fallback.to_string(),
-        },
+        site: SiteView::of(site),
         entry: if secure_boot {
             MediaEntry {
                 ipxe: format!("{base}boot.ipxe"),

@@ -44,16 +44,41 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Serves `listener` on a thread of its own, for good.
 pub fn start(listener: TcpListener, handler: Arc<dyn Handler>) -> io::Result<()> {
+    std::mem::forget(start_stoppable(listener, handler)?);
+    Ok(())
+}
+
+/// A server started by [`start_stoppable`]: dropping it stops the accept
+/// loop and lets the workers end once their connections are done.
+pub struct Running {
+    pool: Arc<Pool>,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.pool.lock().stopped = true;
+        self.pool.ready.notify_all();
+        // Wakes the accept loop, which sees `stopped` and ends.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// Serves `listener` on a thread of its own until the [`Running`] returned
+/// is dropped.
+pub fn start_stoppable(listener: TcpListener, handler: Arc<dyn Handler>) -> io::Result<Running> {
+    let addr = listener.local_addr()?;
     let pool = Arc::new(Pool {
         max: connection_cap(),
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
         handler,
     });
+    let p = Arc::clone(&pool);
     thread::Builder::new()
         .name("bootc-serve-accept".into())
-        .spawn(move || accept_loop(&listener, &pool))?;
-    Ok(())
+        .spawn(move || accept_loop(&listener, &p))?;
+    Ok(Running { pool, addr })
 }
 
 /// Raises the soft limit of open files to the hard one (up to 65536) and
@@ -88,7 +113,11 @@ fn connection_cap() -> usize {
 fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>) {
     let mut warned: Option<Instant> = None;
     loop {
-        match listener.accept() {
+        let accepted = listener.accept();
+        if pool.lock().stopped {
+            return;
+        }
+        match accepted {
             Ok((sock, peer)) => {
                 if let Err(sock) = pool.admit(sock, peer) {
                     shed(sock);
@@ -152,6 +181,8 @@ struct Queue {
     by_peer: std::collections::HashMap<std::net::IpAddr, usize>,
     workers: usize,
     idle: usize,
+    /// The server was stopped: idle workers end.
+    stopped: bool,
 }
 
 impl Queue {
@@ -221,6 +252,10 @@ impl Pool {
                         .unwrap_or_else(|e| e.into_inner());
                     q = g;
                     q.idle -= 1;
+                    if q.stopped && q.waiting.is_empty() {
+                        q.workers -= 1;
+                        return;
+                    }
                     if wait.timed_out() && q.waiting.is_empty() && q.workers > MIN_WORKERS {
                         q.workers -= 1;
                         return;

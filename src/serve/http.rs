@@ -163,6 +163,20 @@ pub struct Conditions<'a> {
     pub range: Option<&'a str>,
 }
 
+impl<'a> Conditions<'a> {
+    /// The conditions `req` sends.
+    pub fn of(req: &'a super::head::Request) -> Self {
+        Conditions {
+            if_match: req.header("If-Match"),
+            if_none_match: req.header("If-None-Match"),
+            if_modified_since: req.header("If-Modified-Since"),
+            if_unmodified_since: req.header("If-Unmodified-Since"),
+            if_range: req.header("If-Range"),
+            range: req.header("Range"),
+        }
+    }
+}
+
 /// How to answer a GET or HEAD of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {

@@ -125,8 +125,14 @@ impl Entry {
             .as_ref()
             .map(|s| format!(" -> {}", escape(s)))
             .unwrap_or_default();
+        // The query stays (as sent): `bootc status` reads beacons in it.
+        let query = self
+            .raw
+            .split_once('?')
+            .map(|(_, q)| format!("?{}", escape(q)))
+            .unwrap_or_default();
         format!(
-            "{} {who} {} {}{served} {} {}",
+            "{} {who} {} {}{query}{served} {} {}",
             self.time,
             escape(&self.method),
             escape(&self.path),

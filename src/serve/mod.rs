@@ -34,6 +34,7 @@ mod head;
 mod http;
 mod log;
 mod overview;
+pub mod recorded;
 mod respond;
 mod snapshot;
 mod watch;
@@ -60,6 +61,9 @@ pub struct Options {
     pub site: PathBuf,
     pub bind: SocketAddr,
     pub poll: bool,
+    /// The base-url the preview is built with (default: the server's own
+    /// address, `http://127.0.0.1:8080/`).
+    pub base_url: Option<String>,
 }
 
 /// The private folder in the site: the served tree and a lock.
@@ -115,6 +119,8 @@ struct State {
     root: PathBuf,
     out: PathBuf,
     url: String,
+    /// The base-url every build uses: `url`, or `--base-url`.
+    base_url: String,
     /// The host a VM under QEMU user networking reaches this server at.
     vm_host: String,
     port: u16,
@@ -166,9 +172,11 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
         SocketAddr::V4(a) => a.ip().to_string(),
     };
+    let url = format!("http://{host}:{}/", addr.port());
     let state = Arc::new(State {
         out: work.join("tree"),
-        url: format!("http://{host}:{}/", addr.port()),
+        base_url: opts.base_url.clone().unwrap_or_else(|| url.clone()),
+        url,
         vm_host,
         port: addr.port(),
         root: root.clone(),
@@ -280,7 +288,7 @@ impl State {
     fn rebuild(&self) {
         let now = SystemTime::now();
         let t0 = Instant::now();
-        let result = build(&self.root, &self.out, t0);
+        let result = build(&self.root, &self.out, &self.base_url, t0);
         let time = log::clock(now);
         match result {
             Ok((snap, stats, warnings)) => {
@@ -340,6 +348,18 @@ impl State {
         o.push_str(&format!(
             "serving {} (the overview is at /, the entry script at /boot.ipxe)\n",
             self.url
+        ));
+        o.push_str(&format!(
+            "  built with base-url {} (every absolute URL points at this preview{})\n",
+            self.base_url,
+            if self.vm_host == "10.0.2.2" && self.base_url == self.url {
+                format!(
+                    "; for VMs under QEMU user networking: --base-url http://10.0.2.2:{}/",
+                    self.port
+                )
+            } else {
+                String::new()
+            }
         ));
         o.push_str(&format!(
             "  built into {} (not public/); watching {} ({})\n",

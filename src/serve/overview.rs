@@ -66,6 +66,7 @@ impl State {
         let failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
         serde_json::json!({
             "url": self.url,
+            "base_url": self.base_url,
             "site": self.root.display().to_string(),
             "watch": self.watch_kind.get().cloned().unwrap_or_default(),
             "qemu": self.qemu_command(),

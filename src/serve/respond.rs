@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use rustix::fs::{Mode, OFlags};
 
-use super::{Body, FileEntry, Snapshot, State, conn, head, http, log};
+use super::{Body, FileEntry, State, conn, head, http, log};
 
 impl conn::Handler for State {
     fn request(&self, req: &head::Request, w: &mut dyn Write) -> bool {
@@ -44,14 +44,14 @@ impl conn::Handler for State {
 }
 
 /// What happened to one request, for the log.
-struct Outcome {
-    status: u16,
+pub(super) struct Outcome {
+    pub(super) status: u16,
     path: String,
     served: Option<String>,
-    sent: u64,
+    pub(super) sent: u64,
     len: u64,
     body: bool,
-    complete: bool,
+    pub(super) complete: bool,
     /// Tree requests go in the per-machine table; the overview's own don't.
     tree: bool,
     /// `/.bootc/*` polls are not logged at all.
@@ -59,7 +59,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn new(status: u16, path: String) -> Outcome {
+    pub(super) fn new(status: u16, path: String) -> Outcome {
         Outcome {
             status,
             path,
@@ -77,14 +77,7 @@ impl Outcome {
 /// Answers one request; false: the connection closes.
 fn handle(state: &State, req: &head::Request, w: &mut dyn Write) -> bool {
     let t0 = Instant::now();
-    let conds = http::Conditions {
-        if_match: req.header("If-Match"),
-        if_none_match: req.header("If-None-Match"),
-        if_modified_since: req.header("If-Modified-Since"),
-        if_unmodified_since: req.header("If-Unmodified-Since"),
-        if_range: req.header("If-Range"),
-        range: req.header("Range"),
-    };
+    let conds = http::Conditions::of(req);
     let out = respond(state, &req.method, &req.target, &conds, req.close, w);
     let keep = !req.close && out.complete;
     if out.quiet {
@@ -120,7 +113,7 @@ fn handle(state: &State, req: &head::Request, w: &mut dyn Write) -> bool {
     keep
 }
 
-fn text_answer(
+pub(super) fn text_answer(
     w: &mut dyn Write,
     head: http::Head,
     date: &str,
@@ -244,7 +237,15 @@ fn respond(
                 return out;
             };
             serve_file(
-                &snap, &key, entry, conds, head_only, &date, head, w, &mut out,
+                &snap.http_dir,
+                &key,
+                entry,
+                conds,
+                head_only,
+                &date,
+                head,
+                w,
+                &mut out,
             );
         }
     }
@@ -265,9 +266,11 @@ fn status_json(state: &State, target: &http::Target) -> String {
     serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
 }
 
+/// Answers a request for the tree file `key` (its `entry` of the index),
+/// whose bytes not kept in memory are read beneath `http_dir`.
 #[allow(clippy::too_many_arguments)]
-fn serve_file(
-    snap: &Snapshot,
+pub(super) fn serve_file(
+    http_dir: &Path,
     key: &str,
     entry: &FileEntry,
     conds: &http::Conditions,
@@ -328,7 +331,7 @@ fn serve_file(
             Err(_) => out.complete = false,
         },
         Body::Disk => {
-            let mut file = match open_beneath(&snap.http_dir, key) {
+            let mut file = match open_beneath(http_dir, key) {
                 Ok(f)
                     if f.metadata()
                         .is_ok_and(|m| m.is_file() && m.len() == entry.size) =>

@@ -53,10 +53,12 @@ impl Failure {
 pub(super) fn build(
     root: &Path,
     out: &Path,
+    base_url: &str,
     t0: Instant,
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
     let opts = crate::Options {
         media: true,
+        base_url: Some(base_url.to_string()),
         ..Default::default()
     };
     let c = match crate::compile(root, &opts) {
@@ -103,7 +105,15 @@ pub(super) fn build(
         .collect();
     artifact_dirs.sort();
     artifact_dirs.dedup();
-    let report = render::report_context(&site, &sources, &plan, &diags, Value::from(false));
+    let report = render::report_context(
+        &site,
+        &sources,
+        &plan,
+        None,
+        &diags,
+        true,
+        Value::from(false),
+    );
     let snap = Snapshot {
         files,
         http_dir,
@@ -126,7 +136,11 @@ pub(super) fn build(
 
 /// The served index of the tree's `http/` files (written to `http_dir`):
 /// their ETags are the manifest's hashes, not a second hashing.
-fn index(tree: Tree, manifest: Option<&Manifest>, http_dir: &Path) -> HashMap<String, FileEntry> {
+pub(super) fn index(
+    tree: Tree,
+    manifest: Option<&Manifest>,
+    http_dir: &Path,
+) -> HashMap<String, FileEntry> {
     let mut hashes: HashMap<&str, &str> = HashMap::new();
     if let Some(m) = manifest {
         for f in &m.files {

@@ -53,10 +53,7 @@ pub(super) fn hash_images(
             }
         }
     }
-    let hashed: Vec<(PathBuf, io::Result<(u64, String)>)> = files
-        .into_par_iter()
-        .map(|(p, f)| (p, crate::hashcache::hash(&f)))
-        .collect();
+    let hashed = hash_files(files);
     let fetched = if cx.vendor || cx.online {
         fetch(cx, &images)
     } else {
@@ -91,11 +88,11 @@ pub(super) fn hash_images(
         Checked::Url(a, _) => match fetched.get(a.location()) {
             // Not what its pin says, or not there: the image is left out.
             Some(None) => None,
-            Some(Some(fetched)) => Some(fetched.clone()),
+            Some(Some((fetched, _))) => Some(fetched.clone()),
             None => Some(a),
         },
     };
-    images
+    let complete: BTreeMap<String, Image> = images
         .into_iter()
         .filter_map(|(name, img)| {
             let boot = img.boot.try_map(&complete)?;
@@ -110,18 +107,49 @@ pub(super) fn hash_images(
             };
             Some((name, image))
         })
-        .collect()
+        .collect();
+    // The downloads of artifacts that stay remote (`check --online`).
+    let downloads = fetched
+        .into_iter()
+        .filter_map(|(url, got)| Some((url, got?.1?)))
+        .collect();
+    super::content::check(cx, &complete, &downloads);
+    complete
 }
+
+/// Size and BLAKE3 of each file: from the hash cache, else hashed in
+/// parallel, with a progress bar on a terminal when that is much.
+fn hash_files(files: BTreeMap<PathBuf, Arc<Opened>>) -> Vec<(PathBuf, io::Result<(u64, String)>)> {
+    let mut out = Vec::new();
+    let mut todo = Vec::new();
+    for (p, f) in files {
+        match crate::hashcache::lookup(&f) {
+            Some(h) => out.push((p, Ok(h))),
+            None => todo.push((p, f)),
+        }
+    }
+    let bar = crate::progress::bar(todo.iter().map(|(_, f)| f.size).sum());
+    bar.set_message("hashing artifacts");
+    out.par_extend(
+        todo.into_par_iter()
+            .map(|(p, f)| (p, crate::hashcache::hash_and_record(&f, |n| bar.inc(n)))),
+    );
+    bar.finish_and_clear();
+    out
+}
+
+/// What [`fetch`] made of one remote artifact: as a local artifact opened
+/// from the cache when vendored, else as it was with its download.
+type Fetched = (Artifact, Option<Arc<Opened>>);
 
 /// `[site] vendor` and `check --online`: each pinned remote artifact of
 /// `images` from the cache (vendor), else (online: always) downloaded in
-/// parallel and checked against its pin, by URL: as a local artifact opened
-/// from the cache when vendored, else as it was. A failed download or a
+/// parallel and checked against its pin, by URL. A failed download or a
 /// mismatch is an error at the pin, and its URL maps to None.
 fn fetch(
     cx: &mut Ctx,
     images: &BTreeMap<String, Image<Checked>>,
-) -> HashMap<String, Option<Artifact>> {
+) -> HashMap<String, Option<Fetched>> {
     let mut remote: BTreeMap<&str, (&Artifact, &Option<Loc>)> = BTreeMap::new();
     for img in images.values() {
         for a in img.boot.artifacts() {
@@ -157,14 +185,11 @@ fn fetch(
 }
 
 /// One remote artifact, checked against its pin: the cached file (`fresh`:
-/// downloaded again whatever the cache holds). Vendored, it becomes a local
-/// artifact opened and hashed from the cache; otherwise (`check --online`
-/// only) it stays what it was.
-fn fetch_one(
-    a: &Artifact,
-    fresh: bool,
-    vendor: bool,
-) -> Result<Artifact, crate::fetch::FetchError> {
+/// downloaded again whatever the cache holds), opened. Vendored, it becomes
+/// a local artifact hashed from the cache; otherwise (`check --online`
+/// only) it stays what it was, and the download is returned beside it for
+/// the checks of its bytes.
+fn fetch_one(a: &Artifact, fresh: bool, vendor: bool) -> Result<Fetched, crate::fetch::FetchError> {
     let Some((algorithm, hex)) = a.pin() else {
         unreachable!("remote artifacts are pinned")
     };
@@ -173,9 +198,6 @@ fn fetch_one(
         hex: hex.to_string(),
     };
     let path = crate::fetch::vendored(a.location(), &pin, fresh)?;
-    if !vendor {
-        return Ok(a.clone());
-    }
     let cache = |error| crate::fetch::FetchError::Cache {
         path: path.clone(),
         error,
@@ -184,14 +206,19 @@ fn fetch_one(
         OpenError::Io(e) => cache(e),
         e => cache(io::Error::other(e.to_string())),
     })?;
+    let source = Arc::new(source);
+    if !vendor {
+        return Ok((a.clone(), Some(source)));
+    }
     let (size, blake3) = crate::hashcache::hash(&source).map_err(cache)?;
-    Ok(Artifact::Local {
-        source: Arc::new(source),
+    let local = Artifact::Local {
+        source,
         path: a.location().to_string(),
         file_name: a.file_name().to_string(),
         size,
         blake3,
-    })
+    };
+    Ok((local, None))
 }
 
 fn is_hex64(s: &str) -> bool {

@@ -33,7 +33,8 @@ pub(super) fn section(cx: &mut Ctx, file: FileId, site_file: &SiteFile) -> Optio
 fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
     let dl = loc(file, d);
     let d = d.get_ref();
-    if d.subnet.is_empty() {
+    let include = d.mode.as_ref().is_some_and(|m| m.get_ref() == "include");
+    if d.subnet.is_empty() && !include {
         cx.diags.push(
             Diag::error("[dhcp] declares no subnet")
                 .at(dl, "no [[dhcp.subnet]] in this section")
@@ -41,18 +42,41 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
         );
     }
     let next_server = parse_ip(file, &d.next_server, "next-server", &mut cx.diags);
+    const MODES: [&str; 3] = ["authoritative", "proxy", "include"];
     let proxy = match d.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
-        None | Some((_, "authoritative")) => false,
+        None | Some((_, "authoritative" | "include")) => false,
         Some((_, "proxy")) => true,
         Some((m, other)) => {
             cx.diags.push(
                 Diag::error(format!("unknown DHCP mode `{other}`"))
-                    .at(loc(file, m), "expected \"authoritative\" or \"proxy\"")
-                    .help_opt(did_you_mean(other, ["authoritative", "proxy"])),
+                    .at(
+                        loc(file, m),
+                        "expected \"authoritative\", \"proxy\" or \"include\"",
+                    )
+                    .help_opt(did_you_mean(other, MODES)),
             );
             false
         }
     };
+    let lease_time = d.lease_time.as_ref().and_then(|l| lease_time(cx, file, l));
+    let options = d
+        .options
+        .as_ref()
+        .map(|o| super::dhcp_options::options(cx, file, o.get_ref()))
+        .unwrap_or_default();
+    if include {
+        let whole_only = [
+            d.lease_time.as_ref().map(|l| ("lease-time", loc(file, l))),
+            d.options.as_ref().map(|o| ("[dhcp.options]", loc(file, o))),
+        ];
+        for (what, at) in whole_only.into_iter().flatten() {
+            cx.diags.push(
+                Diag::error(format!("{what} is not used with mode = \"include\""))
+                    .at(at, "your own server's config sets this")
+                    .help("in include mode bootc writes host entries and the boot-file logic only; leases and options stay in the config that includes them"),
+            );
+        }
+    }
     if let Some(i) = &d.interface
         && !is_plain_name(i.get_ref())
     {
@@ -83,8 +107,38 @@ fn dhcp(cx: &mut Ctx, file: FileId, d: &S<model::DhcpSection>) -> Option<Dhcp> {
         next_server: next_server?,
         interface: d.interface.as_ref().map(|i| i.get_ref().clone()),
         proxy,
+        include,
+        lease_time,
+        options,
         subnets: subnets.into_iter().map(|(s, _)| s).collect(),
     })
+}
+
+/// A DNS domain name (`domain`, `domain-search`).
+pub(super) fn domain(cx: &mut Ctx, file: FileId, dm: &S<String>) -> Option<String> {
+    let ok = dm.get_ref().len() <= 253 && dm.get_ref().split('.').all(is_host_label);
+    if !ok {
+        cx.diags.push(
+            Diag::error(format!("invalid domain `{}`", dm.get_ref()))
+                .at(loc(file, dm), "not a DNS domain name"),
+        );
+    }
+    ok.then(|| dm.get_ref().clone())
+}
+
+/// `lease-time`: seconds, at least dnsmasq's minimum of two minutes.
+fn lease_time(cx: &mut Ctx, file: FileId, l: &S<i64>) -> Option<u32> {
+    match u32::try_from(*l.get_ref()) {
+        Ok(n) if n >= 120 => Some(n),
+        _ => {
+            cx.diags.push(
+                Diag::error(format!("lease-time {} is out of range", l.get_ref()))
+                    .at(loc(file, l), "seconds, from 120 to 4294967295")
+                    .help("a lease time in seconds: 3600 is an hour, 86400 a day"),
+            );
+            None
+        }
+    }
 }
 
 /// One `[[dhcp.subnet]]`: every part is checked, and the subnet is kept
@@ -146,16 +200,7 @@ fn subnet(
         .iter()
         .filter_map(|x| parse_ip(file, x, "DNS server", &mut cx.diags))
         .collect();
-    let domain = sn.domain.as_ref().and_then(|dm| {
-        let ok = dm.get_ref().split('.').all(is_host_label);
-        if !ok {
-            cx.diags.push(
-                Diag::error(format!("invalid domain `{}`", dm.get_ref()))
-                    .at(loc(file, dm), "not a DNS domain name"),
-            );
-        }
-        ok.then(|| dm.get_ref().clone())
-    });
+    let domain = sn.domain.as_ref().and_then(|dm| domain(cx, file, dm));
     Some(Subnet {
         cidr: cidr?,
         pool,

@@ -1,13 +1,14 @@
-//! machines/: each machine's name, MACs, address and role, unique across
-//! the site.
+//! machines/: each machine's name, MACs, address, UUID, serial and role,
+//! unique across the site; `boot = false` machines become reservations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
+use super::artifacts::Checked;
 use super::dhcp::{check_ip_in_subnets, server_addresses};
-use super::roles::check_role_ref;
+use super::roles::{check_role_ref, in_chain};
 use super::{Ctx, loc, parse_ip, templates_list};
-use crate::diag::{Diag, FileId, Loc};
+use crate::diag::{Diag, FileId, Lint, Loc, did_you_mean};
 use crate::ipxe::is_host_label;
 use crate::model::{self, S, Vars};
 use crate::site::*;
@@ -18,6 +19,8 @@ struct Taken {
     names: HashMap<String, Loc>,
     macs: HashMap<Mac, (Loc, String)>,
     ips: HashMap<Ipv4Addr, (Loc, String)>,
+    /// UUIDs and serials: `uuid-…`/`serial-…` -> (place, machine).
+    ids: HashMap<String, (Loc, String)>,
     /// Role references reported already, by (file, offset).
     role_errors: BTreeSet<(FileId, usize)>,
 }
@@ -28,12 +31,16 @@ fn merged_vars(base: &Vars, over: &Vars) -> Vars {
     v
 }
 
+/// The machines that boot, and the reservations (`boot = false`), each
+/// sorted by name.
 pub(super) fn machines(
     cx: &mut Ctx,
     roles: &BTreeMap<String, Role>,
+    images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
-) -> Vec<Machine> {
+) -> (Vec<Machine>, Vec<Reservation>) {
     let mut out: Vec<Machine> = Vec::new();
+    let mut reservations = Vec::new();
     let mut taken = Taken {
         names: HashMap::new(),
         macs: HashMap::new(),
@@ -43,30 +50,47 @@ pub(super) fn machines(
             Some(_) => server_addresses(cx),
             None => HashMap::new(),
         },
+        ids: HashMap::new(),
         role_errors: BTreeSet::new(),
     };
     for (file, mf) in &cx.loaded.machine_files {
         let file = *file;
         let d = &mf.defaults;
         if let Some(r) = &d.role {
-            check_role_ref(cx, roles, file, r, &mut taken.role_errors);
+            check_role_ref(cx, roles, file, r, false, &mut taken.role_errors);
         }
         for m in &mf.machine {
-            out.push(machine(cx, roles, dhcp, file, d, m, &mut taken));
+            let boots = m.get_ref().boot.as_ref().is_none_or(|b| *b.get_ref());
+            let machine = machine(cx, roles, images, dhcp, file, d, m, boots, &mut taken);
+            if boots {
+                out.push(machine);
+            } else {
+                reservations.push(Reservation {
+                    name: machine.name,
+                    macs: machine.macs,
+                    ip: machine.ip,
+                    loc: machine.loc,
+                });
+            }
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    reservations.sort_by(|a, b| a.name.cmp(&b.name));
+    (out, reservations)
 }
 
-/// One `[[machine]]` of a file, with the file's `[defaults]` under it.
+/// One `[[machine]]` of a file, with the file's `[defaults]` under it;
+/// `boots`: not `boot = false` (then it needs no role).
+#[allow(clippy::too_many_arguments)]
 fn machine(
     cx: &mut Ctx,
     roles: &BTreeMap<String, Role>,
+    images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
     file: FileId,
     d: &model::Defaults,
     m: &S<model::Machine>,
+    boots: bool,
     taken: &mut Taken,
 ) -> Machine {
     let ml = loc(file, m);
@@ -112,10 +136,49 @@ fn machine(
         Some(ip)
     });
 
+    let uuid = m.uuid.as_ref().and_then(|u| uuid(cx, file, u, name, taken));
+    let serial = m
+        .serial
+        .as_ref()
+        .and_then(|s| serial(cx, file, s, name, taken));
+    if !boots {
+        unused_by_reservation(cx, file, m);
+    }
+    let image = m.image.as_ref().filter(|_| boots).and_then(|i| {
+        let written = i.get_ref();
+        if images.contains_key(written) || cx.loaded.images.contains_key(written) {
+            return Some(written.clone());
+        }
+        cx.diags.push(
+            Diag::error(format!(
+                "machine `{name}` boots image `{written}`, which does not exist"
+            ))
+            .at(loc(file, i), "no such image")
+            .help(
+                did_you_mean(written, cx.loaded.images.keys().map(String::as_str)).unwrap_or_else(
+                    || {
+                        format!(
+                            "images are the files images/*.toml; this needs images/{written}.toml"
+                        )
+                    },
+                ),
+            ),
+        );
+        None
+    });
+
     // Role
     let role = match (&m.role, &d.role) {
+        _ if !boots => String::new(),
         (Some(r), _) | (None, Some(r)) => {
-            check_role_ref(cx, roles, file, r, &mut taken.role_errors);
+            check_role_ref(
+                cx,
+                roles,
+                file,
+                r,
+                m.image.is_none(),
+                &mut taken.role_errors,
+            );
             r.get_ref().clone()
         }
         (None, None) => {
@@ -151,6 +214,14 @@ fn machine(
         macs,
         ip,
         role,
+        image,
+        uuid,
+        serial,
+        reinstall: m
+            .reinstall
+            .as_ref()
+            .filter(|_| boots)
+            .and_then(|t| reinstall(cx, file, t, roles, &role_name_for_reinstall(m, d))),
         secure_boot: m.secure_boot.as_ref().map(|b| *b.get_ref()),
         kernel_args,
         labels,
@@ -233,13 +304,185 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
     parsed
 }
 
+/// A machine's `uuid`: an SMBIOS system UUID (written with or without
+/// dashes, any case), held by no other machine; lowercase with dashes, as
+/// iPXE's `${uuid}` prints it.
+fn uuid(
+    cx: &mut Ctx,
+    file: FileId,
+    u: &S<String>,
+    name: &str,
+    taken: &mut Taken,
+) -> Option<String> {
+    let hex: String = u.get_ref().chars().filter(|c| *c != '-').collect();
+    let dashes = u.get_ref().matches('-').count();
+    if hex.len() != 32
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+        || !(dashes == 0 || dashes == 4)
+    {
+        cx.diags.push(
+            Diag::error(format!("invalid UUID `{}`", crate::escape::line(u.get_ref())))
+                .at(loc(file, u), "not a UUID")
+                .help("write the SMBIOS system UUID as 8-4-4-4-12 hex digits (`dmidecode -s system-uuid` prints it)"),
+        );
+        return None;
+    }
+    let h = hex.to_ascii_lowercase();
+    let canonical = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
+    claim(
+        cx,
+        taken,
+        format!("uuid-{canonical}"),
+        loc(file, u),
+        name,
+        "UUID",
+    )?;
+    Some(canonical)
+}
+
+/// A machine's `serial`: letters, digits, '.', '_' and '-' (it is part of
+/// a URL), held by no other machine.
+fn serial(
+    cx: &mut Ctx,
+    file: FileId,
+    s: &S<String>,
+    name: &str,
+    taken: &mut Taken,
+) -> Option<String> {
+    let v = s.get_ref();
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        cx.diags.push(
+            Diag::error(format!("serial number `{}` cannot be part of a URL", crate::escape::line(v)))
+                .at(loc(file, s), "only letters, digits, '.', '_' and '-'")
+                .help("boot.ipxe fetches machines/serial-${serial}.ipxe: give the serial as the firmware reports it (`dmidecode -s system-serial-number`), or identify this machine by MAC or UUID"),
+        );
+        return None;
+    }
+    claim(
+        cx,
+        taken,
+        format!("serial-{v}"),
+        loc(file, s),
+        name,
+        "serial number",
+    )?;
+    Some(v.clone())
+}
+
+/// Records `key` (`uuid-…`, `serial-…`) for machine `name`; an error with
+/// both places when another machine holds it.
+fn claim(
+    cx: &mut Ctx,
+    taken: &mut Taken,
+    key: String,
+    at: Loc,
+    name: &str,
+    what: &str,
+) -> Option<()> {
+    if let Some((first, owner)) = taken.ids.get(&key) {
+        cx.diags.push(
+            Diag::error(format!(
+                "{what} `{}` belongs to two machines",
+                key.split_once('-').map_or("", |x| x.1)
+            ))
+            .at(at, format!("claimed here by `{name}`"))
+            .also(first.clone(), format!("first claimed by `{owner}`"))
+            .help("a machine is found by MAC, else UUID, else serial: each must name one machine"),
+        );
+        return None;
+    }
+    taken.ids.insert(key, (at, name.to_string()));
+    Some(())
+}
+
+/// The role a machine names (its own, else its file's `[defaults]`).
+fn role_name_for_reinstall(m: &model::Machine, d: &model::Defaults) -> String {
+    m.role
+        .as_ref()
+        .or(d.role.as_ref())
+        .map(|r| r.get_ref().clone())
+        .unwrap_or_default()
+}
+
+/// `reinstall = "TOKEN"`: a token that can be part of a URL query, and an
+/// `installer` in the machine's role chain to boot meanwhile.
+fn reinstall(
+    cx: &mut Ctx,
+    file: FileId,
+    t: &S<String>,
+    roles: &BTreeMap<String, Role>,
+    role: &str,
+) -> Option<String> {
+    let token = t.get_ref();
+    if token.is_empty()
+        || token.len() > 64
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        cx.diags.push(
+            Diag::error(format!("reinstall token `{}` cannot be part of a URL", crate::escape::line(token)))
+                .at(loc(file, t), "only letters, digits, '.', '_' and '-'")
+                .help("the installer reports `installed=TOKEN` in a URL: use something like a date, `2026-12-01`"),
+        );
+        return None;
+    }
+    if in_chain(roles, role, |r| r.installer.as_deref()).is_some() {
+        return Some(token.clone());
+    }
+    if roles.contains_key(role) {
+        cx.diags.push(
+            Diag::error(format!("reinstall needs an installer, and role `{role}` has none"))
+                .at(loc(file, t), "no `installer` in the machine's role chain")
+                .help(format!("add installer = \"ROLE\" to roles/{role}.toml (or a role it extends): the role the machine boots until its installer reports installed={token}")),
+        );
+    }
+    None
+}
+
+/// `boot = false`: the keys that say how a machine boots are not used.
+fn unused_by_reservation(cx: &mut Ctx, file: FileId, m: &model::Machine) {
+    let keys: [(&str, Option<Loc>); 6] = [
+        ("role", m.role.as_ref().map(|x| loc(file, x))),
+        ("image", m.image.as_ref().map(|x| loc(file, x))),
+        ("uuid", m.uuid.as_ref().map(|x| loc(file, x))),
+        ("serial", m.serial.as_ref().map(|x| loc(file, x))),
+        ("secure-boot", m.secure_boot.as_ref().map(|x| loc(file, x))),
+        ("kernel-args", m.kernel_args.first().map(|x| loc(file, x))),
+    ];
+    for (key, at) in keys {
+        if let Some(at) = at {
+            cx.diags.push(
+                Diag::warning(Lint::UnusedReservationKey, format!("`{key}` is not used: machine `{}` has boot = false", m.name.get_ref()))
+                    .at(at, "a reservation boots nothing")
+                    .help("boot = false gives the machine its DHCP reservation only; remove the key, or boot = false"),
+            );
+        }
+    }
+}
+
 /// Warnings, when the site runs DHCP: the machines without a reservation.
 pub(super) fn warn_unreserved(cx: &mut Ctx, machines: &[Machine]) {
     for m in machines.iter().filter(|m| m.ip.is_none()) {
         cx.diags.push(
-            Diag::warning(format!("machine `{}` has no fixed IP address", m.name))
-                .at(m.loc.clone(), "gets an address from the dynamic pool")
-                .help("add ip = \"…\" to give it a reservation"),
+            Diag::warning(
+                Lint::NoFixedIp,
+                format!("machine `{}` has no fixed IP address", m.name),
+            )
+            .at(m.loc.clone(), "gets an address from the dynamic pool")
+            .help("add ip = \"…\" to give it a reservation"),
         );
     }
 }

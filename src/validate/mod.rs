@@ -8,7 +8,9 @@
 //! (roles/) and `machines` (machines/).
 
 mod artifacts;
+mod content;
 mod dhcp;
+mod dhcp_options;
 mod features;
 mod images;
 mod machines;
@@ -158,10 +160,24 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         .dhcp
         .as_ref()
         .is_some_and(|d| Some(d.get_ref().subnet.len()) == dhcp.as_ref().map(|x| x.subnets.len()));
-    let machines = machines::machines(&mut cx, &roles, dhcp.as_ref().filter(|_| subnets_known));
+    let (machines, reservations) = machines::machines(
+        &mut cx,
+        &roles,
+        &images,
+        dhcp.as_ref().filter(|_| subnets_known),
+    );
 
     let fallback = settings::fallback(&mut cx, site_id, s.fallback.as_ref(), &roles);
-    settings::warn_unused(&mut cx, &fallback, &machines, &roles, &images);
+    let menu = settings::menu(&mut cx, site_id, s, &fallback, &roles);
+    let allow = settings::allow(&mut cx, site_id, s.allow.as_deref());
+    settings::warn_unused(
+        &mut cx,
+        &fallback,
+        menu.as_deref(),
+        &machines,
+        &roles,
+        &images,
+    );
     if dhcp.is_some() {
         machines::warn_unreserved(&mut cx, &machines);
     }
@@ -171,12 +187,15 @@ pub fn validate(loaded: &Loaded, online: bool) -> (Option<Site>, Diags) {
         name,
         base_url,
         fallback,
+        menu,
+        allow,
         ipxe,
         uefi,
         dhcp,
         media,
         allowed_hosts: cx.allowed.clone(),
         machines,
+        reservations,
         roles,
         images,
         templates: loaded.templates.clone(),

@@ -83,6 +83,18 @@ pub(super) fn role(cx: &mut Ctx, name: &str, file: FileId, r: &model::RoleFile) 
             .filter(|e| known_role(e)),
         // Kept even when unknown (reported above), so no second error follows.
         image: r.image.as_ref().map(|i| i.get_ref().clone()),
+        installer: r.installer.as_ref().and_then(|i| {
+            if known_role(i.get_ref()) {
+                return Some(i.get_ref().clone());
+            }
+            let hint = did_you_mean(i.get_ref(), cx.loaded.roles.keys().map(String::as_str));
+            cx.diags.push(
+                Diag::error(format!("installer role `{}` does not exist", i.get_ref()))
+                    .at(loc(file, i), "no such role")
+                    .help_opt(hint),
+            );
+            None
+        }),
         secure_boot: r.secure_boot.as_ref().map(|b| *b.get_ref()),
         kernel_args: templates_list(&r.kernel_args, file),
         vars: r.vars.clone(),
@@ -133,30 +145,40 @@ pub(super) fn check_extends(cx: &mut Ctx, roles: &BTreeMap<String, Role>) {
     }
 }
 
-/// The image a role boots, following `extends`, or None (cycle, none given).
-pub(super) fn role_image<'a>(roles: &'a BTreeMap<String, Role>, name: &str) -> Option<&'a str> {
+/// The first of role `name` and the roles it extends that has `key`, its
+/// value; None when none has (or on a cycle).
+pub(super) fn in_chain<'a>(
+    roles: &'a BTreeMap<String, Role>,
+    name: &str,
+    key: impl Fn(&'a Role) -> Option<&'a str>,
+) -> Option<&'a str> {
     let mut cur = roles.get(name)?;
     for _ in 0..=roles.len() {
-        if let Some(i) = &cur.image {
-            return Some(i);
+        if let Some(v) = key(cur) {
+            return Some(v);
         }
         cur = roles.get(cur.extends.as_deref()?)?;
     }
     None
 }
 
+/// A reference to a role: it exists (reported once per place), and, when
+/// `needs_image` (the machine has no `image` of its own), it boots an image
+/// (reported once per role).
 pub(super) fn check_role_ref(
     cx: &mut Ctx,
     roles: &BTreeMap<String, Role>,
     file: FileId,
     r: &S<String>,
+    needs_image: bool,
     seen: &mut BTreeSet<(FileId, usize)>,
 ) {
-    if !seen.insert((file, r.span().start)) {
-        return;
-    }
+    let first = seen.insert((file, r.span().start));
     let name = r.get_ref();
     if !cx.loaded.roles.contains_key(name) {
+        if !first {
+            return;
+        }
         let hint = did_you_mean(name, cx.loaded.roles.keys().map(String::as_str));
         cx.diags.push(
             Diag::error(format!("role `{name}` does not exist"))
@@ -167,8 +189,9 @@ pub(super) fn check_role_ref(
                     ))
                 })),
         );
-    } else if roles.contains_key(name)
-        && role_image(roles, name).is_none()
+    } else if needs_image
+        && roles.contains_key(name)
+        && in_chain(roles, name, |r| r.image.as_deref()).is_none()
         && cx.loaded.roles[name]
             .1
             .extends

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{Ctx, loc};
 use crate::beneath::Root;
-use crate::diag::{Diag, FileId, Loc, did_you_mean};
+use crate::diag::{Diag, FileId, Lint, Loc, did_you_mean};
 use crate::model::S;
 use crate::site::*;
 
@@ -90,7 +90,7 @@ pub(super) fn artifact_roots(cx: &mut Ctx, file: FileId, roots: Option<&[S<Strin
                 out.push(open)
             }
             _ => cx.diags.push(
-                Diag::warning(format!("artifact root `{}` is not a folder", r.get_ref()))
+                Diag::warning(Lint::MissingArtifactRoot, format!("artifact root `{}` is not a folder", r.get_ref()))
                     .at(loc(file, r), "not found")
                     .help("local artifacts can only come from artifact roots that exist"),
             ),
@@ -134,23 +134,97 @@ pub(super) fn fallback(
     }
 }
 
+/// `[site] menu`: roles that exist, each once, with `fallback = "menu"`
+/// (whether each boots without a machine is checked where it is resolved).
+pub(super) fn menu(
+    cx: &mut Ctx,
+    file: FileId,
+    s: &crate::model::SiteSection,
+    fallback: &Fallback,
+    roles: &BTreeMap<String, Role>,
+) -> Option<Vec<(String, Loc)>> {
+    let list = s.menu.as_ref()?;
+    if *fallback != Fallback::Menu {
+        let at = list
+            .first()
+            .map(|r| loc(file, r))
+            .or_else(|| s.fallback.as_ref().map(|f| loc(file, f)));
+        cx.diags.push(
+            Diag::error("`menu` is set, but the fallback is not the menu")
+                .at_opt(at, "used only with fallback = \"menu\"")
+                .help("set fallback = \"menu\", or remove `menu`"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in list {
+        let name = r.get_ref();
+        if !roles.contains_key(name) {
+            let hint = did_you_mean(name, roles.keys().map(String::as_str));
+            cx.diags.push(
+                Diag::error(format!("menu role `{name}` does not exist"))
+                    .at(loc(file, r), "no such role")
+                    .help_opt(hint),
+            );
+        } else if !seen.insert(name.as_str()) {
+            cx.diags.push(
+                Diag::error(format!("menu role `{name}` is listed twice"))
+                    .at(loc(file, r), "listed again"),
+            );
+        } else {
+            out.push((name.clone(), loc(file, r)));
+        }
+    }
+    Some(out)
+}
+
+/// `[site] allow`: the kinds of warnings silenced, by name.
+pub(super) fn allow(cx: &mut Ctx, file: FileId, names: Option<&[S<String>]>) -> BTreeSet<Lint> {
+    let mut out = BTreeSet::new();
+    for n in names.unwrap_or_default() {
+        match Lint::from_name(n.get_ref()) {
+            Some(l) => {
+                out.insert(l);
+            }
+            None => {
+                let hint = did_you_mean(n.get_ref(), Lint::ALL.iter().map(|l| l.name()));
+                cx.diags.push(
+                    Diag::error(format!("`{}` is not a kind of warning", n.get_ref()))
+                        .at(loc(file, n), "unknown warning")
+                        .help(hint.unwrap_or_else(|| {
+                            let all: Vec<&str> = Lint::ALL.iter().map(|l| l.name()).collect();
+                            format!("the kinds are {}", all.join(", "))
+                        })),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Warnings: the roles and images that nothing uses.
 pub(super) fn warn_unused<A>(
     cx: &mut Ctx,
     fallback: &Fallback,
+    menu: Option<&[(String, Loc)]>,
     machines: &[Machine],
     roles: &BTreeMap<String, Role>,
     images: &BTreeMap<String, Image<A>>,
 ) {
     let mut used_roles: BTreeSet<&str> = machines.iter().map(|m| m.role.as_str()).collect();
+    // Installer roles are used by the machines of the roles that name them.
+    used_roles.extend(roles.values().filter_map(|r| r.installer.as_deref()));
     if let Fallback::Role(r) = fallback {
         used_roles.insert(r);
     }
-    if *fallback == Fallback::Menu {
-        used_roles.extend(roles.keys().map(String::as_str));
+    match (fallback, menu) {
+        (Fallback::Menu, Some(menu)) => used_roles.extend(menu.iter().map(|(r, _)| r.as_str())),
+        (Fallback::Menu, None) => used_roles.extend(roles.keys().map(String::as_str)),
+        _ => {}
     }
     let mut stack: Vec<&str> = used_roles.iter().copied().collect();
-    let mut used_images = BTreeSet::new();
+    let mut used_images: BTreeSet<&str> =
+        machines.iter().filter_map(|m| m.image.as_deref()).collect();
     while let Some(r) = stack.pop() {
         if let Some(role) = roles.get(r) {
             if let Some(i) = &role.image {
@@ -166,18 +240,24 @@ pub(super) fn warn_unused<A>(
     for (rname, role) in roles {
         if !used_roles.contains(rname.as_str()) {
             cx.diags.push(
-                Diag::warning(format!("role `{rname}` is not used by any machine"))
-                    .at(Loc::new(role.file, 0..0), "unused role")
-                    .help("remove the file, or give it to a machine with role = \"…\""),
+                Diag::warning(
+                    Lint::UnusedRole,
+                    format!("role `{rname}` is not used by any machine"),
+                )
+                .at(Loc::new(role.file, 0..0), "unused role")
+                .help("remove the file, or give it to a machine with role = \"…\""),
             );
         }
     }
     for (iname, image) in images {
         if !used_images.contains(iname.as_str()) {
             cx.diags.push(
-                Diag::warning(format!("image `{iname}` is not used by any role"))
-                    .at(Loc::new(image.file, 0..0), "unused image")
-                    .help("remove the file, or point a role at it with image = \"…\""),
+                Diag::warning(
+                    Lint::UnusedImage,
+                    format!("image `{iname}` is not used by any role or machine"),
+                )
+                .at(Loc::new(image.file, 0..0), "unused image")
+                .help("remove the file, or point a role at it with image = \"…\""),
             );
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::artifacts::{Checked, local_artifact};
 use super::{Ctx, loc};
 use crate::beneath::Root;
-use crate::diag::{Diag, FileId, Loc};
+use crate::diag::{Diag, FileId, Lint, Loc};
 use crate::model::{self, S};
 use crate::pe;
 use crate::site::*;
@@ -114,14 +114,15 @@ fn checked(
             None => d.note(why),
         }
     };
-    let bytes = match source.read_all() {
+    // Its headers: the rest of the file is only hashed.
+    let bytes = match source.head() {
         Ok(b) => b,
         Err(e) => {
             cx.diags.push(problem(format!("it cannot be read: {e}")));
             return None;
         }
     };
-    match pe::inspect(&bytes) {
+    match pe::inspect(&bytes, source.size) {
         Err(why) => {
             cx.diags.push(problem(why));
             return None;
@@ -135,12 +136,14 @@ fn checked(
         }
         Ok(_) => {}
     }
-    // Hashed from the bytes just checked: read once, and what was checked
-    // is what the manifest records (the copy checks the hash again).
-    let (size, blake3) = (
-        bytes.len() as u64,
-        blake3::hash(&bytes).to_hex().to_string(),
-    );
+    // Hashed from the same descriptor (the copy checks the hash again).
+    let (size, blake3) = match crate::hashcache::hash(&source) {
+        Ok(h) => h,
+        Err(e) => {
+            cx.diags.push(problem(format!("it cannot be read: {e}")));
+            return None;
+        }
+    };
     Some(EfiFile {
         source,
         path,
@@ -158,11 +161,11 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
     let mut arm64_without: BTreeMap<&str, &str> = BTreeMap::new();
     let mut shim_needed: Option<&Machine> = None;
     for m in &site.machines {
-        let Some(img) = site.image_of(&m.role) else {
+        let Some(img) = site.image_for(m) else {
             continue;
         };
         let image = img.name.as_str();
-        let sb = site.secure_boot(&m.role, m.secure_boot);
+        let sb = site.secure_boot(site.boot_role(m), m.secure_boot);
         let grub = site.uefi_loader(img.arch, sb) == UefiLoader::ShimGrub;
         if grub {
             let e = through_grub.entry(image).or_default();
@@ -179,7 +182,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
         {
             // Its own loader goes into its DHCP reservation; it has none.
             cx.diags.push(
-                Diag::warning(format!(
+                Diag::warning(Lint::SecureBootWithoutIp, format!(
                     "machine `{}` has Secure Boot {}, unlike the site, but no ip",
                     m.name,
                     if sb { "on" } else { "off" }
@@ -331,9 +334,9 @@ fn grub_image(cx: &mut Ctx, img: &Image, machines: &[&str], signed: bool) {
     }
     if let Artifact::Local { source, path, .. } = kernel {
         let verdict = source
-            .read_all()
+            .head()
             .map_err(|e| e.to_string())
-            .and_then(|b| pe::inspect(&b));
+            .and_then(|b| pe::inspect(&b, source.size));
         let why = match verdict {
             _ if !signed => None,
             Ok(p) if p.arch != Some(img.arch) => Some(format!(

@@ -89,7 +89,7 @@ pub fn check_all(
     timeout: Duration,
 ) -> Vec<Problem> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = crate::net::progress(total);
+    let bar = crate::progress::bar(total);
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -99,7 +99,7 @@ pub fn check_all(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = files.get(i) else { break };
                     let url = place.url(&f.path).expect("http/ paths");
-                    if f.size >= crate::net::PROGRESS_MIN_BYTES {
+                    if f.size >= crate::progress::MIN_BYTES {
                         bar.set_message(f.path.clone());
                     }
                     if let Some(p) = fetch_and_check(agent, &url, f, &bar, timeout) {

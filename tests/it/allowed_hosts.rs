@@ -94,3 +94,34 @@ fn allowed_hosts_and_base_url_pass() {
     let r = s.run(&["check", "."]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// The report lists, per machine, the hosts other than base-url's its boot
+/// reaches (kernel arguments, per-machine files, artifact URLs), with or
+/// without allowed-hosts; a machine that reaches none says so.
+#[test]
+fn the_report_lists_each_machines_outside_hosts() {
+    let s = Site::fixture("basic");
+    s.edit(
+        "roles/worker.toml",
+        "\"worker.tier={{ vars.tier }}\"",
+        "\"worker.tier={{ vars.tier }}\", \"url=http://10.77.0.1:8080/boot/preseed.cfg\", \"inst.ks=http://ks.example.com/{{ machine.name }}.cfg\"",
+    );
+    s.append(
+        "templates/cloud-init.yaml.j2",
+        "apt:\n  primary: [{ uri: \"http://pkgs.example.org/debian\" }]\n",
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let index = crate::build::report_index(&s);
+    let hosts = |name: &str| {
+        let m = index["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m[0] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        m[9].as_str().unwrap().to_string()
+    };
+    assert_eq!(hosts("node01"), "ks.example.com pkgs.example.org");
+    assert_eq!(hosts("node03"), "");
+}

@@ -12,7 +12,7 @@ use crate::boot_support::{
 use crate::harness::Site;
 
 /// The fixture with real artifacts, built. None (skipped) without the tools.
-fn bootable_site(firmware: Firmware, edit: impl FnOnce(&Site)) -> Option<Site> {
+pub(crate) fn bootable_site(firmware: Firmware, edit: impl FnOnce(&Site)) -> Option<Site> {
     if !need_boot_tools(firmware) {
         return None;
     }
@@ -136,6 +136,66 @@ fn unknown_machine(firmware: Firmware) {
         "{cmdline:?}"
     );
     assert!(served.contains(&"/fallback.ipxe".to_string()), "{served:?}");
+}
+
+/// A machine whose NIC was swapped (an unknown MAC) is found by its SMBIOS
+/// UUID, and one with neither by its serial number: each boots its own role
+/// (node01's worker args), not the fallback.
+#[test]
+fn bios_machines_found_by_uuid_and_by_serial() {
+    const UUID: &str = "6c2b43a1-58f0-4c1e-9d3a-0b7e51a4c9d2";
+    let Some(s) = bootable_site(Firmware::Bios, |s| {
+        s.edit("bootc.toml", "fallback = \"local\"", "fallback = \"base\"");
+        s.edit(
+            "machines/rack1.toml",
+            "ip = \"10.77.0.11\"",
+            &format!("ip = \"10.77.0.11\"\nuuid = \"{}\"", UUID.to_uppercase()),
+        );
+        s.edit(
+            "machines/rack1.toml",
+            "ip = \"10.77.0.12\"",
+            "ip = \"10.77.0.12\"\nserial = \"SN-0002\"",
+        );
+    }) else {
+        return;
+    };
+    let nginx = Nginx::start(&s.path("public/http"));
+    let run = |smbios: &str| {
+        let nics: Vec<String> = [
+            "-netdev".to_string(),
+            format!(
+                "user,id=n0,bootfile=http://10.0.2.2:{}/boot.ipxe",
+                nginx.port()
+            ),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56".into(),
+            "-smbios".into(),
+            smbios.to_string(),
+        ]
+        .into();
+        let r = crate::boot_support::qemu_run(&[], &nics, Firmware::Bios, default_boot_timeout());
+        (r.cmdline().to_string(), r.diagnostics())
+    };
+    let (cmdline, why) = run(&format!("type=1,uuid={UUID}"));
+    let a = args(&cmdline);
+    assert!(
+        a.contains(&"worker.tier=gold"),
+        "node01 by UUID: {cmdline:?}\n{why}"
+    );
+    let (cmdline, why) = run("type=1,serial=SN-0002");
+    let a = args(&cmdline);
+    assert!(
+        a.contains(&"nomodeset"),
+        "node02 by serial: {cmdline:?}\n{why}"
+    );
+    let served = nginx.served();
+    for path in [
+        format!("/machines/uuid-{UUID}.ipxe"),
+        "/machines/serial-SN-0002.ipxe".to_string(),
+    ] {
+        assert!(served.contains(&path), "{path} not in {served:?}");
+    }
+    assert!(!served.iter().any(|u| u == "/fallback.ipxe"), "{served:?}");
 }
 
 #[test]

@@ -719,6 +719,12 @@ impl Nginx {
         fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
+    /// The path of the same log in nginx's standard `combined` format (what
+    /// a production nginx writes).
+    pub fn combined_log(&self) -> PathBuf {
+        self.dir.path().join("combined.log")
+    }
+
     /// The access log parsed, in request order.
     pub fn requests(&self) -> Vec<Request> {
         self.access_log()
@@ -816,6 +822,7 @@ events {{
 http {{
 {temp_paths}    log_format bootc '$request_method $request_uri $status $body_bytes_sent $remote_addr';
     access_log {access_log} bootc;
+    access_log {combined_log} combined;
     default_type application/octet-stream;
     sendfile on;
     server {{
@@ -828,6 +835,7 @@ http {{
         pid = q(&dir.join("nginx.pid")),
         error_log = q(&dir.join("error.log")),
         access_log = q(&dir.join("access.log")),
+        combined_log = q(&dir.join("combined.log")),
         root = q(root),
     )
 }

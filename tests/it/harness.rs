@@ -46,6 +46,7 @@ impl Run {
         for line in self.stderr.lines() {
             if line.starts_with("error:")
                 || line.starts_with("warning:")
+                || line.starts_with("warning[")
                 || line.starts_with("nothing was written")
             {
                 blocks.push(String::new());
@@ -55,10 +56,14 @@ impl Run {
                 b.push('\n');
             }
         }
-        let prefix = format!("{severity}:");
+        // `warning[unused-role]: …` is a warning too.
+        let (prefix, named) = (format!("{severity}:"), format!("{severity}["));
         blocks
             .into_iter()
-            .filter(|b| b.starts_with(&prefix) && !b.starts_with("error: the site is invalid"))
+            .filter(|b| {
+                (b.starts_with(&prefix) || b.starts_with(&named))
+                    && !b.starts_with("error: the site is invalid")
+            })
             .map(|b| b.trim_end().to_string() + "\n")
             .collect()
     }
@@ -122,10 +127,10 @@ impl Site {
             fs::write(p, bytes).unwrap();
         }
         for arch in ["amd64", "arm64"] {
-            s.write(
-                &format!("stand-ins/{arch}/text/debian-installer/{arch}/initrd.gz"),
-                &format!("stand-in {arch} initrd\n"),
-            );
+            let p = s.path(&format!(
+                "stand-ins/{arch}/text/debian-installer/{arch}/initrd.gz"
+            ));
+            fs::write(p, cpio(&format!("stand-in {arch} initrd\n"))).unwrap();
         }
         s
     }
@@ -250,6 +255,64 @@ pub fn pe(machine: u16, signed: bool) -> Vec<u8> {
         b[d + 4..d + 8].copy_from_slice(&0x100u32.to_le_bytes());
     }
     b
+}
+
+/// An x86 bzImage stand-in: the Linux boot protocol header (one setup
+/// sector, `syssize` covering `body`) followed by `body`. bootc checks a
+/// kernel's format and length from these headers.
+pub fn bzimage(body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 1024];
+    b[0x1f1] = 1;
+    let paragraphs = body.len().div_ceil(16) as u32;
+    b[0x1f4..0x1f8].copy_from_slice(&paragraphs.to_le_bytes());
+    b[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b.extend_from_slice(body);
+    b.resize(1024 + 16 * paragraphs as usize, 0);
+    b
+}
+
+/// A sparse disk image of `size` bytes at `path` whose only content is an
+/// MBR boot signature (what bootc checks of a disk image): no disk space.
+pub fn sparse_disk(path: &Path, size: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    f.write_all_at(&[0x55, 0xaa], 510).unwrap();
+}
+
+/// An initrd stand-in: a newc cpio archive holding one file, `text`.
+pub fn cpio(text: &str) -> Vec<u8> {
+    fn entry(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
+        let fields = [
+            0,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08X}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    let mut out = Vec::new();
+    entry(&mut out, "stand-in", 0o100644, text.as_bytes());
+    entry(&mut out, "TRAILER!!!", 0, b"");
+    out
 }
 
 /// One test per validation rule (used by validation.rs and others): a

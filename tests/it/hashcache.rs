@@ -1,7 +1,7 @@
 //! The hash cache of local artifacts: a sparse 4 GiB artifact is read once;
 //! a second `check` reads none of its bytes (counted by the kernel: the
 //! `rchar` of bootc's /proc/PID/io, read while it is a zombie), and a
-//! changed file is hashed again.
+//! changed file is hashed again. Large ones show progress on a terminal.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{Site, bootc};
+use crate::harness::{Site, bootc, sparse_disk};
 
 /// Runs `bootc check .` in the site with the cache `cache`; returns its exit
 /// code and the bytes it read (`rchar`).
@@ -55,9 +55,7 @@ fn an_unchanged_artifact_is_hashed_once() {
     }
     let s = Site::fixture("basic");
     let iso = s.path("artifacts/big.iso");
-    let f = fs::File::create(&iso).unwrap();
-    f.set_len(4 << 30).unwrap(); // sparse: no disk space used
-    drop(f);
+    sparse_disk(&iso, 4 << 30);
     s.write(
         "images/disk.toml",
         "iso = { path = \"artifacts/big.iso\" }\n",
@@ -81,4 +79,44 @@ fn an_unchanged_artifact_is_hashed_once() {
         third >= 4 << 30,
         "the changed file was not hashed: {third} bytes read"
     );
+}
+
+/// On a terminal (a pty made by `script`), hashing and copying a large
+/// artifact show progress bars; piped, nothing is drawn.
+#[test]
+fn large_artifacts_show_progress_on_a_terminal() {
+    if !crate::boot_support::need("script") {
+        return;
+    }
+    let s = Site::fixture("basic");
+    sparse_disk(&s.path("artifacts/big.img"), 1 << 30);
+    s.write(
+        "images/disk.toml",
+        "iso = { path = \"artifacts/big.img\" }\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_bootc");
+    let o = std::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{bin} build . -o on-a-tty"))
+        .arg("/dev/null")
+        .current_dir(s.root())
+        .env("BOOTC_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    for what in ["hashing artifacts", "copying artifacts"] {
+        assert!(tty.contains(what), "no {what:?} on the terminal:\n{tty}");
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    let piped = bootc()
+        .args(["build", ".", "-o", "piped"])
+        .current_dir(s.root())
+        .env("BOOTC_CACHE_DIR", fresh.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!err.contains("artifacts ["), "{err}");
+    assert!(!err.contains("hashing"), "{err}");
 }

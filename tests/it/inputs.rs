@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::boot_support::need;
-use crate::harness::{Run, Site, bootc};
+use crate::harness::{Run, Site, bootc, bzimage};
 
 const MARK: &str = "TOPSECRET-7c1e9";
 
@@ -424,7 +424,7 @@ fn build_racing(
 fn an_artifact_swapped_after_hashing_is_not_published() {
     let secret = secret();
     let site = Site::fixture("basic");
-    let original: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let original = bzimage(&(0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     fs::write(site.path("artifacts/vmlinuz"), &original).unwrap();
     let path = site.path("artifacts/vmlinuz");
     let r = build_racing(
@@ -451,7 +451,11 @@ fn an_artifact_swapped_after_hashing_is_not_published() {
 #[test]
 fn an_artifact_growing_while_read_is_an_error() {
     let site = Site::fixture("basic");
-    let original: Vec<u8> = (0..64u32 << 20).map(|i| (i % 241) as u8).collect();
+    let original = bzimage(
+        &(0..64u32 << 20)
+            .map(|i| (i % 241) as u8)
+            .collect::<Vec<_>>(),
+    );
     fs::write(site.path("artifacts/vmlinuz"), &original).unwrap();
     drop(original);
     let path = site.path("artifacts/vmlinuz");

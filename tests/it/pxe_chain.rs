@@ -117,8 +117,25 @@ impl Drop for Netns {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Server {
     Dhcpd,
+    /// dhcpd with the operator's own dhcpd.conf (subnet, pool, options),
+    /// which includes bootc's fragment (`[dhcp] mode = "include"`).
+    DhcpdInclude,
     Dnsmasq,
     Kea,
+}
+
+/// The operator's own dhcpd.conf of the include-mode chain: its subnet,
+/// pool and options, and the one line that includes bootc's fragment.
+fn wrapper_dhcpd_conf(public: &Path) -> String {
+    format!(
+        "# The operator's dhcpd.conf\n\
+         authoritative;\n\
+         default-lease-time 600;\n\
+         option domain-name \"corp.example\";\n\
+         subnet 10.77.0.0 netmask 255.255.255.0 {{\n  range 10.77.0.100 10.77.0.200;\n  option routers 10.77.0.1;\n}}\n\
+         include \"{}\";\n",
+        public.join("dhcp/dhcpd-bootc.conf").display()
+    )
 }
 
 /// Runs `server` with the tree's generated config, in.tftpd on tftp/ and
@@ -129,7 +146,15 @@ pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, 
     let mut ns = Netns::new();
     let conf = |f: &str| public.join("dhcp").join(f).display().to_string();
     match server {
-        Server::Dhcpd => {
+        Server::Dhcpd | Server::DhcpdInclude => {
+            let conf = match server {
+                Server::Dhcpd => conf("dhcpd.conf"),
+                _ => {
+                    let wrapper = work.join("dhcpd.conf");
+                    fs::write(&wrapper, wrapper_dhcpd_conf(public)).unwrap();
+                    wrapper.display().to_string()
+                }
+            };
             let leases = work.join("dhcpd.leases");
             fs::write(&leases, "").unwrap();
             let args = [
@@ -137,7 +162,7 @@ pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, 
                 "-d",
                 "-4",
                 "-cf",
-                &conf("dhcpd.conf"),
+                &conf,
                 "-lf",
                 &leases.display().to_string(),
             ];
@@ -236,7 +261,7 @@ pub(crate) fn chain_site(kernel: Option<&Path>) -> Site {
 impl Server {
     fn program(self) -> &'static str {
         match self {
-            Server::Dhcpd => "dhcpd",
+            Server::Dhcpd | Server::DhcpdInclude => "dhcpd",
             Server::Dnsmasq => "dnsmasq",
             Server::Kea => "kea-dhcp4",
         }
@@ -259,6 +284,9 @@ fn chain(server: Server, firmware: Firmware) {
     let _one = CHAIN.lock().unwrap_or_else(|e| e.into_inner());
 
     let s = chain_site(Some(&kernel));
+    if let Server::DhcpdInclude = server {
+        s.edit("bootc.toml", "[dhcp]\n", "[dhcp]\nmode = \"include\"\n");
+    }
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let public = s.path("public");
@@ -330,7 +358,9 @@ fn uefi_pxe_chain_with_kea() {
     chain(Server::Kea, Firmware::Uefi);
 }
 
+/// BIOS through the operator's own dhcpd.conf, which includes bootc's
+/// fragment (the whole-config dhcpd chain is booted under UEFI above).
 #[test]
-fn bios_ipxe_chain_with_dhcpd() {
-    chain(Server::Dhcpd, Firmware::Bios);
+fn bios_ipxe_chain_with_an_including_dhcpd_conf() {
+    chain(Server::DhcpdInclude, Firmware::Bios);
 }

@@ -12,7 +12,7 @@ const ARM64: u16 = 0xaa64;
 
 /// The basic fixture with Secure Boot on: stand-in iPXE binaries, signed
 /// stand-in shim and GRUB, a signed kernel; node03 opts out.
-fn secure_site() -> Site {
+pub(crate) fn secure_site() -> Site {
     let s = Site::fixture("basic");
     for name in ["undionly.kpxe", "snponly.efi", "ipxe.efi"] {
         s.write(&format!("ipxe/{name}"), &format!("stand-in {name}\n"));
@@ -314,7 +314,7 @@ fn a_machine_that_differs_without_an_ip_is_warned_about() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("warning: machine `node03` has Secure Boot off, unlike the site, but no ip"),
+            .contains("warning[secure-boot-without-ip]: machine `node03` has Secure Boot off, unlike the site, but no ip"),
         "{}",
         r.stderr
     );

@@ -17,13 +17,13 @@ use crate::boot_support::{
     Firmware, busybox_initramfs, debian_kernel, default_boot_timeout, find_program, need,
     need_busybox_static, qemu_boot, unavailable,
 };
-use crate::harness::{Site, bootc};
+use crate::harness::{Site, bootc, bzimage};
 
 // ---------------------------------------------------------------------------
 // A running `bootc serve`
 // ---------------------------------------------------------------------------
 
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     port: u16,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -43,7 +43,7 @@ fn lines(pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 }
 
 impl Serve {
-    fn start(site: &Site, args: &[&str]) -> Serve {
+    pub(crate) fn start(site: &Site, args: &[&str]) -> Serve {
         Serve::start_on(site, 0, args)
     }
 
@@ -90,11 +90,15 @@ impl Serve {
         }
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn get(&self, target: &str) -> Resp {
+    pub(crate) fn get(&self, target: &str) -> Resp {
         self.request("GET", target, &[])
     }
 
@@ -102,7 +106,7 @@ impl Serve {
         request(self.addr(), method, target, headers)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stdout.lock().unwrap().join("\n")
     }
 
@@ -124,7 +128,7 @@ impl Serve {
     }
 
     /// Waits until a log line contains `what`.
-    fn wait_log(&self, what: &str) -> String {
+    pub(crate) fn wait_log(&self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(l) = self
@@ -194,10 +198,10 @@ impl Drop for Serve {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug)]
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
@@ -313,7 +317,7 @@ fn keep_alive(addr: SocketAddr, targets: &[&str]) -> Vec<Resp> {
 fn site(kernel_size: Option<usize>) -> Site {
     let s = Site::fixture("basic");
     if let Some(n) = kernel_size {
-        let data: Vec<u8> = (0..n).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let data = bzimage(&(0..n).map(|i| (i * 7 + i / 4096) as u8).collect::<Vec<_>>());
         fs::write(s.path("artifacts/vmlinuz"), data).unwrap();
     }
     s
@@ -373,10 +377,22 @@ fn serves_exactly_what_build_writes_and_never_public() {
         !s.path("public").exists(),
         "serve must not write SITE/public"
     );
-    let r = s.build();
+    // serve builds with its own address as base-url (tests/it/preview.rs):
+    // the same build as `bootc build` of the site with that base-url.
+    let same = site(None);
+    same.edit(
+        "bootc.toml",
+        "http://10.77.0.1:8080/boot/",
+        &format!("http://127.0.0.1:{}/", serve.port()),
+    );
+    let r = same.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let mut built = BTreeMap::new();
-    files(&s.path("public/http"), &s.path("public/http"), &mut built);
+    files(
+        &same.path("public/http"),
+        &same.path("public/http"),
+        &mut built,
+    );
     assert!(built.len() > 5, "{:?}", built.keys());
     for (path, bytes) in &built {
         let got = serve.get(&format!("/{path}"));
@@ -519,7 +535,7 @@ fn single_range_requests() {
     let serve = Serve::start(&s, &[]);
     let kernel = format!("/{}", kernel_path(&serve));
     let full = serve.get(&kernel).body;
-    assert_eq!(full.len(), 1 << 20);
+    assert_eq!(full.len(), bzimage(&[0; 1 << 20]).len());
     let size = full.len();
     let cases: [(&str, usize, usize); 4] = [
         ("bytes=0-99", 0, 100),
@@ -788,11 +804,8 @@ fn the_log_names_the_machine_behind_each_request() {
         send(&mut w, "GET", t, &[], false);
         assert_eq!(read_response(&mut r, false).status, 200, "{t}");
     }
-    let size = crate::harness::Site::fixture("basic")
-        .read("artifacts/vmlinuz")
-        .len();
     serve.wait_log(&format!(
-        "node02 (52:54:00:aa:bb:12) GET {kernel} 200 {size} B"
+        "node02 (52:54:00:aa:bb:12) GET {kernel} 200 1.0 KiB"
     ));
     serve.wait_log("node02 (52:54:00:aa:bb:12) GET machines/52-54-00-aa-bb-12.ipxe 200 ");
     serve.wait_log("node02 (52:54:00:aa:bb:12) GET machines/node02/user-data 200 ");
@@ -1098,7 +1111,7 @@ fn slow_clients_do_not_block_the_others_and_memory_stays_flat() {
 // The overview in a real browser
 // ---------------------------------------------------------------------------
 
-fn chromium_dom(url: &str) -> Option<String> {
+pub(crate) fn chromium_dom(url: &str) -> Option<String> {
     let Some(chromium) = find_program("chromium").or_else(|| find_program("chromium-browser"))
     else {
         unavailable("chromium not installed", "apt-get install chromium");

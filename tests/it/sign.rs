@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::boot_support::{Nginx, need};
-use crate::harness::{Run, Site, bootc, copy_dir, tree};
+use crate::harness::{Run, Site, bootc, bzimage, copy_dir, tree};
 
 /// bootc with no signing settings inherited from the environment.
 fn cmd(dir: &Path) -> Command {
@@ -715,7 +715,7 @@ fn verify_accepts_the_tree_and_the_deployed_web_root() {
         r.stderr.starts_with(&format!(
             "note: skipped {skipped} listed files outside http/ (this is a web root: only http/ is deployed here): "
         )) && r.stderr.contains("plan.json")
-            && r.stderr.contains("report/ (1 file)"),
+            && r.stderr.contains("report/ (2 files)"),
         "{}",
         r.stderr
     );
@@ -986,7 +986,11 @@ fn verify_over_http_against_nginx() {
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = keygen(keys.path(), "site");
     let site = Site::fixture("basic");
-    let big: Vec<u8> = (0..(24u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let big = bzimage(
+        &(0..(24u32 << 20))
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
     fs::write(site.path("artifacts/vmlinuz"), &big).unwrap();
     let r = run(cmd(site.root())
         .args(["build", ".", "--sign-key"])
@@ -1020,7 +1024,7 @@ fn verify_over_http_against_nginx() {
         r.stderr.contains("note: skipped")
             && r.stderr.contains("only http/ is served over HTTP")
             && r.stderr.contains("plan.json")
-            && r.stderr.contains("report/ (1 file)"),
+            && r.stderr.contains("report/ (2 files)"),
         "{}",
         r.stderr
     );

@@ -965,11 +965,11 @@ fn warnings_do_not_fail() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warnings = r.blocks("warning").concat();
     assert!(
-        warnings.contains("warning: role `spare` is not used by any machine"),
+        warnings.contains("warning[unused-role]: role `spare` is not used by any machine"),
         "{warnings}"
     );
     assert!(
-        warnings.contains("warning: machine `node03` has no fixed IP address"),
+        warnings.contains("warning[no-fixed-ip]: machine `node03` has no fixed IP address"),
         "{warnings}"
     );
     assert!(s.path("public/http/boot.ipxe").exists());
@@ -1021,7 +1021,7 @@ fn kernel_args_of_a_non_kernel_image_warn() {
     let r = s.build();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let w = r.blocks("warning").concat();
-    assert!(w.contains("warning: kernel arguments are not used: image `disk` boots local\n  --> machines/sub/rack2.toml:6:16"), "{w}");
+    assert!(w.contains("warning[unused-kernel-args]: kernel arguments are not used: image `disk` boots local\n  --> machines/sub/rack2.toml:6:16"), "{w}");
 }
 
 #[test]

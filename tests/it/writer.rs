@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::boot_support::need;
-use crate::harness::{Run, Site, bootc, tree};
+use crate::harness::{Run, Site, bootc, bzimage, tree};
 
 fn run(c: &mut Command) -> Run {
     c.env_remove("BOOTC_SIGN_KEY")
@@ -356,7 +356,11 @@ fn a_full_disk_names_the_file_being_written_once() {
         return;
     }
     let s = Site::fixture("basic");
-    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let big = bzimage(
+        &(0..200_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
     fs::write(s.path("artifacts/vmlinuz"), big).unwrap();
     let disk = Tmpfs::mount("64k");
     let out = disk.0.path().join("out");

@@ -8,43 +8,25 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use rayon::prelude::*;
 
+mod boot;
+mod fallback;
+
 use crate::context::{
-    BootView, FallbackEntry, FallbackView, Fetch, ImageView, MachineContext, MachineView, RoleView,
-    SiteView,
+    FallbackEntry, FallbackView, ImageView, MachineContext, MachineView, RoleView, SiteView,
 };
-use crate::diag::{Diag, Diags, Sources};
+use crate::diag::{Diag, Diags, Lint, Sources};
 use crate::ipxe::unsafe_reason;
 use crate::model::Vars;
 pub use crate::plan::{ImagePlan, Plan, Resolved};
 use crate::site::*;
 use crate::templates::{Templates, val};
+use boot::{COMMAND_LINE_MAX, boot_fetches, boot_view, command_line_len};
 
-impl ImagePlan {
-    fn new(image: &Image) -> ImagePlan {
-        let method = match &image.boot {
-            Boot::Iso {
-                method: IsoMethod::Sanboot,
-                ..
-            } => Some("sanboot"),
-            Boot::Iso {
-                method: IsoMethod::Memdisk(_),
-                ..
-            } => Some("memdisk"),
-            _ => None,
-        };
-        ImagePlan {
-            kind: image.boot.kind().to_string(),
-            method: method.map(str::to_string),
-            artifacts: image
-                .boot
-                .artifacts()
-                .into_iter()
-                .map(|a| a.record())
-                .collect(),
-            extra: Default::default(),
-        }
-    }
-}
+/// What `machine.beacon` and `machine.boot_id` are while args and files
+/// are rendered: the boot-id hashes what they render, so the real values
+/// replace these afterwards. Printable, so every check on args passes them.
+const BEACON_STAND_IN: &str = "bootc-beacon-stand-in-7f3a9c";
+const BOOT_ID_STAND_IN: &str = "bootc-boot-id-stand-in-7f3a9c";
 
 const ALLOWED_HELP: &str = "a boot may reach base-url's host and the hosts of [site] allowed-hosts only: add the host there, or point the URL at one that is";
 
@@ -78,58 +60,15 @@ pub struct GrubPlaces {
 pub struct MachineBoot<'a> {
     pub name: &'a str,
     pub macs: &'a [Mac],
+    /// Its UUID and serial: its script is also served under them.
+    pub uuid: Option<&'a str>,
+    pub serial: Option<&'a str>,
     /// What its UEFI firmware gets: iPXE (the script) or shim and GRUB
     /// (a GRUB config, rendered from the same context).
     pub uefi: UefiLoader,
     /// The template: the nearest role's `script =`, else machine.ipxe.j2.
     pub script: &'a str,
     pub context: MachineContext<'a>,
-}
-
-fn boot_view(boot: &Boot, prefix: &str, args: &[String]) -> BootView {
-    let f = |a: &Artifact| Fetch {
-        url: a.url_from(prefix),
-        name: a.file_name().to_string(),
-    };
-    let mut v = BootView {
-        kind: boot.kind(),
-        args: args.join(" "),
-        arg_list: args.to_vec(),
-        ..Default::default()
-    };
-    match boot {
-        Boot::Kernel { kernel, initrds } => {
-            v.kernel = Some(f(kernel));
-            v.initrds = initrds.iter().map(f).collect();
-        }
-        Boot::Iso { iso, method } => {
-            v.iso = Some(f(iso));
-            match method {
-                IsoMethod::Sanboot => v.method = Some("sanboot"),
-                IsoMethod::Memdisk(m) => {
-                    v.method = Some("memdisk");
-                    v.memdisk = Some(f(m));
-                }
-            }
-        }
-        Boot::Chain(a) => v.chain = Some(f(a)),
-        Boot::Local => {}
-    }
-    v
-}
-
-/// What the boot loader fetches for `v`, in order.
-fn boot_fetches(v: &BootView) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    out.extend(v.kernel.iter().chain(&v.initrds).map(|x| x.url.clone()));
-    out.extend(
-        v.memdisk
-            .iter()
-            .chain(&v.iso)
-            .chain(&v.chain)
-            .map(|x| x.url.clone()),
-    );
-    out
 }
 
 fn to_json(v: &toml::Value) -> serde_json::Value {
@@ -162,13 +101,6 @@ fn image_view(i: &Image) -> ImageView<'_> {
     }
 }
 
-/// What a role boots without a machine (for the fallback and its menu).
-struct Unbound<'a> {
-    role: &'a Role,
-    chain: Vec<&'a Role>,
-    image: &'a Image,
-}
-
 /// Resolves machines into data: kernel args and per-machine files are
 /// rendered here (plan.json records them); boot scripts are render's.
 pub struct Resolver<'a, 't> {
@@ -177,6 +109,9 @@ pub struct Resolver<'a, 't> {
     templates: &'t Templates,
     /// Compiled names of kernel-arg templates, by (file, offset).
     inline: BTreeMap<(usize, usize), Option<String>>,
+    /// What every template sees of the site: made once (it looks at every
+    /// machine), cloned into each context.
+    site_view: SiteView<'a>,
 }
 
 impl<'a, 't> Resolver<'a, 't> {
@@ -205,15 +140,12 @@ impl<'a, 't> Resolver<'a, 't> {
             sources,
             templates,
             inline,
+            site_view: SiteView::of(site),
         }
     }
 
     fn site_view(&self) -> SiteView<'a> {
-        SiteView {
-            name: &self.site.name,
-            base_url: self.site.base_url.as_deref(),
-            fallback: self.site.fallback.to_string(),
-        }
+        self.site_view.clone()
     }
 
     /// Renders kernel args (image, then roles base first, then `own`),
@@ -273,6 +205,19 @@ impl<'a, 't> Resolver<'a, 't> {
                     );
                 }
             }
+            // The command line iPXE hands the kernel: `initrd=NAME` per
+            // initrd, then the arguments.
+            if let Boot::Kernel { initrds, .. } = &image.boot {
+                let before = command_line_len(initrds, &out);
+                let after = before + usize::from(before > 0) + text.len();
+                if before <= COMMAND_LINE_MAX && after > COMMAND_LINE_MAX {
+                    diags.push(
+                        Diag::error(format!("the kernel command line of {what} is longer than {COMMAND_LINE_MAX} bytes"))
+                            .at(t.loc.clone(), format!("this argument makes it {after} bytes"))
+                            .help("Linux cuts its command line at 2048 bytes (x86 and arm64): shorten the arguments, or move settings into a per-machine file the installer fetches"),
+                    );
+                }
+            }
             out.push(text);
         }
         out
@@ -291,11 +236,14 @@ impl<'a, 't> Resolver<'a, 't> {
             .next();
         if let Some(t) = first {
             diags.push(
-                Diag::warning(format!(
-                    "kernel arguments are not used: image `{}` boots {}",
-                    image.name,
-                    image.boot.kind()
-                ))
+                Diag::warning(
+                    Lint::UnusedKernelArgs,
+                    format!(
+                        "kernel arguments are not used: image `{}` boots {}",
+                        image.name,
+                        image.boot.kind()
+                    ),
+                )
                 .at(t.loc.clone(), "ignored")
                 .help("only kernel images take kernel arguments"),
             );
@@ -360,15 +308,12 @@ impl<'a, 't> Resolver<'a, 't> {
     fn resolve_machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {
         let mut diags = Diags::default();
         let site = self.site;
-        let chain = site.role_chain(&m.role);
+        // While it reinstalls, it boots its installer role.
+        let chain = site.role_chain(site.boot_role(m));
         let Some(role) = chain.first() else {
             return (None, diags);
         };
-        let Some(image) = chain
-            .iter()
-            .find_map(|r| r.image.as_deref())
-            .and_then(|i| site.images.get(i))
-        else {
+        let Some(image) = site.image_for(m) else {
             return (None, diags);
         };
         let mut layers: Vec<&Vars> = vec![&image.vars];
@@ -381,11 +326,18 @@ impl<'a, 't> Resolver<'a, 't> {
                 mac: m.macs.first().map(Mac::to_string).unwrap_or_default(),
                 macs: m.macs.iter().map(Mac::to_string).collect(),
                 ip: m.ip.map(|i| i.to_string()),
+                uuid: m.uuid.as_deref(),
+                serial: m.serial.as_deref(),
                 labels: &m.labels,
                 url: site
                     .base_url
                     .as_ref()
                     .map(|b| format!("{b}machines/{}/", m.name)),
+                // A stand-in until the boot-id is known (it hashes what
+                // is rendered here): replaced below.
+                beacon: site.base_url.as_ref().map(|_| BEACON_STAND_IN.to_string()),
+                boot_id: BOOT_ID_STAND_IN.to_string(),
+                reinstall: m.reinstall.as_deref(),
             }),
             role: role_view(role),
             image: image_view(image),
@@ -394,15 +346,51 @@ impl<'a, 't> Resolver<'a, 't> {
         };
         let ctx = val(&context);
         let what = format!("machine {}", m.name);
-        let kernel_args = self.args(&ctx, image, &chain, &m.kernel_args, &what, &mut diags);
+        let mut kernel_args = self.args(&ctx, image, &chain, &m.kernel_args, &what, &mut diags);
         Self::unused_args(image, &chain, m, &mut diags);
-        let file_contents = self.files(&chain, &ctx, &what, &mut diags);
+        let mut file_contents = self.files(&chain, &ctx, &what, &mut diags);
+        let script = chain
+            .iter()
+            .find_map(|r| r.script.as_deref())
+            .unwrap_or("machine.ipxe.j2");
+        let secure_boot = site.secure_boot(site.boot_role(m), m.secure_boot);
+        let uefi = site.uefi_loader(image.arch, secure_boot);
+        let hash = |v: &str| blake3::hash(v.as_bytes()).to_hex().to_string();
+        // The files' hashes as rendered (with the stand-ins): what the
+        // boot-id covers, and the final hashes of files without them.
+        let mut files: BTreeMap<String, String> = file_contents
+            .iter()
+            .map(|(k, v)| (k.clone(), hash(v)))
+            .collect();
+        let id = boot::boot_id(image, &kernel_args, &files, uefi.name(), script);
+        let first_mac = m.macs.first().map(Mac::hexhyp).unwrap_or_default();
+        let beacon = site
+            .base_url
+            .as_ref()
+            .map(|base| format!("{base}machines/{first_mac}.ipxe?booting={id}"));
+        let real = |text: &mut String| {
+            let stand_in = text.contains(BEACON_STAND_IN) || text.contains(BOOT_ID_STAND_IN);
+            if stand_in {
+                *text = text
+                    .replace(BEACON_STAND_IN, beacon.as_deref().unwrap_or_default())
+                    .replace(BOOT_ID_STAND_IN, &id);
+            }
+            stand_in
+        };
+        kernel_args.iter_mut().for_each(|a| {
+            real(a);
+        });
+        for (name, text) in file_contents.iter_mut() {
+            if real(text) {
+                files.insert(name.clone(), hash(text));
+            }
+        }
+        if let Some(machine) = &mut context.machine {
+            machine.beacon = beacon;
+            machine.boot_id = id.clone();
+        }
 
         let boot = boot_view(&image.boot, "../", &kernel_args);
-        let files = file_contents
-            .iter()
-            .map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string()))
-            .collect();
         let mut fetches = vec!["boot.ipxe".to_string()];
         fetches.extend(
             m.macs
@@ -415,8 +403,6 @@ impl<'a, 't> Resolver<'a, 't> {
                 .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
         );
         context.boot = Some(boot);
-        let secure_boot = site.secure_boot(&m.role, m.secure_boot);
-        let uefi = site.uefi_loader(image.arch, secure_boot);
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
@@ -436,105 +422,25 @@ impl<'a, 't> Resolver<'a, 't> {
             },
             kernel_args,
             fetches,
+            uuid: m.uuid.clone(),
+            serial: m.serial.clone(),
+            boot_id: id,
+            reinstall: m.reinstall.clone(),
             labels: m.labels.clone(),
             files,
             file_contents,
             extra: Default::default(),
         };
-        let script = chain
-            .iter()
-            .find_map(|r| r.script.as_deref())
-            .unwrap_or("machine.ipxe.j2");
         let mb = MachineBoot {
             name: &m.name,
             macs: &m.macs,
+            uuid: m.uuid.as_deref(),
+            serial: m.serial.as_deref(),
             uefi,
             script,
             context,
         };
         (Some((r, mb)), diags)
-    }
-
-    fn unbound(&self, role: &'a str) -> Option<Unbound<'a>> {
-        let chain = self.site.role_chain(role);
-        let image = chain
-            .iter()
-            .find_map(|r| r.image.as_deref())
-            .and_then(|i| self.site.images.get(i))?;
-        Some(Unbound {
-            role: chain.first()?,
-            chain,
-            image,
-        })
-    }
-
-    /// The fallback's view of a role: resolved without a machine.
-    fn unbound_view(&self, u: &Unbound<'a>, diags: &mut Diags) -> Option<FallbackEntry<'a>> {
-        let mut layers: Vec<&Vars> = vec![&u.image.vars];
-        layers.extend(u.chain.iter().rev().map(|r| &r.vars));
-        let ctx = val(MachineContext {
-            site: self.site_view(),
-            machine: None,
-            role: role_view(u.role),
-            image: image_view(u.image),
-            vars: vars_value(&layers),
-            boot: None,
-        });
-        let before = diags.errors();
-        let what = format!("the fallback (role {}), which has no machine", u.role.name);
-        let args = self.args(&ctx, u.image, &u.chain, &[], &what, diags);
-        if diags.errors() > before {
-            return None;
-        }
-        Some(FallbackEntry {
-            role: role_view(u.role),
-            image: image_view(u.image),
-            boot: boot_view(&u.image.boot, "", &args),
-        })
-    }
-
-    fn fallback(&self, diags: &mut Diags) -> Option<FallbackView<'a>> {
-        let mode = match &self.site.fallback {
-            Fallback::Local => "local",
-            Fallback::Menu => "menu",
-            Fallback::Shell => "shell",
-            Fallback::Role(_) => "role",
-        };
-        let mut fb = FallbackView {
-            mode,
-            role: None,
-            image: None,
-            boot: None,
-            entries: None,
-        };
-        match &self.site.fallback {
-            Fallback::Role(r) => {
-                let v = self.unbound(r).and_then(|u| self.unbound_view(&u, diags))?;
-                fb.role = Some(v.role);
-                fb.image = Some(v.image);
-                fb.boot = Some(v.boot);
-            }
-            Fallback::Menu => {
-                let mut entries = Vec::new();
-                for name in self.site.roles.keys() {
-                    let Some(u) = self.unbound(name) else {
-                        continue;
-                    };
-                    let mut local = Diags::default();
-                    match self.unbound_view(&u, &mut local) {
-                        Some(v) => entries.push(v),
-                        None => diags.push(
-                            Diag::warning(format!("role `{name}` is left out of the fallback menu"))
-                                .at(crate::diag::Loc::new(u.role.file, 0..0), "its kernel args need a machine")
-                                .help("the fallback boots unknown machines, so `machine` is not defined there"),
-                        ),
-                    }
-                }
-                fb.entries = Some(entries);
-            }
-            Fallback::Local | Fallback::Shell => {}
-        }
-        Some(fb)
     }
 
     /// Resolves the whole fleet (machines in parallel): the plan, and what
@@ -560,6 +466,16 @@ impl<'a, 't> Resolver<'a, 't> {
             site: self.site.name.clone(),
             fallback: self.site.fallback.to_string(),
             machines,
+            reservations: self
+                .site
+                .reservations
+                .iter()
+                .map(|r| crate::plan::Reserved {
+                    name: r.name.clone(),
+                    macs: r.macs.clone(),
+                    ip: r.ip,
+                })
+                .collect(),
             images: self
                 .site
                 .images

@@ -1,0 +1,278 @@
+//! The QEMU runner of `bootc test`: one network boot through QEMU's iPXE
+//! ROM (SeaBIOS or OVMF), its serial console read from stdout, QEMU killed
+//! whatever happens (a guard that kills on drop, also while unwinding).
+//!
+//! ```text
+//! qemu-system-x86_64 -nographic -no-reboot -accel kvm|tcg -m 512 -boot n
+//!   [-drive if=pflash,…,readonly=on,file=OVMF_CODE_4M.fd -drive if=pflash,…,file=<copy of OVMF_VARS_4M.fd>]
+//!   [-smbios type=1,uuid=UUID,serial=SERIAL]
+//!   -netdev user,id=n0,bootfile=http://10.0.2.2:PORT/boot.ipxe
+//!   -device virtio-net-pci,netdev=n0,mac=MAC
+//! ```
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Accel, Error, Firmware};
+
+/// OVMF (Debian's `ovmf`): the code, and the variable store copied per boot.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// QEMU's virtio-net iPXE ROM (BIOS and EFI), from Debian's `ipxe-qemu`.
+pub const IPXE_ROM: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
+const QEMU: &str = "qemu-system-x86_64";
+/// What to install, named in every "missing" error.
+pub const PACKAGES: &str = "apt-get install qemu-system-x86 ovmf ipxe-qemu";
+
+/// QEMU and the firmware files `firmware` needs, or what is missing.
+pub fn find_tools(firmware: &[Firmware]) -> Result<PathBuf, Error> {
+    let missing = |what: String| Error::Missing {
+        what,
+        packages: PACKAGES,
+    };
+    let qemu = find_program(QEMU).ok_or_else(|| {
+        missing(format!(
+            "{QEMU} is not installed (Debian package qemu-system-x86)"
+        ))
+    })?;
+    if !Path::new(IPXE_ROM).is_file() {
+        return Err(missing(format!(
+            "{IPXE_ROM} (QEMU's iPXE ROM, Debian package ipxe-qemu) is not installed"
+        )));
+    }
+    if firmware.contains(&Firmware::Uefi) {
+        for f in [OVMF_CODE, OVMF_VARS] {
+            if !Path::new(f).is_file() {
+                return Err(missing(format!(
+                    "{f} (UEFI firmware, Debian package ovmf) is not installed"
+                )));
+            }
+        }
+    }
+    Ok(qemu)
+}
+
+/// `program` in a folder of PATH.
+fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// KVM for `auto`: /dev/kvm opens read-write.
+pub fn kvm_opens() -> bool {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// The machine booted: its boot NIC's MAC and its SMBIOS identity, and
+/// the port of its listener.
+pub struct Machine<'a> {
+    pub mac: String,
+    pub uuid: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub port: u16,
+}
+
+/// How a boot ended.
+pub struct Run {
+    /// The serial console, ANSI sequences and carriage returns removed.
+    pub console: String,
+    /// QEMU exited by itself (a power-off, or an error of its own).
+    pub exited: bool,
+    /// The boot was still running at the timeout.
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    /// What QEMU wrote to stderr.
+    pub stderr: String,
+    /// KVM could not run the machine (QEMU stops it: "KVM internal error").
+    pub kvm_failed: bool,
+}
+
+/// The QEMU child, killed and reaped when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Boots `machine` against `http://10.0.2.2:PORT/boot.ipxe` (its port) until
+/// `settled(console, elapsed)` says the outcome is known, QEMU exits, or
+/// `timeout` passes. `scratch` holds the copy of the UEFI variables.
+pub fn boot(
+    qemu: &Path,
+    firmware: Firmware,
+    accel: Accel,
+    machine: &Machine,
+    timeout: Duration,
+    scratch: &Path,
+    settled: &mut dyn FnMut(&str, Duration) -> bool,
+) -> io::Result<Run> {
+    let mut args: Vec<String> = ["-nographic", "-no-reboot", "-accel", accel.name()]
+        .map(String::from)
+        .to_vec();
+    args.extend(["-m", "512", "-boot", "n"].map(String::from));
+    if firmware == Firmware::Uefi {
+        let vars = scratch.join("OVMF_VARS.fd");
+        fs::copy(OVMF_VARS, &vars)?;
+        args.push("-drive".into());
+        args.push(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+        ));
+        args.push("-drive".into());
+        args.push(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ));
+    }
+    let mut smbios = String::new();
+    if let Some(u) = machine.uuid {
+        smbios.push_str(&format!(",uuid={u}"));
+    }
+    if let Some(s) = machine.serial {
+        // QEMU's option syntax: a comma is written twice.
+        smbios.push_str(&format!(",serial={}", s.replace(',', ",,")));
+    }
+    if !smbios.is_empty() {
+        args.push("-smbios".into());
+        args.push(format!("type=1{smbios}"));
+    }
+    args.push("-netdev".into());
+    args.push(format!(
+        "user,id=n0,bootfile=http://10.0.2.2:{}/boot.ipxe",
+        machine.port
+    ));
+    args.push("-device".into());
+    args.push(format!("virtio-net-pci,netdev=n0,mac={}", machine.mac));
+
+    let start = Instant::now();
+    let mut child = Guard(
+        Command::new(qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let stdout = collect(child.0.stdout.take());
+    let stderr = collect(child.0.stderr.take());
+    let mut exited = false;
+    let mut timed_out = false;
+    let mut kvm_failed = false;
+    loop {
+        if child.0.try_wait()?.is_some() {
+            exited = true;
+            break;
+        }
+        if accel == Accel::Kvm
+            && String::from_utf8_lossy(&lock(&stderr)).contains("KVM internal error")
+        {
+            kvm_failed = true;
+            break;
+        }
+        let text = clean_console(&lock(&stdout));
+        if settled(&text, start.elapsed()) {
+            break;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = start.elapsed();
+    drop(child);
+    // The readers end with the pipes; a moment for the last bytes.
+    thread::sleep(Duration::from_millis(100));
+    let console = clean_console(&lock(&stdout));
+    let stderr = String::from_utf8_lossy(&lock(&stderr)).into_owned();
+    Ok(Run {
+        console,
+        exited,
+        timed_out,
+        elapsed,
+        stderr,
+        kvm_failed,
+    })
+}
+
+fn lock(m: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads a pipe to its end on a thread, into a shared buffer.
+fn collect(pipe: Option<impl Read + Send + 'static>) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&buf);
+    if let Some(mut pipe) = pipe {
+        thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                lock(&out).extend_from_slice(&chunk[..n]);
+            }
+        });
+    }
+    buf
+}
+
+/// Console bytes as text without ANSI escape sequences and carriage returns.
+pub fn clean_console(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            0x1b => {
+                i += 1;
+                match raw.get(i) {
+                    Some(b'[') => {
+                        i += 1;
+                        while i < raw.len() && !(0x40..=0x7e).contains(&raw[i]) {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                    Some(b'(' | b')') => i += 2,
+                    Some(_) => i += 1,
+                    None => {}
+                }
+            }
+            b'\r' => i += 1,
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_cleaning() {
+        assert_eq!(
+            clean_console(b"\x1b[2J\x1b[01;01Hhello\r\n\x1b(Bworld\x1b[0m\n"),
+            "hello\nworld\n"
+        );
+    }
+}
