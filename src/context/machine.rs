@@ -127,6 +127,9 @@ view! {
         /// What is chainloaded (chain images)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub chain: Option<Fetch>,
+        /// A machine's beacon as its loader fetches it, just before it boots: machines/MAC.ipxe?booting=BOOT-ID on the server the program is read from (machine programs only)
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub beacon: Option<String>,
     }
 }
 

@@ -71,10 +71,13 @@ impl Loader for Grub {
             {
                 let mut ctx = m.context.clone();
                 ctx.boot = ctx.boot.as_ref().map(|b| server_paths(b, &place));
-                let (files, d) =
-                    super::per_mac(r, m, ctx, "machine.grub.j2", "the GRUB config", |mac| {
-                        format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
-                    });
+                let program = ("machine.grub.j2", "the GRUB config");
+                // On TFTP the beacon's path is in no folder of the tree: the
+                // server's log records the request it cannot answer.
+                let machines = format!("{}machines/", place.root);
+                let (files, d) = super::per_mac(r, m, ctx, program, &machines, |mac| {
+                    format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
+                });
                 if place.http() {
                     out.extend(m.macs.iter().map(|mac| {
                         let path = format!("http/grub/grub.env-01-{}", mac.hexhyp());

@@ -49,10 +49,14 @@ fn scripts(r: Renderer, m: &MachineBoot) -> (Files, Diags) {
     if !r.templates.has(m.script) {
         return Default::default(); // reported by validate
     }
-    let (mut files, diags) =
-        super::per_mac(r, m, m.context.clone(), m.script, "the script", |mac| {
-            format!("http/machines/{}.ipxe", mac.hexhyp())
-        });
+    let (mut files, diags) = super::per_mac(
+        r,
+        m,
+        m.context.clone(),
+        (m.script, "the script"),
+        "",
+        |mac| format!("http/machines/{}.ipxe", mac.hexhyp()),
+    );
     if let Some((_, first)) = files.first().cloned() {
         let ids = [
             m.uuid.map(|u| format!("uuid-{u}")),

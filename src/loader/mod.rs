@@ -56,14 +56,16 @@ impl Renderer<'_> {
 }
 
 /// One machine's program, rendered from `template` once per MAC (with
-/// `machine.mac` set to it) to `path(mac)`; the first failure is reported
-/// (`what` names it: "the script", "the GRUB config") and ends the machine.
+/// `machine.mac` set to it, and `boot.beacon` to that MAC's beacon in
+/// `machines`, where the program's server has machines/) to `path(mac)`;
+/// the first failure is reported (`what` names it: "the script", "the
+/// GRUB config") and ends the machine.
 pub fn per_mac(
     r: Renderer,
     m: &MachineBoot,
     mut ctx: MachineContext,
-    template: &str,
-    what: &str,
+    (template, what): (&str, &str),
+    machines: &str,
     path: impl Fn(&Mac) -> String,
 ) -> (Files, Diags) {
     let mut out = Files::new();
@@ -71,6 +73,10 @@ pub fn per_mac(
     for mac in m.macs {
         if let Some(machine) = &mut ctx.machine {
             machine.mac = mac.to_string();
+            if let Some(boot) = &mut ctx.boot {
+                let id = &machine.boot_id;
+                boot.beacon = Some(format!("{machines}{}.ipxe?booting={id}", mac.hexhyp()));
+            }
         }
         let what = format!("{what} of {} ({mac})", m.name);
         match r.render(template, &val(&ctx), &what) {

@@ -166,6 +166,9 @@ fn generic(firmware: Firmware, drive: Drive) {
         nginx.served().iter().any(|u| u == own),
         "{own} not fetched\n{context}"
     );
+    // Its loader (iPXE or GRUB) fetched the beacon: status says so.
+    let node01 = &crate::status::status(&s, &nginx.combined_log())["node01"];
+    assert_eq!(node01["current"], true, "{node01}\n{context}");
     eprintln!("{firmware:?} {drive:?}: booted in {:.1?}", result.elapsed);
 }
 

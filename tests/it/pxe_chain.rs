@@ -175,6 +175,8 @@ pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, 
             ns.spawn("dhcpd", &args, &log);
         }
         Server::Dnsmasq => {
+            // dnsmasq is also the TFTP server, as on many networks: its log
+            // shows what GRUB fetched over TFTP (beacons included).
             let args = vec![
                 "-k".to_string(),
                 format!("--conf-file={}", conf("dnsmasq.conf")),
@@ -182,6 +184,8 @@ pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, 
                 format!("--dhcp-leasefile={}", work.join("dnsmasq.leases").display()),
                 "--user=root".to_string(),
                 "--log-facility=-".to_string(),
+                "--enable-tftp".to_string(),
+                format!("--tftp-root={}", public.join("tftp").display()),
             ];
             ns.spawn("dnsmasq", &args, &log);
         }
@@ -226,7 +230,9 @@ pub(crate) fn serve_tree(server: Server, public: &Path, work: &Path) -> (Netns, 
         "-s".into(),
         public.join("tftp").display().to_string(),
     ];
-    ns.spawn("in.tftpd", &tftp_args, &work.join("tftpd.log"));
+    if !matches!(server, Server::Dnsmasq) {
+        ns.spawn("in.tftpd", &tftp_args, &work.join("tftpd.log"));
+    }
     let nginx = Nginx::start_in_netns(&public.join("http"), &ns.name, &format!("{SERVER}:8080"));
     (ns, nginx, log)
 }

@@ -10,7 +10,10 @@ use crate::boot_support::{Firmware, Nginx, default_boot_timeout, qemu_boot};
 use crate::harness::Site;
 
 /// `bootc status . --access-log LOG --format json`, parsed: name -> row.
-fn status(s: &Site, log: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
+pub(crate) fn status(
+    s: &Site,
+    log: &std::path::Path,
+) -> serde_json::Map<String, serde_json::Value> {
     let r = s.run(&[
         "status",
         ".",
