@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::boot_support::need;
 use crate::harness::{Site, bootc, sparse_disk, tree};
 
 #[test]
@@ -182,6 +183,13 @@ fn unchanged_files_keep_their_mtime() {
     let out = s.path("public");
     age_tree(&out);
     let before = mtimes(&out);
+    // The deployed copy, as `bootc build && rsync -a` makes it.
+    let rsync = need("rsync");
+    let deployed = tempfile::tempdir().unwrap();
+    let mirror = deployed.path().join("boot");
+    if rsync {
+        assert_eq!(rsync_changes(&out, &mirror).len(), before.len());
+    }
     // A no-op rebuild touches nothing.
     assert_eq!(s.build().code, 0);
     assert_eq!(
@@ -206,17 +214,41 @@ fn unchanged_files_keep_their_mtime() {
         .keys()
         .filter(|k| before.get(*k) != after.get(*k))
         .collect();
+    let want = vec![
+        "http/machines/52-54-00-aa-bb-03.ipxe",
+        "http/manifest.json",
+        "plan.json",
+        "report/index.html",
+        "report/machines.js",
+    ];
     assert_eq!(
-        changed,
-        vec![
-            "http/machines/52-54-00-aa-bb-03.ipxe",
-            "http/manifest.json",
-            "plan.json",
-            "report/index.html",
-            "report/machines.js"
-        ],
+        changed, want,
         "only the changed machine and the summaries may change"
     );
+    if rsync {
+        assert_eq!(rsync_changes(&out, &mirror), want, "what rsync -a moved");
+    }
+}
+
+/// The files `rsync -a --delete` sends from `from` to `to` (its
+/// `--itemize-changes` lines of files sent), sorted.
+fn rsync_changes(from: &Path, to: &Path) -> Vec<String> {
+    let o = std::process::Command::new("rsync")
+        .args(["-a", "--delete", "--itemize-changes"])
+        .arg(format!("{}/", from.display()))
+        .arg(to)
+        .output()
+        .expect("run rsync");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut sent: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix(">f")
+                .map(|r| r.split_once(' ').unwrap().1.to_string())
+        })
+        .collect();
+    sent.sort();
+    sent
 }
 
 #[test]
