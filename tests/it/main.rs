@@ -29,6 +29,7 @@ mod packaging;
 mod preview;
 mod printing;
 mod pxe_chain;
+mod quickstart;
 mod report;
 mod schema;
 mod secureboot;
