@@ -30,6 +30,7 @@ mod preview;
 mod printing;
 mod pxe_chain;
 mod quickstart;
+mod reference;
 mod report;
 mod schema;
 mod secureboot;
