@@ -37,6 +37,7 @@ pub mod net;
 pub mod pe;
 pub mod plan;
 pub mod progress;
+pub mod reference;
 pub mod render;
 pub mod resolve;
 pub mod serve;

@@ -72,6 +72,34 @@ impl Lint {
         }
     }
 
+    /// What it warns about, in one sentence (the reference and the
+    /// schema's hover text for `[site] allow` say the same).
+    pub fn about(self) -> &'static str {
+        match self {
+            Lint::UnusedRole => "A role no machine, fallback or installer uses.",
+            Lint::UnusedImage => "An image no role or machine boots.",
+            Lint::NoFixedIp => "A machine without `ip` on a site with [dhcp].",
+            Lint::NoIpxeBinaries => "No iPXE chainloaders found: no tftp/ output.",
+            Lint::UnusableIpxeBinary => "An iPXE binary of the system folders that cannot be used.",
+            Lint::UnusedKernelArgs => "Kernel arguments given to an image that is not a kernel.",
+            Lint::MenuRoleLeftOut => {
+                "A role the fallback menu cannot offer: its kernel args need a machine."
+            }
+            Lint::BiosInitrdSize => "Initrds too large for BIOS to load.",
+            Lint::LargeFile => {
+                "A file of 4 GiB or more, which many firmwares and loaders cannot load."
+            }
+            Lint::UnusedReservationKey => "A key of a `boot = false` machine that does nothing.",
+            Lint::MissingArtifactRoot => "An artifact root that is not a folder.",
+            Lint::SecureBootWithoutIp => {
+                "A machine with its own Secure Boot setting but no ip: no DHCP reservation hands it its loader."
+            }
+            Lint::SkippedFile => {
+                "A file of the site that was skipped: a symlinked folder, a dangling symlink, a FIFO."
+            }
+        }
+    }
+
     /// The kind of this name.
     pub fn from_name(name: &str) -> Option<Lint> {
         Lint::ALL.into_iter().find(|l| l.name() == name)

@@ -19,6 +19,9 @@ mod roles;
 mod settings;
 mod uefi;
 
+/// The features a custom iPXE build may declare (`[ipxe] features`).
+pub use features::FEATURES as IPXE_FEATURES;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -1014,6 +1014,12 @@ pub fn accel() -> &'static str {
 
 static QEMU_LOCK: Mutex<()> = Mutex::new(());
 
+/// Waits for this test process's turn to run QEMU (see [`qemu_boot`]), for
+/// tests that start QEMU themselves.
+pub fn qemu_turn() -> MutexGuard<'static, ()> {
+    lock_ignoring_poison(&QEMU_LOCK)
+}
+
 /// Network-boots a QEMU machine against `http://10.0.2.2:<port>/boot.ipxe`
 /// (10.0.2.2 is QEMU user networking's alias for the host's 127.0.0.1) and
 /// captures its serial console. Runs

@@ -29,6 +29,8 @@ mod packaging;
 mod preview;
 mod printing;
 mod pxe_chain;
+mod quickstart;
+mod reference;
 mod report;
 mod schema;
 mod secureboot;
