@@ -155,6 +155,7 @@ fn debian_package_holds_everything_in_place() {
         "./usr/share/zsh/vendor-completions/_bootc",
         "./usr/share/fish/vendor_completions.d/bootc.fish",
         "./usr/share/doc/bootc/README.md",
+        "./usr/share/doc/bootc/docs/reference.md",
         "./usr/share/doc/bootc/site.example/bootc.toml",
     ] {
         assert!(
