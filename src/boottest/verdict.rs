@@ -2,9 +2,13 @@
 //! remote artifacts, what iPXE printed about them), then the kernel's
 //! `Command line:` on the serial console. [`Watch`] says when the outcome
 //! is known, so QEMU can be stopped; [`judge`] names where a boot stopped.
+//! A boot through shim and GRUB (UEFI Secure Boot) is judged by the
+//! console alone, in [`super::grub`].
 
 use std::time::Duration;
 
+use super::Firmware;
+use super::grub;
 use super::qemu::Run;
 use crate::plan::{ImagePlan, Resolved};
 use crate::serve::recorded::Record;
@@ -54,10 +58,13 @@ pub struct Expect {
     pub loader_words: Vec<String>,
     /// Why the console proves nothing, when it does not.
     pub no_console: Option<&'static str>,
+    /// Booted through shim and GRUB over TFTP: what GRUB prints when it
+    /// reads the machine's config (`bootc: NAME (`). None: through iPXE.
+    pub grub: Option<grub::Expect>,
 }
 
 impl Expect {
-    pub fn new(m: &Resolved, image: Option<&ImagePlan>) -> Expect {
+    pub fn new(m: &Resolved, image: Option<&ImagePlan>, fw: Firmware) -> Expect {
         let image_kind = image.map_or("", |i| i.kind.as_str()).to_string();
         let kind = match image_kind.as_str() {
             "kernel" => Kind::Kernel,
@@ -74,8 +81,12 @@ impl Expect {
             ),
             _ => (None, vec![], rest),
         };
+        let grub = (fw == Firmware::UefiSb).then(|| grub::Expect::new(m, image));
         let mut loader_words = Vec::new();
-        if let Some(i) = image {
+        if let Some(g) = &grub {
+            // GRUB's `linux` puts BOOT_IMAGE=<the kernel's path> first.
+            loader_words.extend(g.kernel.as_ref().map(|k| format!("BOOT_IMAGE={k}")));
+        } else if let Some(i) = image {
             let mut names = i.artifacts.iter().map(|a| a.file_name().to_string());
             loader_words.extend(names.next());
             loader_words.extend(names.map(|n| format!("initrd={n}")));
@@ -104,6 +115,7 @@ impl Expect {
             args: m.kernel_args.clone(),
             loader_words,
             no_console,
+            grub,
         }
     }
 
@@ -122,13 +134,13 @@ fn serial_console(args: &[String]) -> bool {
 
 /// Lines that end a boot in iPXE (the site's scripts print them), or the
 /// kernel's end.
-const STOPS: [&str; 4] = [
+pub(super) const STOPS: [&str; 4] = [
     "Kernel panic",
     "bootc: could not boot",
     "failed, leaving iPXE",
     "is not a machine of site",
 ];
-const LOCAL_DISK: &str = "bootc: booting from the local disk";
+pub(super) const LOCAL_DISK: &str = "bootc: booting from the local disk";
 const COMMAND_LINE: &str = "Command line: ";
 
 /// Follows a running boot: when its outcome is known.
@@ -149,12 +161,20 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// What the boot is expected to do.
+    pub fn expect(&self) -> &'a Expect {
+        self.expect
+    }
+
     /// The outcome is known: QEMU may stop.
     pub fn settled(&mut self, console: &str, records: &[Record], t: Duration) -> bool {
+        let e = self.expect;
+        if let Some(g) = &e.grub {
+            return g.settled(self, console, t);
+        }
         if STOPS.iter().any(|s| console.contains(s)) {
             return true;
         }
-        let e = self.expect;
         if self.chain_at.is_none()
             && e.fetches()
                 .all(|f| fetched(f, console, records) == Some(Ok(())))
@@ -182,7 +202,7 @@ impl<'a> Watch<'a> {
 }
 
 /// The kernel's command line, once its line is complete.
-pub fn command_line(console: &str) -> Option<&str> {
+pub(super) fn command_line(console: &str) -> Option<&str> {
     let at = console.find(COMMAND_LINE)? + COMMAND_LINE.len();
     let rest = &console[at..];
     let end = rest.find('\n')?;
@@ -191,7 +211,7 @@ pub fn command_line(console: &str) -> Option<&str> {
 
 /// The console's command line is the plan's, once iPXE's own words (the
 /// kernel's name, `initrd=`) are set aside.
-fn args_match(e: &Expect, line: &str) -> bool {
+pub(super) fn args_match(e: &Expect, line: &str) -> bool {
     let mut words: Vec<&str> = line.split_whitespace().collect();
     if words
         .first()
@@ -246,7 +266,7 @@ pub struct Verdict {
     pub seconds: f64,
 }
 
-fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
+pub(super) fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
     Verdict {
         passed: false,
         stopped_at: Some(stopped.to_string()),
@@ -256,7 +276,7 @@ fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
     }
 }
 
-fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
+pub(super) fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
     Verdict {
         passed: true,
         stopped_at: None,
@@ -267,7 +287,7 @@ fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
 }
 
 /// How the boot ended, when it ended early.
-fn ending(run: &Run) -> String {
+pub(super) fn ending(run: &Run) -> String {
     if run.timed_out {
         "within the timeout".into()
     } else if run.exited {
@@ -294,6 +314,9 @@ fn ending(run: &Run) -> String {
 
 /// The verdict of a finished boot.
 pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
+    if let Some(g) = &e.grub {
+        return g.judge(e, run, w);
+    }
     let script = |path: &str, what: &str| -> Option<Verdict> {
         let f = Fetch::new(path);
         match fetched(&f, &run.console, records) {
@@ -408,7 +431,7 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
     }
 }
 
-fn panic_line(run: &Run) -> String {
+pub(super) fn panic_line(run: &Run) -> String {
     run.console
         .lines()
         .find(|l| l.contains("Kernel panic"))
@@ -431,6 +454,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             loader_words: vec!["vmlinuz".into(), "initrd=initrd.img".into()],
             no_console: None,
+            grub: None,
         }
     }
 

@@ -19,6 +19,8 @@ mod roles;
 mod settings;
 mod uefi;
 
+pub use uefi::missing_signed_loader;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
