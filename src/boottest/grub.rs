@@ -226,6 +226,8 @@ mod tests {
             loader_words: vec!["BOOT_IMAGE=/images/aa/linux".into()],
             no_console: None,
             grub: Some(g),
+            sanboot: false,
+            round: "bootc: sb-01 (".into(),
         }
     }
 

@@ -143,6 +143,7 @@ pub enum Net<'a> {
 }
 
 /// How a boot ended.
+#[derive(Clone, Debug)]
 pub struct Run {
     /// The serial console, ANSI sequences and carriage returns removed.
     pub console: String,

@@ -61,6 +61,13 @@ pub struct Expect {
     /// Booted through shim and GRUB over TFTP: what GRUB prints when it
     /// reads the machine's config (`bootc: NAME (`). None: through iPXE.
     pub grub: Option<grub::Expect>,
+    /// The image is an ISO attached with `sanboot`, which iPXE reads by
+    /// ranges and reports as a SAN device, not as a download.
+    pub sanboot: bool,
+    /// What the machine's script prints first (`bootc: NAME (`): seen
+    /// again, the machine booted into the site once more (an ISO or a
+    /// chained script that network-boots again), which is not judged.
+    pub round: String,
 }
 
 impl Expect {
@@ -82,6 +89,8 @@ impl Expect {
             _ => (None, vec![], rest),
         };
         let grub = (fw == Firmware::UefiSb).then(|| grub::Expect::new(m, image));
+        let sanboot = image_kind == "iso"
+            && image.is_none_or(|i| i.method.as_deref().is_none_or(|m| m == "sanboot"));
         let mut loader_words = Vec::new();
         if let Some(g) = &grub {
             // GRUB's `linux` puts BOOT_IMAGE=<the kernel's path> first.
@@ -116,6 +125,38 @@ impl Expect {
             loader_words,
             no_console,
             grub,
+            sanboot,
+            round: format!("bootc: {} (", m.name),
+        }
+    }
+
+    /// Whether `f` was fetched whole ([`fetched`]); a remote ISO under
+    /// sanboot by iPXE's SAN messages.
+    fn fetched(&self, f: &Fetch, console: &str, records: &[Record]) -> Option<Result<(), String>> {
+        if self.sanboot && f.remote && self.others.first().is_some_and(|o| o.path == f.path) {
+            if console.contains(SAN_BOOTING) {
+                return Some(Ok(()));
+            }
+            if let Some(l) = console
+                .lines()
+                .find(|l| SAN_FAILED.iter().any(|s| l.contains(s)))
+            {
+                return Some(Err(l.trim().to_string()));
+            }
+        }
+        fetched(f, console, records)
+    }
+
+    /// The console of the first boot into the site: up to where the
+    /// machine's script starts again.
+    pub fn first_round<'c>(&self, console: &'c str) -> &'c str {
+        let Some(first) = console.find(&self.round) else {
+            return console;
+        };
+        let from = first + self.round.len();
+        match console[from..].find(&self.round) {
+            Some(again) => &console[..from + again],
+            None => console,
         }
     }
 
@@ -140,6 +181,9 @@ pub(super) const STOPS: [&str; 4] = [
     "failed, leaving iPXE",
     "is not a machine of site",
 ];
+/// sanboot opened the ISO over HTTP and boots it; or could not.
+const SAN_BOOTING: &str = "Booting from SAN device";
+const SAN_FAILED: [&str; 2] = ["Could not open SAN device", "Could not register SAN device"];
 pub(super) const LOCAL_DISK: &str = "bootc: booting from the local disk";
 const COMMAND_LINE: &str = "Command line: ";
 
@@ -172,12 +216,13 @@ impl<'a> Watch<'a> {
         if let Some(g) = &e.grub {
             return g.settled(self, console, t);
         }
+        let console = e.first_round(console);
         if STOPS.iter().any(|s| console.contains(s)) {
             return true;
         }
         if self.chain_at.is_none()
             && e.fetches()
-                .all(|f| fetched(f, console, records) == Some(Ok(())))
+                .all(|f| e.fetched(f, console, records) == Some(Ok(())))
         {
             let served = |p: &str| records.iter().any(|r| r.path == p && r.complete);
             if served("boot.ipxe") && served(&e.script) {
@@ -317,6 +362,11 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
     if let Some(g) = &e.grub {
         return g.judge(e, run, w);
     }
+    let first = Run {
+        console: e.first_round(&run.console).to_string(),
+        ..run.clone()
+    };
+    let run = &first;
     let script = |path: &str, what: &str| -> Option<Verdict> {
         let f = Fetch::new(path);
         match fetched(&f, &run.console, records) {
@@ -338,7 +388,7 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
     let later = |i: usize| {
         e.fetches()
             .skip(i + 1)
-            .any(|f| fetched(f, &run.console, records).is_some())
+            .any(|f| e.fetched(f, &run.console, records).is_some())
     };
     for (i, f) in e.fetches().enumerate() {
         let what = if Some(i) == e.kernel.as_ref().map(|_| 0) {
@@ -348,7 +398,7 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
         } else {
             "image"
         };
-        match fetched(f, &run.console, records) {
+        match e.fetched(f, &run.console, records) {
             Some(Ok(())) => {}
             Some(Err(s)) if what == "initrd" && s == "404" => {
                 return fail("initrd missing", format!("{} answered 404", f.path), run);
@@ -455,6 +505,8 @@ mod tests {
             loader_words: vec!["vmlinuz".into(), "initrd=initrd.img".into()],
             no_console: None,
             grub: None,
+            sanboot: false,
+            round: "bootc: node01 (".into(),
         }
     }
 
@@ -504,5 +556,68 @@ mod tests {
             fetched(&local, "", &[rec(200, false)]),
             Some(Err("cut off after 5 bytes".into()))
         );
+    }
+
+    /// An ISO that is iPXE itself: sanboot boots it, and it network-boots
+    /// into the site again, where (under UEFI) a nested sanboot fails. The
+    /// first round is judged.
+    #[test]
+    fn a_remote_iso_under_sanboot_and_the_next_round() {
+        let iso = "http://10.0.2.2:9/ipxe.iso";
+        let e = Expect {
+            kind: Kind::Other,
+            image_kind: "iso".into(),
+            kernel: None,
+            initrds: vec![],
+            others: vec![Fetch::new(iso)],
+            loader_words: vec![],
+            sanboot: true,
+            ..expect(&[])
+        };
+        let rec = |path: &str| Record {
+            path: path.into(),
+            status: 200,
+            complete: true,
+            bytes: 5,
+            at: Duration::ZERO,
+        };
+        let records = [
+            rec("boot.ipxe"),
+            rec(&e.script),
+            rec("boot.ipxe"),
+            rec(&e.script),
+        ];
+        let round =
+            "bootc: node01 (52:54:00:aa:bb:01) role cd, image cd\n52-54-00-aa-bb-01.ipxe... ok\n";
+        let console = format!(
+            "{round}Registered SAN device 0x80\nBooting from SAN device 0x80\niPXE initialising devices...ok\n{round}Could not open SAN device: Error 0x7f222094\nbootc: could not boot node01 (image cd)\n"
+        );
+        let run = Run {
+            console: console.clone(),
+            exited: false,
+            timed_out: false,
+            elapsed: Duration::from_secs(9),
+            stderr: String::new(),
+            kvm_failed: false,
+        };
+        let mut w = Watch::new(&e);
+        assert!(!w.settled(&console, &records, Duration::from_secs(5)));
+        assert!(w.settled(&console, &records, Duration::from_secs(8)));
+        let v = judge(&e, &run, &records, &w);
+        assert!(v.passed, "{v:?}");
+        assert_eq!(v.text, "fetch chain only (a iso image)");
+        let refused = format!(
+            "{round}Could not open SAN device: Error 0x7f222094 (http://ipxe.org/7f222094)\nbootc: could not boot node01 (image cd)\n"
+        );
+        let v = judge(
+            &e,
+            &Run {
+                console: refused,
+                ..run
+            },
+            &records,
+            &Watch::new(&e),
+        );
+        assert_eq!(v.stopped_at.as_deref(), Some("image fetch failed"), "{v:?}");
     }
 }
