@@ -3,7 +3,9 @@
 //! catch (a remote kernel gone from its mirror, an initrd cut off, an
 //! initrd without /init, args without a serial console), the JUnit report,
 //! the exit code without QEMU, and a Secure Boot machine under `uefi-sb`.
-//! Nine boots in all, two at a time.
+//! Nine boots in all, two at a time; site.example's are in `example`.
+
+mod example;
 
 use std::fs;
 use std::io::{Read, Write};
