@@ -13,6 +13,7 @@
 //! output format: [`human`], [`json`], [`markdown`], [`junit`].
 
 pub mod choose;
+pub mod fetched;
 pub mod grub;
 pub mod human;
 pub mod json;

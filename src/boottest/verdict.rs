@@ -8,28 +8,11 @@
 use std::time::Duration;
 
 use super::Firmware;
+use super::fetched::{Fetch, fetched, san};
 use super::grub;
 use super::qemu::Run;
 use crate::plan::{ImagePlan, Resolved};
 use crate::serve::recorded::Record;
-
-/// What the machine fetches after its script.
-#[derive(Clone, Debug)]
-pub struct Fetch {
-    /// A path of the tree (served by bootc test) or an absolute URL.
-    pub path: String,
-    pub remote: bool,
-}
-
-impl Fetch {
-    fn new(path: &str) -> Fetch {
-        let remote = path.starts_with("http://") || path.starts_with("https://");
-        Fetch {
-            path: path.to_string(),
-            remote,
-        }
-    }
-}
 
 /// What kind of boot the script makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,16 +116,12 @@ impl Expect {
     /// Whether `f` was fetched whole ([`fetched`]); a remote ISO under
     /// sanboot by iPXE's SAN messages.
     fn fetched(&self, f: &Fetch, console: &str, records: &[Record]) -> Option<Result<(), String>> {
-        if self.sanboot && f.remote && self.others.first().is_some_and(|o| o.path == f.path) {
-            if console.contains(SAN_BOOTING) {
-                return Some(Ok(()));
-            }
-            if let Some(l) = console
-                .lines()
-                .find(|l| SAN_FAILED.iter().any(|s| l.contains(s)))
-            {
-                return Some(Err(l.trim().to_string()));
-            }
+        if self.sanboot
+            && f.remote
+            && self.others.first().is_some_and(|o| o.path == f.path)
+            && let Some(r) = san(console)
+        {
+            return Some(r);
         }
         fetched(f, console, records)
     }
@@ -181,9 +160,6 @@ pub(super) const STOPS: [&str; 4] = [
     "failed, leaving iPXE",
     "is not a machine of site",
 ];
-/// sanboot opened the ISO over HTTP and boots it; or could not.
-const SAN_BOOTING: &str = "Booting from SAN device";
-const SAN_FAILED: [&str; 2] = ["Could not open SAN device", "Could not register SAN device"];
 pub(super) const LOCAL_DISK: &str = "bootc: booting from the local disk";
 const COMMAND_LINE: &str = "Command line: ";
 
@@ -266,37 +242,6 @@ pub(super) fn args_match(e: &Expect, line: &str) -> bool {
     }
     words.retain(|w| !(w.starts_with("initrd=") && e.loader_words.iter().any(|l| l == w)));
     words == e.args.iter().map(String::as_str).collect::<Vec<_>>()
-}
-
-/// Whether `f` was fetched whole: Some(Ok) yes, Some(Err) it failed (why),
-/// None not (yet) asked for. A remote file is judged by what iPXE printed:
-/// `URL... ok`, or `URL... <error> (http://ipxe.org/…)`.
-fn fetched(f: &Fetch, console: &str, records: &[Record]) -> Option<Result<(), String>> {
-    if f.remote {
-        let at = console.rfind(&format!("{}...", f.path))? + f.path.len() + 3;
-        let line = console[at..].lines().next().unwrap_or("");
-        let line: String = line.chars().filter(|c| *c != '\u{8}').collect();
-        let words: Vec<&str> = line
-            .split_whitespace()
-            .filter(|w| !w.ends_with('%'))
-            .collect();
-        return match words.as_slice() {
-            [.., "ok"] => Some(Ok(())),
-            [] => None,
-            _ if line.contains("ipxe.org/") => Some(Err(words.join(" "))),
-            _ => None,
-        };
-    }
-    let r = records.iter().rev().find(|r| r.path == f.path)?;
-    if r.status == 404 {
-        Some(Err("404".into()))
-    } else if !(200..300).contains(&r.status) {
-        Some(Err(format!("HTTP {}", r.status)))
-    } else if !r.complete {
-        Some(Err(format!("cut off after {} bytes", r.bytes)))
-    } else {
-        Some(Ok(()))
-    }
 }
 
 /// A boot's verdict.
@@ -523,39 +468,6 @@ mod tests {
         let c = "[    0.000000] Command line: initrd=initrd.img console=ttyS0 a=1\n[    0.0] x\n";
         assert_eq!(command_line(c), Some("initrd=initrd.img console=ttyS0 a=1"));
         assert_eq!(command_line("Command line: cut"), None);
-    }
-
-    #[test]
-    fn remote_fetches_as_ipxe_printed_them() {
-        let f = Fetch::new("http://10.0.2.2:9/vmlinuz");
-        let ok = "http://10.0.2.2:9/vmlinuz...  0%\u{8}\u{8}\u{8}\u{8} ok\n";
-        assert_eq!(fetched(&f, ok, &[]), Some(Ok(())));
-        let gone =
-            "http://10.0.2.2:9/vmlinuz... No such file or directory (http://ipxe.org/2d0c613b)\n";
-        assert_eq!(
-            fetched(&f, gone, &[]),
-            Some(Err(
-                "No such file or directory (http://ipxe.org/2d0c613b)".into()
-            ))
-        );
-        assert_eq!(fetched(&f, "http://10.0.2.2:9/vmlinuz... ", &[]), None);
-        let local = Fetch::new("images/b3/initrd.img");
-        let rec = |status, complete| Record {
-            path: "images/b3/initrd.img".into(),
-            status,
-            complete,
-            bytes: 5,
-            at: Duration::ZERO,
-        };
-        assert_eq!(fetched(&local, "", &[rec(200, true)]), Some(Ok(())));
-        assert_eq!(
-            fetched(&local, "", &[rec(404, true)]),
-            Some(Err("404".into()))
-        );
-        assert_eq!(
-            fetched(&local, "", &[rec(200, false)]),
-            Some(Err("cut off after 5 bytes".into()))
-        );
     }
 
     /// An ISO that is iPXE itself: sanboot boots it, and it network-boots
