@@ -60,7 +60,9 @@ pub fn render(r: &Report) -> String {
     }
     for b in r.boots.iter().filter(|b| !b.passed) {
         let _ = writeln!(o, "\n{} under {}: the fetch chain", b.machine, b.firmware);
-        if b.requests.is_empty() {
+        if !b.recorded {
+            o.push_str("  (over TFTP, from QEMU's server: not recorded)\n");
+        } else if b.requests.is_empty() {
             o.push_str("  (no request)\n");
         }
         for q in &b.requests {

@@ -66,7 +66,9 @@ pub fn render(r: &Report) -> String {
                 if q.complete { "" } else { " (cut off)" }
             );
         }
-        if b.requests.is_empty() {
+        if !b.recorded {
+            o.push_str("- over TFTP, from QEMU's server: not recorded\n");
+        } else if b.requests.is_empty() {
             o.push_str("- no request\n");
         }
         o.push_str("\n</details>\n");

@@ -5,9 +5,16 @@
 //! ([`crate::serve::recorded`]), one listener per boot so each boot's
 //! requests are its own; each machine is network-booted in QEMU ([`qemu`])
 //! through `boot.ipxe` and its per-MAC script, as in production; [`verdict`]
-//! turns the requests and the serial console into a row. One writer per
+//! turns the requests and the serial console into a row. A Secure Boot
+//! machine boots under OVMF with Secure Boot enforced, through shim, GRUB
+//! and its GRUB config, all over QEMU's own TFTP server (the tree's
+//! `tftp/`), which records nothing: [`grub`] judges it by the console.
+//! [`choose`] says which machine boots under which firmware. One writer per
 //! output format: [`human`], [`json`], [`markdown`], [`junit`].
 
+pub mod choose;
+pub mod fetched;
+pub mod grub;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -22,9 +29,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::diag::{Diags, Sources};
+use crate::diag::{Diags, Severity, Sources};
 use crate::plan::{Plan, Resolved};
 use crate::serve::recorded::{Files, Record};
+use crate::site::EfiName;
+use crate::validate::missing_signed_loader;
 use crate::{Compiled, write};
 use verdict::{Expect, Watch};
 
@@ -35,7 +44,8 @@ pub enum Firmware {
     Bios,
     /// OVMF and the NIC's EFI iPXE ROM.
     Uefi,
-    /// OVMF with Secure Boot: shim and GRUB over TFTP (not booted yet).
+    /// OVMF with Microsoft's keys and Secure Boot enforced: its PXE loads
+    /// shim, which loads GRUB, over TFTP (Secure Boot machines only).
     UefiSb,
 }
 
@@ -91,6 +101,8 @@ pub enum AccelChoice {
 pub struct Options {
     /// These machines; none: the first machine (by name) of each role.
     pub machines: Vec<String>,
+    /// These firmware; none: `bios`, and each machine's own UEFI chain
+    /// (`uefi-sb` for a Secure Boot machine, else `uefi`).
     pub firmware: Vec<Firmware>,
     /// Per boot; None: 60 s under KVM, 120 s under TCG.
     pub timeout: Option<Duration>,
@@ -109,10 +121,6 @@ pub enum Error {
         what: String,
         packages: &'static str,
     },
-    #[error(
-        "--firmware uefi-sb is not supported by bootc test yet: Secure Boot machines boot shim and GRUB over TFTP, which bootc test does not serve"
-    )]
-    SecureBootUnsupported,
     #[error("the site has no machine named `{0}`{1}")]
     NoSuchMachine(String, String),
     #[error("{0}: {1}")]
@@ -155,6 +163,10 @@ pub struct Boot {
     pub firmware: &'static str,
     pub accel: &'static str,
     pub passed: bool,
+    /// bootc's server recorded the fetch chain (`requests`); false for a
+    /// chain over TFTP (shim, GRUB and its config, the kernel and initrds
+    /// of a Secure Boot machine), served by QEMU.
+    pub recorded: bool,
     /// One line: what was proved, or where the boot stopped and why.
     pub verdict: String,
     /// Where a failed boot stopped (`script 404`, `kernel fetch failed`, …).
@@ -179,21 +191,31 @@ pub struct Request {
 /// Compiles the site at `root`, serves it and boots the machines `opts`
 /// names; `done` sees each row as its boot ends.
 pub fn run(root: &Path, opts: &Options, done: &(dyn Fn(&Boot) + Sync)) -> Result<Tested, Error> {
-    if opts.firmware.contains(&Firmware::UefiSb) {
-        return Err(Error::SecureBootUnsupported);
-    }
-    let qemu = qemu::find_tools(&opts.firmware)?;
+    let qemu = qemu::find_qemu()?;
     let b = match crate::compile(root, &crate::Options::default())? {
-        Compiled::Invalid { sources, diags } => return Ok(Tested::Invalid { sources, diags }),
+        Compiled::Invalid { sources, diags } => {
+            // Only Debian's signed loaders are missing: a tool, not the site.
+            let errors = diags.list.iter().filter(|d| d.severity == Severity::Error);
+            if errors.clone().count() > 0 && errors.clone().all(missing_signed_loader) {
+                return Err(Error::Missing {
+                    what: "Debian's signed shim and GRUB, which the site's Secure Boot machines boot, are not installed".into(),
+                    packages: qemu::SB_PACKAGES,
+                });
+            }
+            return Ok(Tested::Invalid { sources, diags });
+        }
         Compiled::Built(b) => *b,
     };
-    let (planned, skipped) = plan_boots(&b.plan, opts)?;
+    let (planned, skipped) = choose::boots(&b.plan, opts)?;
     let dir = tempfile::Builder::new()
         .prefix("bootc-test-")
         .tempdir()
         .map_err(|e| Error::Io("creating a temporary folder", e))?;
     let out = dir.path().join("tree");
     write::write(&out, &b.tree)?;
+    let tftp = out.join("tftp");
+    let firmware: Vec<Firmware> = planned.iter().map(|(_, fw)| *fw).collect();
+    qemu::check_firmware(&firmware, &tftp)?;
     let files = Files::new(b.tree, &out);
     let accel = match opts.accel {
         AccelChoice::Auto if qemu::kvm_opens() => Accel::Kvm,
@@ -204,6 +226,7 @@ pub fn run(root: &Path, opts: &Options, done: &(dyn Fn(&Boot) + Sync)) -> Result
         qemu: &qemu,
         files: &files,
         plan: &b.plan,
+        tftp: &tftp,
         scratch: dir.path(),
         auto: opts.accel == AccelChoice::Auto,
         timeout: opts.timeout,
@@ -247,65 +270,13 @@ pub fn run(root: &Path, opts: &Options, done: &(dyn Fn(&Boot) + Sync)) -> Result
     }))
 }
 
-/// The boots planned: each machine with its firmware, in order.
-type Planned<'p> = Vec<(&'p Resolved, Firmware)>;
-
-/// The machines and firmware to boot, in order, and the boots left out.
-fn plan_boots<'p>(plan: &'p Plan, opts: &Options) -> Result<(Planned<'p>, Vec<String>), Error> {
-    let mut chosen: Vec<&Resolved> = Vec::new();
-    if opts.machines.is_empty() {
-        let mut by_name: Vec<&Resolved> = plan.machines.iter().collect();
-        by_name.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
-        for m in by_name {
-            if chosen.last().is_none_or(|c| c.role != m.role) {
-                chosen.push(m);
-            }
-        }
-    } else {
-        for name in &opts.machines {
-            let Some(m) = plan.machines.iter().find(|m| &m.name == name) else {
-                let hint =
-                    crate::diag::did_you_mean(name, plan.machines.iter().map(|m| m.name.as_str()))
-                        .map(|h| format!(" ({h})"))
-                        .unwrap_or_default();
-                return Err(Error::NoSuchMachine(name.clone(), hint));
-            };
-            chosen.push(m);
-        }
-    }
-    let mut boots = Vec::new();
-    let mut skipped = Vec::new();
-    for m in chosen {
-        if !m.arch.is_empty() && m.arch != "x86_64" {
-            skipped.push(format!(
-                "{}: {} machines are not booted by bootc test yet",
-                m.name, m.arch
-            ));
-            continue;
-        }
-        if m.macs.is_empty() {
-            skipped.push(format!("{}: no MAC address", m.name));
-            continue;
-        }
-        for &fw in &opts.firmware {
-            if fw == Firmware::Uefi && !m.uefi_loader.is_empty() {
-                skipped.push(format!(
-                    "{} under uefi: its firmware boots {} (Secure Boot over TFTP), not supported by bootc test yet",
-                    m.name, m.uefi_loader
-                ));
-                continue;
-            }
-            boots.push((m, fw));
-        }
-    }
-    Ok((boots, skipped))
-}
-
 /// What every boot shares.
 struct Cx<'a> {
     qemu: &'a Path,
     files: &'a Files,
     plan: &'a Plan,
+    /// The tree's `tftp/`, served by QEMU to Secure Boot machines.
+    tftp: &'a Path,
     scratch: &'a Path,
     auto: bool,
     timeout: Option<Duration>,
@@ -337,13 +308,21 @@ impl Cx<'_> {
             .map_err(|e| Error::Io("listening on 127.0.0.1", e))?;
         let scratch = self.scratch.join(format!("boot-{i}-{}", accel.name()));
         std::fs::create_dir_all(&scratch).map_err(|e| Error::Io("creating a scratch folder", e))?;
-        let expect = Expect::new(m, self.plan.images.get(&m.image));
+        let expect = Expect::new(m, self.plan.images.get(&m.image), fw);
         let mut watch = Watch::new(&expect);
+        let grub = fw == Firmware::UefiSb;
         let machine = qemu::Machine {
             mac: m.macs[0].to_string(),
             uuid: m.uuid.as_deref(),
             serial: m.serial.as_deref(),
-            port: listener.port(),
+            net: if grub {
+                qemu::Net::Tftp {
+                    root: self.tftp,
+                    file: EfiName::Shim.file(),
+                }
+            } else {
+                qemu::Net::Http(listener.port())
+            },
         };
         let timeout = self.timeout.unwrap_or(match accel {
             Accel::Kvm => Duration::from_secs(60),
@@ -370,6 +349,7 @@ impl Cx<'_> {
             firmware: fw.name(),
             accel: accel.name(),
             passed: v.passed,
+            recorded: !grub,
             verdict: v.text,
             stopped_at: v.stopped_at,
             seconds: (v.seconds * 10.0).round() / 10.0,
@@ -404,6 +384,7 @@ mod tests {
             firmware: "bios",
             accel: "tcg",
             passed: true,
+            recorded: true,
             verdict: "kernel started with the expected command line".into(),
             stopped_at: None,
             seconds: 9.8,

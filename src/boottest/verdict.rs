@@ -2,30 +2,17 @@
 //! remote artifacts, what iPXE printed about them), then the kernel's
 //! `Command line:` on the serial console. [`Watch`] says when the outcome
 //! is known, so QEMU can be stopped; [`judge`] names where a boot stopped.
+//! A boot through shim and GRUB (UEFI Secure Boot) is judged by the
+//! console alone, in [`super::grub`].
 
 use std::time::Duration;
 
+use super::Firmware;
+use super::fetched::{Fetch, fetched, san};
+use super::grub;
 use super::qemu::Run;
 use crate::plan::{ImagePlan, Resolved};
 use crate::serve::recorded::Record;
-
-/// What the machine fetches after its script.
-#[derive(Clone, Debug)]
-pub struct Fetch {
-    /// A path of the tree (served by bootc test) or an absolute URL.
-    pub path: String,
-    pub remote: bool,
-}
-
-impl Fetch {
-    fn new(path: &str) -> Fetch {
-        let remote = path.starts_with("http://") || path.starts_with("https://");
-        Fetch {
-            path: path.to_string(),
-            remote,
-        }
-    }
-}
 
 /// What kind of boot the script makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +41,20 @@ pub struct Expect {
     pub loader_words: Vec<String>,
     /// Why the console proves nothing, when it does not.
     pub no_console: Option<&'static str>,
+    /// Booted through shim and GRUB over TFTP: what GRUB prints when it
+    /// reads the machine's config (`bootc: NAME (`). None: through iPXE.
+    pub grub: Option<grub::Expect>,
+    /// The image is an ISO attached with `sanboot`, which iPXE reads by
+    /// ranges and reports as a SAN device, not as a download.
+    pub sanboot: bool,
+    /// What the machine's script prints first (`bootc: NAME (`): seen
+    /// again, the machine booted into the site once more (an ISO or a
+    /// chained script that network-boots again), which is not judged.
+    pub round: String,
 }
 
 impl Expect {
-    pub fn new(m: &Resolved, image: Option<&ImagePlan>) -> Expect {
+    pub fn new(m: &Resolved, image: Option<&ImagePlan>, fw: Firmware) -> Expect {
         let image_kind = image.map_or("", |i| i.kind.as_str()).to_string();
         let kind = match image_kind.as_str() {
             "kernel" => Kind::Kernel,
@@ -74,8 +71,14 @@ impl Expect {
             ),
             _ => (None, vec![], rest),
         };
+        let grub = (fw == Firmware::UefiSb).then(|| grub::Expect::new(m, image));
+        let sanboot = image_kind == "iso"
+            && image.is_none_or(|i| i.method.as_deref().is_none_or(|m| m == "sanboot"));
         let mut loader_words = Vec::new();
-        if let Some(i) = image {
+        if let Some(g) = &grub {
+            // GRUB's `linux` puts BOOT_IMAGE=<the kernel's path> first.
+            loader_words.extend(g.kernel.as_ref().map(|k| format!("BOOT_IMAGE={k}")));
+        } else if let Some(i) = image {
             let mut names = i.artifacts.iter().map(|a| a.file_name().to_string());
             loader_words.extend(names.next());
             loader_words.extend(names.map(|n| format!("initrd={n}")));
@@ -104,6 +107,35 @@ impl Expect {
             args: m.kernel_args.clone(),
             loader_words,
             no_console,
+            grub,
+            sanboot,
+            round: format!("bootc: {} (", m.name),
+        }
+    }
+
+    /// Whether `f` was fetched whole ([`fetched`]); a remote ISO under
+    /// sanboot by iPXE's SAN messages.
+    fn fetched(&self, f: &Fetch, console: &str, records: &[Record]) -> Option<Result<(), String>> {
+        if self.sanboot
+            && f.remote
+            && self.others.first().is_some_and(|o| o.path == f.path)
+            && let Some(r) = san(console)
+        {
+            return Some(r);
+        }
+        fetched(f, console, records)
+    }
+
+    /// The console of the first boot into the site: up to where the
+    /// machine's script starts again.
+    pub fn first_round<'c>(&self, console: &'c str) -> &'c str {
+        let Some(first) = console.find(&self.round) else {
+            return console;
+        };
+        let from = first + self.round.len();
+        match console[from..].find(&self.round) {
+            Some(again) => &console[..from + again],
+            None => console,
         }
     }
 
@@ -122,13 +154,13 @@ fn serial_console(args: &[String]) -> bool {
 
 /// Lines that end a boot in iPXE (the site's scripts print them), or the
 /// kernel's end.
-const STOPS: [&str; 4] = [
+pub(super) const STOPS: [&str; 4] = [
     "Kernel panic",
     "bootc: could not boot",
     "failed, leaving iPXE",
     "is not a machine of site",
 ];
-const LOCAL_DISK: &str = "bootc: booting from the local disk";
+pub(super) const LOCAL_DISK: &str = "bootc: booting from the local disk";
 const COMMAND_LINE: &str = "Command line: ";
 
 /// Follows a running boot: when its outcome is known.
@@ -149,15 +181,24 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// What the boot is expected to do.
+    pub fn expect(&self) -> &'a Expect {
+        self.expect
+    }
+
     /// The outcome is known: QEMU may stop.
     pub fn settled(&mut self, console: &str, records: &[Record], t: Duration) -> bool {
+        let e = self.expect;
+        if let Some(g) = &e.grub {
+            return g.settled(self, console, t);
+        }
+        let console = e.first_round(console);
         if STOPS.iter().any(|s| console.contains(s)) {
             return true;
         }
-        let e = self.expect;
         if self.chain_at.is_none()
             && e.fetches()
-                .all(|f| fetched(f, console, records) == Some(Ok(())))
+                .all(|f| e.fetched(f, console, records) == Some(Ok(())))
         {
             let served = |p: &str| records.iter().any(|r| r.path == p && r.complete);
             if served("boot.ipxe") && served(&e.script) {
@@ -182,7 +223,7 @@ impl<'a> Watch<'a> {
 }
 
 /// The kernel's command line, once its line is complete.
-pub fn command_line(console: &str) -> Option<&str> {
+pub(super) fn command_line(console: &str) -> Option<&str> {
     let at = console.find(COMMAND_LINE)? + COMMAND_LINE.len();
     let rest = &console[at..];
     let end = rest.find('\n')?;
@@ -191,7 +232,7 @@ pub fn command_line(console: &str) -> Option<&str> {
 
 /// The console's command line is the plan's, once iPXE's own words (the
 /// kernel's name, `initrd=`) are set aside.
-fn args_match(e: &Expect, line: &str) -> bool {
+pub(super) fn args_match(e: &Expect, line: &str) -> bool {
     let mut words: Vec<&str> = line.split_whitespace().collect();
     if words
         .first()
@@ -201,37 +242,6 @@ fn args_match(e: &Expect, line: &str) -> bool {
     }
     words.retain(|w| !(w.starts_with("initrd=") && e.loader_words.iter().any(|l| l == w)));
     words == e.args.iter().map(String::as_str).collect::<Vec<_>>()
-}
-
-/// Whether `f` was fetched whole: Some(Ok) yes, Some(Err) it failed (why),
-/// None not (yet) asked for. A remote file is judged by what iPXE printed:
-/// `URL... ok`, or `URL... <error> (http://ipxe.org/…)`.
-fn fetched(f: &Fetch, console: &str, records: &[Record]) -> Option<Result<(), String>> {
-    if f.remote {
-        let at = console.rfind(&format!("{}...", f.path))? + f.path.len() + 3;
-        let line = console[at..].lines().next().unwrap_or("");
-        let line: String = line.chars().filter(|c| *c != '\u{8}').collect();
-        let words: Vec<&str> = line
-            .split_whitespace()
-            .filter(|w| !w.ends_with('%'))
-            .collect();
-        return match words.as_slice() {
-            [.., "ok"] => Some(Ok(())),
-            [] => None,
-            _ if line.contains("ipxe.org/") => Some(Err(words.join(" "))),
-            _ => None,
-        };
-    }
-    let r = records.iter().rev().find(|r| r.path == f.path)?;
-    if r.status == 404 {
-        Some(Err("404".into()))
-    } else if !(200..300).contains(&r.status) {
-        Some(Err(format!("HTTP {}", r.status)))
-    } else if !r.complete {
-        Some(Err(format!("cut off after {} bytes", r.bytes)))
-    } else {
-        Some(Ok(()))
-    }
 }
 
 /// A boot's verdict.
@@ -246,7 +256,7 @@ pub struct Verdict {
     pub seconds: f64,
 }
 
-fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
+pub(super) fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
     Verdict {
         passed: false,
         stopped_at: Some(stopped.to_string()),
@@ -256,7 +266,7 @@ fn fail(stopped: &str, why: String, run: &Run) -> Verdict {
     }
 }
 
-fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
+pub(super) fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
     Verdict {
         passed: true,
         stopped_at: None,
@@ -267,7 +277,7 @@ fn pass(text: String, at: Option<Duration>, run: &Run) -> Verdict {
 }
 
 /// How the boot ended, when it ended early.
-fn ending(run: &Run) -> String {
+pub(super) fn ending(run: &Run) -> String {
     if run.timed_out {
         "within the timeout".into()
     } else if run.exited {
@@ -294,6 +304,14 @@ fn ending(run: &Run) -> String {
 
 /// The verdict of a finished boot.
 pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
+    if let Some(g) = &e.grub {
+        return g.judge(e, run, w);
+    }
+    let first = Run {
+        console: e.first_round(&run.console).to_string(),
+        ..run.clone()
+    };
+    let run = &first;
     let script = |path: &str, what: &str| -> Option<Verdict> {
         let f = Fetch::new(path);
         match fetched(&f, &run.console, records) {
@@ -315,7 +333,7 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
     let later = |i: usize| {
         e.fetches()
             .skip(i + 1)
-            .any(|f| fetched(f, &run.console, records).is_some())
+            .any(|f| e.fetched(f, &run.console, records).is_some())
     };
     for (i, f) in e.fetches().enumerate() {
         let what = if Some(i) == e.kernel.as_ref().map(|_| 0) {
@@ -325,7 +343,7 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
         } else {
             "image"
         };
-        match fetched(f, &run.console, records) {
+        match e.fetched(f, &run.console, records) {
             Some(Ok(())) => {}
             Some(Err(s)) if what == "initrd" && s == "404" => {
                 return fail("initrd missing", format!("{} answered 404", f.path), run);
@@ -401,14 +419,14 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
             fail("script error", ending(run), run)
         }
         (Kind::Other, _) => pass(
-            format!("fetch chain only (a {} image)", e.image_kind),
+            format!("fetch chain only (an image of kind {})", e.image_kind),
             w.chain_at,
             run,
         ),
     }
 }
 
-fn panic_line(run: &Run) -> String {
+pub(super) fn panic_line(run: &Run) -> String {
     run.console
         .lines()
         .find(|l| l.contains("Kernel panic"))
@@ -431,6 +449,9 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             loader_words: vec!["vmlinuz".into(), "initrd=initrd.img".into()],
             no_console: None,
+            grub: None,
+            sanboot: false,
+            round: "bootc: node01 (".into(),
         }
     }
 
@@ -449,36 +470,66 @@ mod tests {
         assert_eq!(command_line("Command line: cut"), None);
     }
 
+    /// An ISO that is iPXE itself: sanboot boots it, and it network-boots
+    /// into the site again, where (under UEFI) a nested sanboot fails. The
+    /// first round is judged.
     #[test]
-    fn remote_fetches_as_ipxe_printed_them() {
-        let f = Fetch::new("http://10.0.2.2:9/vmlinuz");
-        let ok = "http://10.0.2.2:9/vmlinuz...  0%\u{8}\u{8}\u{8}\u{8} ok\n";
-        assert_eq!(fetched(&f, ok, &[]), Some(Ok(())));
-        let gone =
-            "http://10.0.2.2:9/vmlinuz... No such file or directory (http://ipxe.org/2d0c613b)\n";
-        assert_eq!(
-            fetched(&f, gone, &[]),
-            Some(Err(
-                "No such file or directory (http://ipxe.org/2d0c613b)".into()
-            ))
-        );
-        assert_eq!(fetched(&f, "http://10.0.2.2:9/vmlinuz... ", &[]), None);
-        let local = Fetch::new("images/b3/initrd.img");
-        let rec = |status, complete| Record {
-            path: "images/b3/initrd.img".into(),
-            status,
-            complete,
+    fn a_remote_iso_under_sanboot_and_the_next_round() {
+        let iso = "http://10.0.2.2:9/ipxe.iso";
+        let e = Expect {
+            kind: Kind::Other,
+            image_kind: "iso".into(),
+            kernel: None,
+            initrds: vec![],
+            others: vec![Fetch::new(iso)],
+            loader_words: vec![],
+            sanboot: true,
+            ..expect(&[])
+        };
+        let rec = |path: &str| Record {
+            path: path.into(),
+            status: 200,
+            complete: true,
             bytes: 5,
             at: Duration::ZERO,
         };
-        assert_eq!(fetched(&local, "", &[rec(200, true)]), Some(Ok(())));
-        assert_eq!(
-            fetched(&local, "", &[rec(404, true)]),
-            Some(Err("404".into()))
+        let records = [
+            rec("boot.ipxe"),
+            rec(&e.script),
+            rec("boot.ipxe"),
+            rec(&e.script),
+        ];
+        let round =
+            "bootc: node01 (52:54:00:aa:bb:01) role cd, image cd\n52-54-00-aa-bb-01.ipxe... ok\n";
+        let console = format!(
+            "{round}Registered SAN device 0x80\nBooting from SAN device 0x80\niPXE initialising devices...ok\n{round}Could not open SAN device: Error 0x7f222094\nbootc: could not boot node01 (image cd)\n"
         );
-        assert_eq!(
-            fetched(&local, "", &[rec(200, false)]),
-            Some(Err("cut off after 5 bytes".into()))
+        let run = Run {
+            console: console.clone(),
+            exited: false,
+            timed_out: false,
+            elapsed: Duration::from_secs(9),
+            stderr: String::new(),
+            kvm_failed: false,
+        };
+        let mut w = Watch::new(&e);
+        assert!(!w.settled(&console, &records, Duration::from_secs(5)));
+        assert!(w.settled(&console, &records, Duration::from_secs(8)));
+        let v = judge(&e, &run, &records, &w);
+        assert!(v.passed, "{v:?}");
+        assert_eq!(v.text, "fetch chain only (an image of kind iso)");
+        let refused = format!(
+            "{round}Could not open SAN device: Error 0x7f222094 (http://ipxe.org/7f222094)\nbootc: could not boot node01 (image cd)\n"
         );
+        let v = judge(
+            &e,
+            &Run {
+                console: refused,
+                ..run
+            },
+            &records,
+            &Watch::new(&e),
+        );
+        assert_eq!(v.stopped_at.as_deref(), Some("image fetch failed"), "{v:?}");
     }
 }

@@ -21,8 +21,10 @@ pub struct Args {
     /// Boot these machines [default: the first machine of each role]
     #[arg(long = "machine", value_name = "NAME", num_args = 1..)]
     machines: Vec<String>,
-    /// Firmware to boot each machine with: bios, uefi (uefi-sb is not supported yet)
-    #[arg(long, value_delimiter = ',', default_value = "bios,uefi", value_parser = parse_firmware)]
+    /// Firmware to boot each machine with: bios, uefi (iPXE), uefi-sb (Secure
+    /// Boot machines: shim and GRUB over TFTP) [default: bios, and each
+    /// machine's own UEFI chain: uefi-sb for Secure Boot machines, else uefi]
+    #[arg(long, value_delimiter = ',', value_parser = parse_firmware)]
     firmware: Vec<Firmware>,
     /// How to print the report
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -91,7 +93,7 @@ impl Args {
                 eprintln!("nothing was booted");
                 return Ok(ExitCode::from(1));
             }
-            Err(e @ (boottest::Error::Missing { .. } | boottest::Error::SecureBootUnsupported)) => {
+            Err(e @ boottest::Error::Missing { .. }) => {
                 eprint!("{}", error_line(&e.to_string(), super::color_stderr()));
                 return Ok(ExitCode::from(2));
             }

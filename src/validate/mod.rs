@@ -21,6 +21,7 @@ mod uefi;
 
 /// The features a custom iPXE build may declare (`[ipxe] features`).
 pub use features::FEATURES as IPXE_FEATURES;
+pub use uefi::missing_signed_loader;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;

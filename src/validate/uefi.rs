@@ -29,6 +29,15 @@ const DEFAULTS: [(EfiName, &str); 2] = [
     ),
 ];
 
+/// How the error about a missing signed loader begins.
+const NO_SIGNED_LOADER: &str = "Secure Boot needs the signed ";
+
+/// `d` is the error about a signed loader that was not found (`bootc test`
+/// reports it as a missing package, exit 2).
+pub fn missing_signed_loader(d: &Diag) -> bool {
+    d.severity == crate::diag::Severity::Error && d.message.starts_with(NO_SIGNED_LOADER)
+}
+
 /// `[uefi]`, its loaders opened, hashed and checked.
 pub(super) fn section(cx: &mut Ctx, file: FileId, u: Option<&S<model::UefiSection>>) -> Uefi {
     let none = model::UefiSection::default();
@@ -212,10 +221,7 @@ pub(super) fn check(cx: &mut Ctx, site: &Site, uefi_at: Option<Loc>) {
                     Some(m) => format!("machine `{}` boots with Secure Boot", m.name),
                     None => "[uefi] secure-boot = true".to_string(),
                 };
-                let d = Diag::error(format!(
-                    "Secure Boot needs the signed {}, and it was not found",
-                    name.key()
-                ))
+                let d = Diag::error(format!("{NO_SIGNED_LOADER}{}, and it was not found", name.key()))
                 .note(who)
                 .help(format!(
                     "install Debian's signed loaders (apt-get install shim-signed grub-efi-amd64-signed), or set [uefi] {} = {{ path = \"…\" }}",
