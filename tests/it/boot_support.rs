@@ -1228,36 +1228,9 @@ fn find_marker(raw: &[u8], prefix: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&rest[..end]).trim_end().to_string())
 }
 
-/// Console bytes as text without ANSI escape sequences and carriage returns.
-pub fn clean_console(raw: &[u8]) -> String {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            0x1b => {
-                i += 1;
-                match raw.get(i) {
-                    Some(b'[') => {
-                        i += 1;
-                        while i < raw.len() && !(0x40..=0x7e).contains(&raw[i]) {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                    Some(b'(' | b')') => i += 2,
-                    Some(_) => i += 1,
-                    None => {}
-                }
-            }
-            b'\r' => i += 1,
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Console bytes as text without ANSI escape sequences and carriage
+/// returns: the library's own cleaning, which `bootc test` reads with.
+pub use bootc::boottest::qemu::clean_console;
 
 #[cfg(test)]
 mod tests {

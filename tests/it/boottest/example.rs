@@ -118,13 +118,29 @@ fn boottest_site_example_every_boot_path_passes() {
     let mut want = vec![
         ("k8s-w1", "bios", kernel),
         ("k8s-w1", "uefi", kernel),
-        ("kiosk-01", "bios", "fetch chain only (a chain image)"),
-        ("kiosk-01", "uefi", "fetch chain only (a chain image)"),
-        ("lab-02", "bios", "fetch chain only (a chain image)"),
-        ("lab-02", "uefi", "fetch chain only (a chain image)"),
-        ("lab-03", "bios", "fetch chain only (a iso image)"),
-        ("lab-03", "uefi", "fetch chain only (a iso image)"),
-        ("lab-04", "bios", "fetch chain only (a iso image)"),
+        (
+            "kiosk-01",
+            "bios",
+            "fetch chain only (an image of kind chain)",
+        ),
+        (
+            "kiosk-01",
+            "uefi",
+            "fetch chain only (an image of kind chain)",
+        ),
+        (
+            "lab-02",
+            "bios",
+            "fetch chain only (an image of kind chain)",
+        ),
+        (
+            "lab-02",
+            "uefi",
+            "fetch chain only (an image of kind chain)",
+        ),
+        ("lab-03", "bios", "fetch chain only (an image of kind iso)"),
+        ("lab-03", "uefi", "fetch chain only (an image of kind iso)"),
+        ("lab-04", "bios", "fetch chain only (an image of kind iso)"),
         (
             "mgmt1",
             "bios",
