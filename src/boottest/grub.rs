@@ -189,6 +189,17 @@ impl Expect {
                 w.chain_at,
                 run,
             ),
+            // A quiet kernel prints nothing, not even its EFI stub's line:
+            // GRUB loading it and its initrds without an error, and no
+            // panic up to the timeout, is all there is to see.
+            (Kind::Kernel, Some(_)) if panicked => fail("kernel panicked", panic_line(run), run),
+            (Kind::Kernel, Some(why)) if why == verdict::QUIET => pass(
+                format!(
+                    "fetch chain only ({why}; GRUB loaded the kernel and its initrds without an error; {NOT_RECORDED})"
+                ),
+                w.chain_at,
+                run,
+            ),
             (Kind::Kernel, Some(_)) => fail("kernel did not start", ending(run), run),
             (Kind::Local, _) if c.contains(LOCAL_DISK) => pass(
                 format!("boots from the local disk (fetch chain only; {NOT_RECORDED})"),
@@ -325,6 +336,20 @@ mod tests {
         assert_eq!(
             judged(&e, HEAD).stopped_at.as_deref(),
             Some("kernel did not start")
+        );
+    }
+
+    #[test]
+    fn a_quiet_kernel_passes_on_grubs_word_unless_it_panics() {
+        let mut e = expect(&["console=ttyS0", "quiet"]);
+        e.no_console = Some(verdict::QUIET);
+        let v = judged(&e, HEAD);
+        assert!(v.passed, "{v:?}");
+        assert!(v.text.contains("GRUB loaded the kernel"), "{}", v.text);
+        let panic = format!("{HEAD}[1.0] Kernel panic - not syncing: No working init found.\n");
+        assert_eq!(
+            judged(&e, &panic).stopped_at.as_deref(),
+            Some("kernel panicked")
         );
     }
 }

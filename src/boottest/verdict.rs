@@ -24,6 +24,9 @@ pub enum Kind {
     Other,
 }
 
+/// Why a kernel with a serial console prints no command line.
+pub const QUIET: &str = "the args keep the kernel quiet";
+
 /// What a good boot of one machine looks like.
 #[derive(Clone, Debug)]
 pub struct Expect {
@@ -93,7 +96,7 @@ impl Expect {
         let no_console = if !serial {
             Some("no serial console in the args")
         } else if quiet {
-            Some("the args keep the kernel quiet")
+            Some(QUIET)
         } else {
             None
         };
