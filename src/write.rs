@@ -52,6 +52,33 @@ const DIR_MODE: u32 = 0o755;
 pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
     let target = target::resolve(out)?;
     remove_stale_staging(&target.parent, &target.name);
+    let previous = target
+        .exists
+        .then(|| reuse::Previous::open(&target.dir))
+        .flatten();
+    let files: Vec<(&String, &Content)> = tree.files.iter().collect();
+    let folders = folders(tree);
+    // Which files the previous tree already holds, byte for byte.
+    let proofs: Vec<Option<reuse::Proof>> = match &previous {
+        Some(prev) => files
+            .par_iter()
+            .map(|(rel, content)| reuse::prove(prev, rel, content))
+            .collect(),
+        None => vec![None; files.len()],
+    };
+    if let Some(prev) = &previous
+        && proofs.iter().all(Option::is_some)
+        && reuse::holds_only(prev, files.len(), folders.len())
+    {
+        // Nothing changed: nothing is written.
+        let bytes = files.iter().map(|(_, c)| c.size()).sum();
+        let n = files.len();
+        return Ok(Stats {
+            files: n,
+            unchanged: n,
+            bytes,
+        });
+    }
     let staging = target.parent.join(format!(
         ".{}{STAGING_MARK}{}",
         target.name,
@@ -62,12 +89,9 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
     }
     fs::create_dir(&staging).map_err(err(&staging))?;
 
-    let previous = target
-        .exists
-        .then(|| reuse::Previous::open(&target.dir))
-        .flatten();
-    let stats = match fill(&staging, previous.as_ref(), tree)
-        .and_then(|s| sync_tree(&staging, tree).map(|()| s))
+    let reused = previous.as_ref().map(|p| (p, proofs.as_slice()));
+    let stats = match fill(&staging, reused, &files, &folders)
+        .and_then(|s| sync_tree(&staging, &files, &folders).map(|()| s))
     {
         Ok(s) => s,
         Err(e) => {
@@ -124,14 +148,17 @@ fn folders(tree: &Tree) -> Vec<PathBuf> {
     dirs
 }
 
+/// Writes `files` into `staging`, hard-linking those the previous tree was
+/// proven to hold (`previous`: the tree and a proof per file, or None).
 fn fill(
     staging: &Path,
-    previous: Option<&reuse::Previous>,
-    tree: &Tree,
+    previous: Option<(&reuse::Previous, &[Option<reuse::Proof>])>,
+    files: &[(&String, &Content)],
+    folders: &[PathBuf],
 ) -> Result<Stats, WriteError> {
     // Folders first (sequentially, sorted), then files in parallel.
     set_mode(staging, DIR_MODE)?;
-    for d in folders(tree) {
+    for d in folders {
         let full = staging.join(d);
         fs::create_dir(&full).map_err(err(&full))?;
         set_mode(&full, DIR_MODE)?;
@@ -141,15 +168,16 @@ fn fill(
         Content::Copy { size, .. } => *size,
         Content::Bytes(_) => 0,
     };
-    let bar = crate::progress::bar(tree.files.values().map(copied).sum());
+    let bar = crate::progress::bar(files.iter().map(|(_, c)| copied(c)).sum());
     bar.set_message("copying artifacts");
-    let results: Vec<Result<(bool, u64), WriteError>> = tree
-        .files
+    let results: Vec<Result<(bool, u64), WriteError>> = files
         .par_iter()
-        .map(|(rel, content)| {
+        .enumerate()
+        .map(|(i, (rel, content))| {
             let dest = staging.join(rel);
-            if let Some(prev) = previous
-                && reuse::link_if_unchanged(prev, rel, content, &dest)?
+            if let Some((prev, proofs)) = previous
+                && let Some(proof) = &proofs[i]
+                && reuse::link(prev, rel, proof, &dest)?
             {
                 bar.inc(copied(content));
                 return Ok((true, content.size()));
@@ -235,18 +263,22 @@ fn write_file(dest: &Path, content: &Content, progress: impl FnMut(u64)) -> Resu
 /// publishes a tree that is there after a crash: one syncfs for the whole
 /// file system (cheaper than an fsync per file on a large fleet), or, where
 /// that fails, every file and folder one by one.
-fn sync_tree(staging: &Path, tree: &Tree) -> Result<(), WriteError> {
+fn sync_tree(
+    staging: &Path,
+    files: &[(&String, &Content)],
+    folders: &[PathBuf],
+) -> Result<(), WriteError> {
     let dir = fs::File::open(staging).map_err(err(staging))?;
     if rustix::fs::syncfs(&dir).is_ok() {
         return Ok(());
     }
-    tree.files.par_iter().try_for_each(|(rel, _)| {
+    files.par_iter().try_for_each(|(rel, _)| {
         let p = staging.join(rel);
         fs::File::open(&p)
             .and_then(|f| f.sync_all())
             .map_err(err(&p))
     })?;
-    for d in folders(tree).iter().rev() {
+    for d in folders.iter().rev() {
         sync(&staging.join(d))?;
     }
     dir.sync_all().map_err(err(staging))

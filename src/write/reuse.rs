@@ -53,25 +53,19 @@ impl Previous {
     }
 }
 
-/// Hard-links `rel` of the previous tree to `dest` when it holds exactly
-/// `content` and has the tree's file mode. Returns whether it did. Anything
-/// unexpected (missing, a symlink, another mode, changed while read) is
-/// simply "not reusable": the caller writes the file afresh.
-pub fn link_if_unchanged(
-    prev: &Previous,
-    rel: &str,
-    content: &Content,
-    dest: &Path,
-) -> Result<bool, WriteError> {
-    let old = prev.path.join(rel);
-    let Ok(mut f) = prev.open_file(rel) else {
-        return Ok(false);
-    };
-    let Ok(before) = f.metadata() else {
-        return Ok(false);
-    };
+/// What a file of the previous tree was when it was proven to hold a
+/// file of the new tree: see [`stamp`].
+pub type Proof = (u64, u64, u64, i64, i64, i64, i64);
+
+/// Proves that `rel` of the previous tree holds exactly `content` and has
+/// the tree's file mode, by its bytes; its stamp as read, or None when it
+/// is not reusable (missing, a symlink, another mode or size, other bytes,
+/// changed while it was read).
+pub fn prove(prev: &Previous, rel: &str, content: &Content) -> Option<Proof> {
+    let mut f = prev.open_file(rel).ok()?;
+    let before = f.metadata().ok()?;
     if !before.is_file() || before.len() != content.size() || before.mode() & 0o7777 != FILE_MODE {
-        return Ok(false);
+        return None;
     }
     let same = match content {
         Content::Bytes(b) => {
@@ -86,11 +80,16 @@ pub fn link_if_unchanged(
             hash_reader(&mut f, None).is_ok_and(|(n, h)| n == *size && h == *blake3)
         }
     };
-    // Changed while it was read: not proven.
-    let Ok(after) = f.metadata() else {
-        return Ok(false);
-    };
-    if !same || stamp(&before) != stamp(&after) {
+    let after = f.metadata().ok()?;
+    (same && stamp(&before) == stamp(&after)).then(|| stamp(&after))
+}
+
+/// Hard-links `rel` of the previous tree to `dest` when it is still the
+/// file `proof` was made of (untouched since: its ctime would have moved).
+/// Returns whether it did.
+pub fn link(prev: &Previous, rel: &str, proof: &Proof, dest: &Path) -> Result<bool, WriteError> {
+    let old = prev.path.join(rel);
+    if !fs::symlink_metadata(&old).is_ok_and(|m| stamp(&m) == *proof) {
         return Ok(false);
     }
     if fs::hard_link(&old, dest).is_err() {
@@ -98,13 +97,36 @@ pub fn link_if_unchanged(
     }
     // The name linked must still be the file that was checked.
     match fs::symlink_metadata(dest) {
-        Ok(m) if m.dev() == after.dev() && m.ino() == after.ino() => {}
+        Ok(m) if m.dev() == proof.0 && m.ino() == proof.1 => Ok(true),
         _ => {
             fs::remove_file(dest).map_err(err(dest))?;
-            return Ok(false);
+            Ok(false)
         }
     }
-    Ok(true)
+}
+
+/// Whether the previous tree holds nothing but `files` files (each proven
+/// to be one of the new tree's) in `folders` folders below its root, every
+/// folder (the root too) with the tree's mode: then it already is the new
+/// tree.
+pub fn holds_only(prev: &Previous, files: usize, folders: usize) -> bool {
+    let (mut f, mut d) = (0, 0);
+    let folders = folders + 1; // the root
+    for e in walkdir::WalkDir::new(&prev.path) {
+        let Ok(e) = e else { return false };
+        let Ok(m) = e.metadata() else { return false };
+        if m.is_file() {
+            f += 1;
+        } else if m.is_dir() && m.mode() & 0o7777 == super::DIR_MODE {
+            d += 1;
+        } else {
+            return false;
+        }
+        if f > files || d > folders {
+            return false;
+        }
+    }
+    (f, d) == (files, folders)
 }
 
 /// What changes when a file's content or metadata is changed (ctime cannot

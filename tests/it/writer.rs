@@ -406,3 +406,33 @@ fn an_output_folder_holding_the_site_is_refused() {
     assert!(site.join("bootc.toml").is_file(), "the site was deleted");
     assert!(site.join("machines/rack1.toml").is_file());
 }
+
+/// A rebuild with nothing changed writes nothing: the tree stays the same
+/// folder. Anything in it that is not the new tree (a file edited in place,
+/// a folder bootc did not make) makes it a real rebuild, which restores it.
+#[test]
+fn a_no_op_rebuild_leaves_the_tree_in_place() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    let first = ino(&out);
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ino(&out), first, "a no-op rebuild replaced the tree");
+
+    let script = out.join("http/boot.ipxe");
+    let good = fs::read(&script).unwrap();
+    let mut edited = good.clone();
+    edited[0] = b'?';
+    fs::write(&script, &edited).unwrap();
+    assert_eq!(s.build().code, 0);
+    assert_eq!(fs::read(&script).unwrap(), good, "the edit stayed");
+    assert_ne!(ino(&out), first, "an edited tree was not rebuilt");
+
+    let second = ino(&out);
+    fs::create_dir(out.join("http/extra")).unwrap();
+    assert_eq!(s.build().code, 0);
+    assert!(!out.join("http/extra").exists(), "a stray folder stayed");
+    assert_ne!(ino(&out), second);
+}
