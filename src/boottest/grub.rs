@@ -151,21 +151,8 @@ impl Expect {
         let panicked = c.contains("Kernel panic");
         match (e.kind, e.no_console) {
             (Kind::Kernel, None) => {
-                let Some(line) = command_line(c) else {
-                    if panicked {
-                        return fail("kernel panicked", panic_line(run), run);
-                    }
-                    return fail("kernel did not start", ending(run), run);
-                };
-                if !args_match(e, line) {
-                    return fail(
-                        "wrong command line",
-                        format!("expected `{}`", e.args.join(" ")),
-                        run,
-                    );
-                }
-                if panicked {
-                    return fail("kernel panicked", panic_line(run), run);
+                if let Some(failed) = verdict::kernel_failed(e, run) {
+                    return failed;
                 }
                 if !c.contains(SECURE_BOOT_ON) {
                     return fail(

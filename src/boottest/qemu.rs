@@ -158,8 +158,8 @@ pub struct Run {
     pub kvm_failed: bool,
 }
 
-/// The QEMU child, killed and reaped when dropped.
-struct Guard(Child);
+/// A child process (QEMU), killed and reaped when dropped.
+pub struct Guard(pub Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -317,7 +317,7 @@ fn lock(m: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
 }
 
 /// Reads a pipe to its end on a thread, into a shared buffer.
-fn collect(pipe: Option<impl Read + Send + 'static>) -> Arc<Mutex<Vec<u8>>> {
+pub fn collect(pipe: Option<impl Read + Send + 'static>) -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let out = Arc::clone(&buf);
     if let Some(mut pipe) = pipe {

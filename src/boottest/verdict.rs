@@ -377,24 +377,10 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
             }
         }
     }
-    let panicked = run.console.contains("Kernel panic");
     match (e.kind, e.no_console) {
         (Kind::Kernel, None) => {
-            let Some(line) = command_line(&run.console) else {
-                if panicked {
-                    return fail("kernel panicked", panic_line(run), run);
-                }
-                return fail("kernel did not start", ending(run), run);
-            };
-            if !args_match(e, line) {
-                return fail(
-                    "wrong command line",
-                    format!("expected `{}`", e.args.join(" ")),
-                    run,
-                );
-            }
-            if panicked {
-                return fail("kernel panicked", panic_line(run), run);
+            if let Some(failed) = kernel_failed(e, run) {
+                return failed;
             }
             pass(
                 "kernel started with the expected command line".into(),
@@ -427,6 +413,27 @@ pub fn judge(e: &Expect, run: &Run, records: &[Record], w: &Watch) -> Verdict {
             run,
         ),
     }
+}
+
+/// Whether the kernel failed to say what it must: its command line,
+/// printed in full and the plan's, with no panic. The failure, if any.
+pub(super) fn kernel_failed(e: &Expect, run: &Run) -> Option<Verdict> {
+    let panicked = run.console.contains("Kernel panic");
+    let Some(line) = command_line(&run.console) else {
+        return Some(if panicked {
+            fail("kernel panicked", panic_line(run), run)
+        } else {
+            fail("kernel did not start", ending(run), run)
+        });
+    };
+    if !args_match(e, line) {
+        return Some(fail(
+            "wrong command line",
+            format!("expected `{}`", e.args.join(" ")),
+            run,
+        ));
+    }
+    panicked.then(|| fail("kernel panicked", panic_line(run), run))
 }
 
 pub(super) fn panic_line(run: &Run) -> String {
