@@ -22,12 +22,12 @@
 use std::env;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -1136,7 +1136,7 @@ fn qemu_exec(
     let command = argv.join(" ");
 
     let start = Instant::now();
-    let mut child = KillOnDrop(
+    let mut child = Guard(
         Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -1145,8 +1145,8 @@ fn qemu_exec(
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command}: {e}")),
     );
-    let stdout = collect(child.0.stdout.take().unwrap());
-    let stderr = collect(child.0.stderr.take().unwrap());
+    let stdout = collect(child.0.stdout.take());
+    let stderr = collect(child.0.stderr.take());
 
     let mut marker = None;
     let mut timed_out = false;
@@ -1191,33 +1191,6 @@ fn qemu_exec(
     }
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads a pipe to its end on a thread, into a shared buffer.
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let out = Arc::clone(&buf);
-    thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            out.lock().unwrap().extend_from_slice(&chunk[..n]);
-        }
-    });
-    buf
-}
-
 /// The command line from a complete marker line (one ended by `\n`) in raw
 /// console output.
 fn find_marker(raw: &[u8], prefix: &str) -> Option<String> {
@@ -1231,6 +1204,8 @@ fn find_marker(raw: &[u8], prefix: &str) -> Option<String> {
 /// Console bytes as text without ANSI escape sequences and carriage
 /// returns: the library's own cleaning, which `bootc test` reads with.
 pub use bootc::boottest::qemu::clean_console;
+/// QEMU children and their output, as `bootc test` runs them.
+pub use bootc::boottest::qemu::{Guard, collect};
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use sha2::Digest;
 use crate::boot_support::{
     Firmware, busybox_initramfs, debian_kernel, need_boot_tools, need_signed_loaders,
 };
-use crate::harness::{Site, bootc, cpio};
+use crate::harness::{Run, Site, bootc, cpio};
 
 /// The `basic` fixture with a real kernel and the busybox initramfs. None
 /// (skipped) without the tools.
@@ -31,6 +31,11 @@ fn bootable_site() -> Option<Site> {
     fs::copy(&kernel, s.path("artifacts/vmlinuz")).unwrap();
     busybox_initramfs(&s.path("artifacts"));
     Some(s)
+}
+
+/// `bootc test --format json`'s report, parsed.
+fn json_report(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
 }
 
 fn rows(report: &Value) -> Vec<&Value> {
@@ -59,8 +64,7 @@ fn boottest_every_role_boots_under_bios_and_uefi() {
     let r = s.run(&[
         "test", ".", "--format", "json", "--jobs", "2", "--accel", accel,
     ]);
-    let report: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let report = json_report(&r);
     assert_eq!(r.code, 0, "{report:#}\n{}", r.stderr);
     assert!(["kvm", "tcg"].contains(&report["accel"].as_str().unwrap()));
     // One machine per role (worker: node01, disk: node03), each firmware.
@@ -246,8 +250,7 @@ fn boottest_broken_sites_name_where_the_boot_stopped() {
         "--junit",
         junit.to_str().unwrap(),
     ]);
-    let report: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let report = json_report(&r);
     assert_eq!(r.code, 1, "{report:#}\n{}", r.stderr);
     assert_eq!(report["total"], 4, "{report:#}");
     assert_eq!(report["passed"], 1, "{report:#}");
@@ -374,8 +377,7 @@ fn boottest_secure_boot_machine_boots_under_uefi_sb() {
         "--format",
         "json",
     ]);
-    let report: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let report = json_report(&r);
     assert_eq!(r.code, 0, "{report:#}\n{}", r.stderr);
     assert_eq!(report["total"], 1, "{report:#}");
     let b = row(&report, "sb01");
@@ -412,8 +414,7 @@ fn boottest_secure_boot_machine_boots_under_uefi_sb() {
         "--format",
         "json",
     ]);
-    let report: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let report = json_report(&r);
     assert_eq!(r.code, 0, "{report:#}\n{}", r.stderr);
     assert_eq!(report["total"], 0, "{report:#}");
     assert_eq!(

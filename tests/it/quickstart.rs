@@ -12,16 +12,14 @@
 //! QEMU keeps its default accelerator (TCG) and is stopped with the rest of
 //! the script once the hello line is seen.
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::boot_support::{
-    IPXE_VIRTIO_ROM, clean_console, debian_kernel, need, need_busybox_static, qemu_turn,
+    IPXE_VIRTIO_ROM, clean_console, collect, debian_kernel, need, need_busybox_static, qemu_turn,
     unavailable,
 };
 
@@ -111,21 +109,6 @@ impl Drop for Group {
     }
 }
 
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let out = Arc::clone(&buf);
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            out.lock().unwrap().extend_from_slice(&chunk[..n]);
-        }
-    });
-    buf
-}
-
 #[test]
 fn readme_quickstart_boots_and_says_hello() {
     if !(need("bash")
@@ -169,8 +152,8 @@ fn readme_quickstart_boots_and_says_hello() {
         .spawn()
         .expect("run bash");
     let group = Group(child.id() as i32);
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
+    let stdout = collect(child.stdout.take());
+    let stderr = collect(child.stderr.take());
 
     let start = Instant::now();
     let hello = "Hello from bootc: ";

@@ -13,8 +13,6 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use serde_json::Value;
-
 use crate::boot_support::{Firmware, Nginx, need_boot_tools, need_file, need_signed_loaders};
 use crate::harness::Site;
 
@@ -94,8 +92,7 @@ fn boottest_site_example_every_boot_path_passes() {
     let started = std::time::Instant::now();
     let r = s.run(&args);
     eprintln!("bootc test of site.example: {:.1?}", started.elapsed());
-    let report: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let report = super::json_report(&r);
     let context = format!("{report:#}\n{}\nnginx:\n{}", r.stderr, nginx.access_log());
     assert_eq!(r.code, 0, "{context}");
 
