@@ -435,4 +435,14 @@ fn a_no_op_rebuild_leaves_the_tree_in_place() {
     assert_eq!(s.build().code, 0);
     assert!(!out.join("http/extra").exists(), "a stray folder stayed");
     assert_ne!(ino(&out), second);
+
+    // A symlink planted in the tree (out of it, here) is no file of it.
+    let third = ino(&out);
+    std::os::unix::fs::symlink("/etc", out.join("http/images/escape")).unwrap();
+    assert_eq!(s.build().code, 0);
+    assert!(
+        fs::symlink_metadata(out.join("http/images/escape")).is_err(),
+        "a planted symlink stayed"
+    );
+    assert_ne!(ino(&out), third);
 }
