@@ -6,13 +6,15 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("it is empty".into());
     }
-    if let Some(c) = s.chars().find(|c| c.is_control()) {
+    // Most arguments are printable ASCII: one pass over the bytes.
+    let printable = s.bytes().all(|b| b.is_ascii_graphic());
+    if let Some(c) = s.chars().find(|c| !printable && c.is_control()) {
         return Some(format!(
             "it contains the control character U+{:04X}",
             c as u32
         ));
     }
-    if s.chars().any(char::is_whitespace) {
+    if !printable && s.chars().any(char::is_whitespace) {
         return Some("it contains whitespace, which would split it into several arguments".into());
     }
     if s.contains("${") {

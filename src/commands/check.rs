@@ -37,13 +37,15 @@ pub fn run(site: &Path, format: Format, online: bool, deny_warnings: bool) -> Re
         online,
         ..Options::default()
     };
-    let c = compile(site, &opts)?;
+    // Never freed: the process ends right after, and freeing a large
+    // fleet's values would take longer than the report.
+    let c: &Compiled = Box::leak(Box::new(compile(site, &opts)?));
     let mut reporter = Reporter::new(c.sources());
     match format {
         Format::Human => {
             super::print_human(c.sources(), c.diags());
             let denied = deny_warnings && !c.diags().has_errors() && super::denied(c.diags());
-            if let Compiled::Built(b) = &c
+            if let Compiled::Built(b) = c
                 && !super::quiet()
                 && !denied
             {

@@ -93,24 +93,96 @@ pub(super) fn boot_fetches(v: &BootView) -> Vec<String> {
     out
 }
 
+/// What a boot-id covers of an image (its artifacts and form, and its
+/// arch) as JSON, made once per image: part of [`boot_id`]'s object.
+pub(super) struct ImageKey {
+    arch: String,
+    image: String,
+}
+
+impl ImageKey {
+    pub(super) fn new(image: &Image) -> ImageKey {
+        let plan = serde_json::to_value(ImagePlan::new(image)).expect("plain data");
+        ImageKey {
+            arch: json(&image.arch.to_string()),
+            image: plan.to_string(),
+        }
+    }
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data")
+}
+
 /// The boot-id of a machine: a short hash of what it boots (its image's
 /// artifacts and form, its kernel args, its files' hashes, its UEFI loader
-/// and its script template), so it changes only when its boot does.
+/// and its script template), so it changes only when its boot does. It
+/// hashes one JSON object, keys sorted, written out directly (the same
+/// bytes as `serde_json::json!` of those values would print).
 pub(super) fn boot_id(
-    image: &Image,
+    image: &ImageKey,
     args: &[String],
     files: &std::collections::BTreeMap<String, String>,
     loader: &str,
     script: &str,
 ) -> String {
-    let what = serde_json::json!({
-        "image": ImagePlan::new(image),
-        "arch": image.arch.to_string(),
-        "args": args,
-        "files": files,
-        "loader": loader,
-        "script": script,
-    });
-    let h = blake3::hash(what.to_string().as_bytes()).to_hex();
+    let what = format!(
+        "{{\"arch\":{},\"args\":{},\"files\":{},\"image\":{},\"loader\":{},\"script\":{}}}",
+        image.arch,
+        json(args),
+        json(files),
+        image.image,
+        json(loader),
+        json(script),
+    );
+    let h = blake3::hash(what.as_bytes()).to_hex();
     h[..12].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The boot-ids of machines already deployed must not change: the
+    /// object hashed is the one `json!` made before it was written out.
+    #[test]
+    fn boot_id_hashes_the_same_bytes_as_the_json_value() {
+        let remote = |name: &str| Artifact::Remote {
+            url: format!("http://mirror.example/{name}"),
+            file_name: name.to_string(),
+            sha256: Some("12".repeat(32)),
+            blake3: None,
+        };
+        let site = Image {
+            name: "debian".into(),
+            description: "Debian \"12\"".into(),
+            boot: Boot::Kernel {
+                kernel: remote("vmlinuz"),
+                initrds: vec![remote("initrd.gz")],
+            },
+            arch: Arch::Arm64,
+            kernel_args: Vec::new(),
+            vars: Default::default(),
+            file: 0,
+        };
+        let args = vec!["quiet".to_string(), "a=\"b\"".to_string()];
+        let files = [("user-data".to_string(), "ab".repeat(32))].into();
+        let value = serde_json::json!({
+            "image": ImagePlan::new(&site),
+            "arch": site.arch.to_string(),
+            "args": args,
+            "files": files,
+            "loader": "ipxe",
+            "script": "machine.ipxe.j2",
+        });
+        let want = blake3::hash(value.to_string().as_bytes()).to_hex()[..12].to_string();
+        let got = boot_id(
+            &ImageKey::new(&site),
+            &args,
+            &files,
+            "ipxe",
+            "machine.ipxe.j2",
+        );
+        assert_eq!(got, want);
+    }
 }

@@ -20,7 +20,7 @@ use crate::model::Vars;
 pub use crate::plan::{ImagePlan, Plan, Resolved};
 use crate::site::*;
 use crate::templates::{Templates, val};
-use boot::{COMMAND_LINE_MAX, boot_fetches, boot_view, command_line_len};
+use boot::{COMMAND_LINE_MAX, ImageKey, boot_fetches, boot_view, command_line_len};
 
 /// What `machine.beacon` and `machine.boot_id` are while args and files
 /// are rendered: the boot-id hashes what they render, so the real values
@@ -112,6 +112,8 @@ pub struct Resolver<'a, 't> {
     /// What every template sees of the site: made once (it looks at every
     /// machine), cloned into each context.
     site_view: SiteView<'a>,
+    /// What a boot-id covers of each image, by name: made once.
+    image_keys: BTreeMap<&'a str, ImageKey>,
 }
 
 impl<'a, 't> Resolver<'a, 't> {
@@ -141,6 +143,11 @@ impl<'a, 't> Resolver<'a, 't> {
             templates,
             inline,
             site_view: SiteView::of(site),
+            image_keys: site
+                .images
+                .values()
+                .map(|i| (i.name.as_str(), ImageKey::new(i)))
+                .collect(),
         }
     }
 
@@ -362,7 +369,13 @@ impl<'a, 't> Resolver<'a, 't> {
             .iter()
             .map(|(k, v)| (k.clone(), hash(v)))
             .collect();
-        let id = boot::boot_id(image, &kernel_args, &files, uefi.name(), script);
+        let id = boot::boot_id(
+            &self.image_keys[image.name.as_str()],
+            &kernel_args,
+            &files,
+            uefi.name(),
+            script,
+        );
         let first_mac = m.macs.first().map(Mac::hexhyp).unwrap_or_default();
         let beacon = site
             .base_url
