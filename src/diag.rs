@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use codespan_reporting::diagnostic::{Diagnostic, Label, LabelStyle, Severity as CsSeverity};
 use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term::{self, Chars, Config};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::escape;
 
@@ -80,7 +80,7 @@ impl Sources {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -88,7 +88,7 @@ pub enum Severity {
 }
 
 /// A place in a source file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loc {
     pub file: FileId,
     pub span: Range<usize>,
@@ -101,7 +101,7 @@ impl Loc {
 }
 
 /// One problem.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Diag {
     pub severity: Severity,
     pub message: String,
@@ -217,7 +217,7 @@ pub struct Listed {
 
 /// The problems found so far. Compiler stages push into it and go on, so a
 /// run reports every problem, not just the first.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Diags {
     pub list: Vec<Diag>,
 }

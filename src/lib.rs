@@ -144,17 +144,43 @@ impl Compiled {
 /// -> render. Every stage runs as far as the previous one left something
 /// usable, so one run reports every problem.
 pub fn compile(root: &Path, opts: &Options) -> Result<Compiled, Error> {
+    compile_checked(check(root, opts)?, opts)
+}
+
+/// A site loaded and validated: the first two stages of [`compile`].
+pub struct Checked {
+    pub sources: Sources,
+    /// None when validation found errors (they are in `diags`).
+    pub site: Option<Site>,
+    pub diags: Diags,
+}
+
+/// Load and validate (rebased when [`Options::base_url`] asks).
+pub fn check(root: &Path, opts: &Options) -> Result<Checked, Error> {
     let (loaded, mut diags) = load::load(root)?;
-    let (site, vdiags) = validate::validate(&loaded, opts.online);
+    let (mut site, vdiags) = validate::validate(&loaded, opts.online);
     diags.extend(vdiags);
-    let sources = loaded.sources;
-    let Some(mut site) = site else {
+    if let (Some(site), Some(url)) = (&mut site, &opts.base_url) {
+        site.rebase(url);
+    }
+    Ok(Checked {
+        sources: loaded.sources,
+        site,
+        diags,
+    })
+}
+
+/// [`compile`] from a [`check`]ed site: resolve and render.
+pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Error> {
+    let Checked {
+        sources,
+        site,
+        mut diags,
+    } = checked;
+    let Some(site) = site else {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
     };
-    if let Some(url) = &opts.base_url {
-        site.rebase(url);
-    }
     let mut templates = Templates::new(&site, &sources, &mut diags);
     let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
     let r = loader::Renderer {

@@ -4,6 +4,7 @@
 //! content did not change is hard-linked from the previous tree, keeping its
 //! mtime, so `rsync -a` sends only what changed.
 
+pub mod record;
 mod reuse;
 mod target;
 

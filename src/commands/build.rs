@@ -11,8 +11,11 @@ use bootc::diag::plural;
 use bootc::manifest::{MANIFEST, Manifest, SIGNATURE};
 use bootc::sign::{self, Password, SecretKey};
 use bootc::tree::{Content, Tree};
-use bootc::write;
-use bootc::{Compiled, Options, compile};
+use bootc::write::{
+    self,
+    record::{self, Record, Summary},
+};
+use bootc::{Compiled, Options, compile_checked};
 
 /// The arguments of `bootc build`.
 #[derive(clap::Args)]
@@ -71,7 +74,35 @@ pub fn run(
         access_logs,
         ..Options::default()
     };
-    let c = compile(site, &opts)?;
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| site.join("public"));
+    let checked = bootc::check(site, &opts)?;
+    let key_id = key.as_ref().map(|k| k.id()).unwrap_or_default();
+    let fingerprint = record::fingerprint(&checked, &opts, key_id.as_bytes());
+    // Nothing read has changed and the tree is as the last build left it.
+    if let Some(fp) = &fingerprint
+        && let Some(last) = Record::load(&out)
+        && last.fingerprint == *fp
+        && last.holds(&out)
+    {
+        print_human(&checked.sources, &last.diags);
+        if deny_warnings && super::denied(&last.diags) {
+            eprintln!("nothing was written");
+            return Ok(ExitCode::from(1));
+        }
+        let files = last.files();
+        report(&last.summary, files, files, &out, key.as_ref());
+        if !super::quiet() {
+            println!(
+                "nothing it reads has changed since the last build, which left the tree as it is"
+            );
+        }
+        // Never freed, as below.
+        std::mem::forget((checked, last));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = compile_checked(checked, &opts)?;
     print_human(c.sources(), c.diags());
     let Compiled::Built(mut b) = c else {
         eprintln!("nothing was written");
@@ -86,31 +117,41 @@ pub fn run(
         refuse_copying_key(tree, path)?;
         sign_tree(tree, key)?;
     }
-    let out = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| site.join("public"));
     let stats = write::write(&out, tree).context("writing the output tree")?;
     // The process ends here: freeing a large fleet's values would take
     // longer than anything left to do.
-    let b = &*Box::leak(b);
-    let plan = &b.plan;
-    if super::quiet() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let scripts: usize = plan.machines.iter().map(|m| m.macs.len()).sum();
-    println!(
-        "built site {}: {}, {}, {} in {} ({} unchanged)",
-        plan.site,
-        plural(plan.machines.len(), "machine"),
-        plural(scripts, "per-MAC script"),
-        plural(stats.files, "file"),
-        out.display(),
-        stats.unchanged
-    );
-    if let Some(key) = &key {
-        println!("signed {MANIFEST} with key {}", key.id());
+    let b = Box::leak(b);
+    let summary = Summary {
+        site: b.plan.site.clone(),
+        machines: b.plan.machines.len(),
+        scripts: b.plan.machines.iter().map(|m| m.macs.len()).sum(),
+    };
+    report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
+    if let Some(fp) = fingerprint {
+        let diags = std::mem::take(&mut b.diags);
+        if let Ok(r) = Record::make(&out, &b.tree, fp, summary, diags) {
+            r.save(&out);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a build says when it is done.
+fn report(s: &Summary, files: usize, unchanged: usize, out: &Path, key: Option<&SecretKey>) {
+    if super::quiet() {
+        return;
+    }
+    println!(
+        "built site {}: {}, {}, {} in {} ({unchanged} unchanged)",
+        s.site,
+        plural(s.machines, "machine"),
+        plural(s.scripts, "per-MAC script"),
+        plural(files, "file"),
+        out.display(),
+    );
+    if let Some(key) = key {
+        println!("signed {MANIFEST} with key {}", key.id());
+    }
 }
 
 /// Adds `http/manifest.json.minisig` to the tree, so the one writer puts it

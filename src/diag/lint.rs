@@ -5,7 +5,9 @@
 use std::fmt;
 
 /// A kind of warning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Lint {
     /// A role no machine, fallback or installer uses.
     UnusedRole,

@@ -6,7 +6,7 @@ use crate::plan::ImagePlan;
 use crate::site::*;
 
 impl ImagePlan {
-    pub(super) fn new(image: &Image) -> ImagePlan {
+    pub(crate) fn new(image: &Image) -> ImagePlan {
         let method = match &image.boot {
             Boot::Iso {
                 method: IsoMethod::Sanboot,

@@ -2,16 +2,39 @@
 //! change, a rebuild over the previous tree is byte-identical to a clean
 //! build in a new folder, and a previous tree whose files were edited in
 //! place (same size and mtime: a corrupted cache) is detected, not reused.
+//! A rebuild with nothing changed is skipped on the build's record (kept
+//! in the cache, beside the hash cache's records); a record that is
+//! corrupt, or a tree that is not as it says, means a full build.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
-use crate::harness::{Site, bzimage, tree};
+use crate::harness::{Run, Site, bzimage, tree};
+
+/// What `bootc build` says when it skips the work.
+const SKIPPED: &str = "nothing it reads has changed since the last build";
+
+fn skipped(r: &Run) -> bool {
+    r.stdout.contains(SKIPPED)
+}
+
+/// Where the build record of `out` is kept (the tests' cache, see
+/// harness::bootc): `builds/` and the BLAKE3 of the folder's real path.
+fn record_of(out: &Path) -> PathBuf {
+    let real = fs::canonicalize(out).unwrap();
+    let key = blake3::hash(real.as_os_str().as_encoded_bytes()).to_hex();
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("bootc-cache/builds")
+        .join(&key[..32])
+}
 
 /// Rebuilds `s` over its previous public/ and into a new folder; the two
 /// trees must be the same bytes (the marker and manifest included).
 fn same_as_clean(s: &Site, what: &str) {
     let r = s.build();
     assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+    assert!(!skipped(&r), "{what}: the build was skipped: {}", r.stdout);
     let clean = s.path(&format!("clean-{}", what.replace(' ', "-")));
     let r = s.run(&["build", ".", "-o", clean.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{what}: {}", r.stderr);
@@ -69,10 +92,112 @@ fn a_corrupted_previous_tree_is_not_trusted() {
         filetime::set_file_mtime(&p, filetime::FileTime::from_last_modification_time(&meta))
             .unwrap();
     }
-    assert_eq!(s.build().code, 0);
+    let r = s.build();
+    assert_eq!(r.code, 0);
+    assert!(!skipped(&r), "the build record trusted an edited tree");
     assert_eq!(
         tree(&s.path("public")),
         old,
         "the corrupted files were written again"
     );
+}
+
+/// Nothing changed: the second build is skipped on the first one's
+/// record. It says what the full build said (its warnings too), and the
+/// tree stays as it is (the same folder, the same files).
+#[test]
+fn a_rebuild_with_nothing_changed_is_skipped_and_says_the_same() {
+    let s = Site::fixture("basic");
+    // A warning the build must repeat.
+    s.append("roles/unused.toml", "image = \"linux\"\n");
+    let first = s.build();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(!skipped(&first));
+    assert!(
+        first.stderr.contains("warning[unused-role]"),
+        "{}",
+        first.stderr
+    );
+    let out = s.path("public");
+    let before = (fs::metadata(&out).unwrap().ino(), tree(&out));
+    let mtime = |rel: &str| fs::metadata(out.join(rel)).unwrap().mtime_nsec();
+    let script = "http/machines/52-54-00-aa-bb-01.ipxe";
+    let script_mtime = mtime(script);
+    let again = s.build();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(skipped(&again), "{}", again.stdout);
+    assert_eq!(again.stderr, first.stderr);
+    assert_eq!(
+        again.stdout.lines().next(),
+        first
+            .stdout
+            .lines()
+            .next()
+            .map(|l| l.replace("(0 unchanged)", "").to_string())
+            .map(|l| format!("{l}({} unchanged)", before.1.len()))
+            .as_deref()
+    );
+    assert_eq!((fs::metadata(&out).unwrap().ino(), tree(&out)), before);
+    assert_eq!(mtime(script), script_mtime);
+    // --deny-warnings holds on the record's warnings.
+    let denied = s.run(&["build", ".", "--deny-warnings"]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(denied.stderr.contains("nothing was written"));
+}
+
+/// The record is a shortcut, never trusted blindly: a record with one
+/// byte changed is ignored, and a tree with a file added, or a file
+/// replaced by a symlink, is not skipped even though no input changed.
+#[test]
+fn a_corrupt_record_or_a_changed_tree_means_a_full_build() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let out = s.path("public");
+    let good = tree(&out);
+    let record = record_of(&out);
+    let text = fs::read_to_string(&record).expect("the build left a record");
+    let corrupt = text.replacen("http/boot.ipxe", "http/boot.ipxf", 1);
+    assert_ne!(corrupt, text);
+    fs::write(&record, corrupt).unwrap();
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!skipped(&r), "a corrupt record was used");
+    assert!(skipped(&s.build()), "the full build left a new record");
+
+    // A file bootc did not write: not skipped, so the writer sees it (and
+    // refuses to delete what is not its own).
+    let stray = out.join("http/stray.ipxe");
+    fs::write(&stray, "#!ipxe\nshell\n").unwrap();
+    let r = s.build();
+    assert!(!skipped(&r), "a tree with a stray file was trusted");
+    assert!(
+        r.stderr.contains("refusing to replace the folder"),
+        "{}",
+        r.stderr
+    );
+    fs::remove_file(&stray).unwrap();
+
+    let script = out.join("http/machines/52-54-00-aa-bb-01.ipxe");
+    let elsewhere = s.path("elsewhere.ipxe");
+    fs::write(&elsewhere, fs::read(&script).unwrap()).unwrap();
+    fs::remove_file(&script).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &script).unwrap();
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!skipped(&r), "a tree with a symlink was trusted");
+    assert!(!fs::symlink_metadata(&script).unwrap().is_symlink());
+    assert!(tree(&out) == good);
+}
+
+/// What the build is asked for is an input too: signing with a key (the
+/// tree gains a signature) is not the unsigned build.
+#[test]
+fn a_signing_key_is_an_input() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let (key, _) = crate::sign::keygen(&s.path("."), "k");
+    let signed = s.run(&["build", ".", "--sign-key", key.to_str().unwrap()]);
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    assert!(!skipped(&signed), "{}", signed.stdout);
+    assert!(s.path("public/http/manifest.json.minisig").exists());
 }

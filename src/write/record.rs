@@ -1,0 +1,396 @@
+//! The record of the last build into an output folder: a fingerprint of
+//! everything the build read, what it reported, and the stamp of every
+//! folder and file it left there. A rebuild whose inputs have the same
+//! fingerprint, into a folder whose every entry still has its stamp, has
+//! nothing to do: it reports the same problems and writes nothing, without
+//! resolving or rendering anything (issue 17's no-op rebuild).
+//!
+//! A stamp is what `lstat` says: device, inode, size, modification and
+//! change times to the nanosecond, and the mode. The change time cannot be
+//! set back by anyone but the clock's owner, so a file edited in place, a
+//! file or folder added, removed or renamed (which moves its folder's
+//! times) or an entry replaced by a symlink changes a stamp. The hash cache
+//! of local artifacts trusts the same stamp. One race is closed as git
+//! closes it: an entry whose change time is not before the moment its
+//! stamp was taken might still change within the same clock tick, so a
+//! file's bytes are hashed again and a folder's entries listed again.
+//!
+//! Kept in the cache (`<cache>/builds/<hash of the output folder's real
+//! path>`), never in the tree; written atomically. A shortcut, never a
+//! source of truth: a record that cannot be read, is corrupt, or disagrees
+//! in any way means a full build (which proves the previous tree byte for
+//! byte, as before).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::diag::Diags;
+use crate::tree::Tree;
+use crate::{Checked, Options};
+
+const FIRST_LINE: &str = "bootc build record 1";
+
+/// A folder whose stamp was taken in the tick it last changed: its
+/// entries are listed again.
+const RACY_FOLDER: &str = "-";
+
+/// What the build printed about the site, besides its problems.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub site: String,
+    pub machines: usize,
+    pub scripts: usize,
+}
+
+/// See the module's documentation.
+pub struct Record {
+    pub fingerprint: String,
+    pub summary: Summary,
+    /// The build's problems (warnings only: a site with errors writes
+    /// nothing, so it has no record).
+    pub diags: Diags,
+    entries: Vec<Entry>,
+}
+
+/// A folder or file of the tree ("" is the tree's own folder).
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    path: String,
+    stamp: Stamp,
+    /// Taken in the tick it last changed, so it might change again unseen:
+    /// a file's BLAKE3 (its bytes are hashed again), a folder's
+    /// [`RACY_FOLDER`] (its entries are listed again).
+    racy: Option<String>,
+}
+
+type Stamp = [i64; 8];
+
+fn stat_stamp(st: &rustix::fs::Stat) -> Stamp {
+    [
+        st.st_dev as i64,
+        st.st_ino as i64,
+        st.st_size,
+        st.st_mtime,
+        st.st_mtime_nsec as i64,
+        st.st_ctime,
+        st.st_ctime_nsec as i64,
+        i64::from(st.st_mode),
+    ]
+}
+
+fn stamp(m: &fs::Metadata) -> Stamp {
+    [
+        m.dev() as i64,
+        m.ino() as i64,
+        m.size() as i64,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        i64::from(m.mode()),
+    ]
+}
+
+/// The fingerprint of a checked site's inputs, for a build with `opts`:
+/// this binary (its own stamp), the options, every source file (name and
+/// text), every artifact and boot program read from outside the sources
+/// (by hash), and `extra` (what the caller adds: the signing key). None
+/// when a build of it cannot be skipped: a site with errors, web-server
+/// logs (they grow), a boot image (made by outside tools), or anything
+/// asked besides the tree.
+pub fn fingerprint(checked: &Checked, opts: &Options, extra: &[u8]) -> Option<String> {
+    let site = checked.site.as_ref()?;
+    if checked.diags.has_errors()
+        || !opts.access_logs.is_empty()
+        || opts.image.is_some()
+        || opts.online
+        || (opts.media && site.media.is_some())
+    {
+        return None;
+    }
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(FIRST_LINE.as_bytes());
+    let exe = std::env::current_exe().and_then(fs::metadata).ok()?;
+    field(format!("{:?}", stamp(&exe)).as_bytes());
+    field(format!("{opts:?}").as_bytes());
+    for id in checked.sources.ids() {
+        field(checked.sources.name(id).as_bytes());
+        field(checked.sources.text(id).as_bytes());
+    }
+    for image in site.images.values() {
+        let plan = crate::plan::ImagePlan::new(image);
+        field(&serde_json::to_vec(&plan).ok()?);
+    }
+    for (name, f) in &site.uefi.loaders {
+        field(format!("{name:?} {} {}", f.source.path.display(), f.blake3).as_bytes());
+    }
+    for (name, f) in &site.ipxe.binaries {
+        let (size, blake3) = crate::hashcache::hash(f).ok()?;
+        field(format!("{name} {} {size} {blake3}", f.path.display()).as_bytes());
+    }
+    field(extra);
+    Some(h.finalize().to_hex().to_string())
+}
+
+/// Where the record of builds into `out` is kept: None when `out` does
+/// not exist.
+fn place(out: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(out).ok()?;
+    let key = blake3::hash(real.as_os_str().as_encoded_bytes()).to_hex();
+    Some(crate::fetch::cache_dir().join("builds").join(&key[..32]))
+}
+
+impl Record {
+    /// The record of `tree`, just written to `out`: every entry stamped.
+    pub fn make(
+        out: &Path,
+        tree: &Tree,
+        fingerprint: String,
+        summary: Summary,
+        diags: Diags,
+    ) -> io::Result<Record> {
+        let out = fs::canonicalize(out)?;
+        // What "now" is on that file system, before any stamp is taken.
+        let now = {
+            let probe = tempfile::Builder::new()
+                .prefix(".bootc-clock-")
+                .tempfile_in(out.parent().unwrap_or(&out))?;
+            let m = probe.as_file().metadata()?;
+            (m.ctime(), m.ctime_nsec())
+        };
+        let mut paths: Vec<(&str, bool)> = vec![("", true)];
+        let mut folders: Vec<&str> = tree
+            .files
+            .keys()
+            .flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i]))
+            .collect();
+        folders.sort_unstable();
+        folders.dedup();
+        paths.extend(folders.into_iter().map(|d| (d, true)));
+        paths.extend(tree.files.keys().map(|f| (f.as_str(), false)));
+        let entries = paths
+            .par_iter()
+            .map(|&(path, folder)| {
+                let m = fs::symlink_metadata(out.join(path))?;
+                let stamp = stamp(&m);
+                let racy = (stamp[5], stamp[6]) >= now;
+                let racy = match (racy, folder) {
+                    (false, _) => None,
+                    (true, true) => Some(RACY_FOLDER.to_string()),
+                    (true, false) => Some(tree.files[path].blake3()),
+                };
+                Ok(Entry {
+                    path: path.to_string(),
+                    stamp,
+                    racy,
+                })
+            })
+            .collect::<io::Result<Vec<Entry>>>()?;
+        Ok(Record {
+            fingerprint,
+            summary,
+            diags,
+            entries,
+        })
+    }
+
+    /// The number of files recorded.
+    pub fn files(&self) -> usize {
+        self.entries.len() - self.folders()
+    }
+
+    fn folders(&self) -> usize {
+        let folder = |e: &&Entry| e.stamp[7] as u32 & libc::S_IFMT == libc::S_IFDIR;
+        self.entries.iter().filter(folder).count()
+    }
+
+    /// Whether `out` holds exactly what this record says was written
+    /// there: every entry with its stamp (racy files with their bytes),
+    /// and nothing else (no folder's times moved).
+    pub fn holds(&self, out: &Path) -> bool {
+        let Ok(dir) = fs::File::open(out) else {
+            return false;
+        };
+        // What each racy folder must list: its entries in the record.
+        let racy_folders: HashSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.racy.as_deref() == Some(RACY_FOLDER))
+            .map(|e| e.path.as_str())
+            .collect();
+        let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for e in self.entries.iter().filter(|e| !e.path.is_empty()) {
+            let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+            if racy_folders.contains(parent) {
+                listed.entry(parent).or_default().insert(name);
+            }
+        }
+        self.entries.par_iter().all(|e| {
+            // Beneath the folder opened: no path is joined or walked from /.
+            let rel = if e.path.is_empty() { "." } else { &e.path };
+            let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+            let Ok(st) = rustix::fs::statat(&dir, rel, flags) else {
+                return false;
+            };
+            if stat_stamp(&st) != e.stamp {
+                return false;
+            }
+            match e.racy.as_deref() {
+                None => true,
+                Some(RACY_FOLDER) => {
+                    let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
+                        d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+                            .collect::<io::Result<BTreeSet<String>>>()
+                    });
+                    let want = listed.get(e.path.as_str());
+                    names.is_ok_and(|n| {
+                        n.len() == want.map_or(0, BTreeSet::len)
+                            && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
+                    })
+                }
+                Some(blake3) => {
+                    crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| h == blake3)
+                }
+            }
+        })
+    }
+
+    /// The record of the last build into `out`, if it can be read whole.
+    pub fn load(out: &Path) -> Option<Record> {
+        Self::load_at(&place(out)?)
+    }
+
+    fn load_at(path: &Path) -> Option<Record> {
+        let text = fs::read_to_string(path).ok()?;
+        let (body, sum) = text.rsplit_once("end ")?;
+        if blake3::hash(body.as_bytes()).to_hex().as_str() != sum.trim_end() {
+            return None;
+        }
+        let mut lines = body.lines();
+        (lines.next()? == FIRST_LINE).then_some(())?;
+        let fingerprint = lines.next()?.strip_prefix("fingerprint ")?.to_string();
+        let summary = serde_json::from_str(lines.next()?.strip_prefix("summary ")?).ok()?;
+        let diags = serde_json::from_str(lines.next()?.strip_prefix("diags ")?).ok()?;
+        let entries = lines.map(Entry::parse).collect::<Option<Vec<_>>>()?;
+        (!entries.is_empty()).then_some(Record {
+            fingerprint,
+            summary,
+            diags,
+            entries,
+        })
+    }
+
+    /// Keeps the record for the next build into `out` (errors ignored: the
+    /// next build is then a full one).
+    pub fn save(&self, out: &Path) {
+        let Some(path) = place(out) else { return };
+        let _ = self.save_at(&path);
+    }
+
+    fn save_at(&self, path: &Path) -> io::Result<()> {
+        let mut body = format!(
+            "{FIRST_LINE}\nfingerprint {}\nsummary {}\ndiags {}\n",
+            self.fingerprint,
+            serde_json::to_string(&self.summary)?,
+            serde_json::to_string(&self.diags)?,
+        );
+        for e in &self.entries {
+            e.line(&mut body);
+        }
+        let sum = blake3::hash(body.as_bytes()).to_hex();
+        let dir = path.parent().unwrap_or(path);
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".record-")
+            .tempfile_in(dir)?;
+        tmp.write_all(body.as_bytes())?;
+        writeln!(tmp, "end {sum}")?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Forgets the record of `out` (before a build replaces the tree: a
+    /// build that fails halfway leaves no record behind).
+    pub fn forget(out: &Path) {
+        if let Some(path) = place(out) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl Entry {
+    /// `S0 S1 … S7 RACY PATH`: tree paths hold no newline (bootc's names).
+    fn line(&self, out: &mut String) {
+        use std::fmt::Write;
+        for n in self.stamp {
+            let _ = write!(out, "{n} ");
+        }
+        let _ = writeln!(out, "{} {}", self.racy.as_deref().unwrap_or("."), self.path);
+    }
+
+    fn parse(line: &str) -> Option<Entry> {
+        let mut words = line.splitn(10, ' ');
+        let mut stamp = [0i64; 8];
+        for n in &mut stamp {
+            *n = words.next()?.parse().ok()?;
+        }
+        let racy = match words.next()? {
+            "." => None,
+            r => Some(r.to_string()),
+        };
+        let path = words.next()?.to_string();
+        Some(Entry { path, stamp, racy })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec");
+        let record = Record {
+            fingerprint: "ab".repeat(32),
+            summary: Summary {
+                site: "lab".into(),
+                machines: 2,
+                scripts: 3,
+            },
+            diags: Diags::default(),
+            entries: vec![
+                Entry {
+                    path: String::new(),
+                    stamp: [1, 2, 3, 4, 5, 6, 7, 0o40755],
+                    racy: None,
+                },
+                Entry {
+                    path: "http/machines/a b.ipxe".into(),
+                    stamp: [1, 9, 3, 4, 5, 6, 7, 0o100644],
+                    racy: Some("cd".repeat(32)),
+                },
+            ],
+        };
+        record.save_at(&path).unwrap();
+        let back = Record::load_at(&path).expect("reads back");
+        assert_eq!(back.entries, record.entries);
+        assert_eq!(back.summary, record.summary);
+        assert_eq!(back.files(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replacen("1 9 3", "1 9 4", 1)).unwrap();
+        assert!(
+            Record::load_at(&path).is_none(),
+            "a corrupt record is ignored"
+        );
+    }
+}
