@@ -2,6 +2,7 @@
 //! file of public/ as bytes (or, for local artifacts, a file to copy).
 
 use minijinja::Value;
+use rayon::prelude::*;
 
 use crate::context::{DhcpContext, DhcpSite};
 use crate::diag::{Diag, Diags, Sources};
@@ -185,8 +186,9 @@ fn dhcp_files(
         },
         dhcp: crate::dhcp::view(site, dhcp, plan),
     });
+    // Each a loop over the whole fleet: rendered at once.
     crate::dhcp::outputs(dhcp)
-        .iter()
+        .par_iter()
         .map(|(template, out)| r.render(template, &ctx, out).map(|text| (*out, text)))
         .collect()
 }

@@ -3,14 +3,44 @@
 //! [`Tree`], write puts it on disk, serve and build read it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::beneath::{OpenError, Opened, open_anywhere};
+
+/// A file's bytes, and their BLAKE3 once asked for (the manifest, the
+/// writer and the build record all need it: hashed once).
+#[derive(Clone, Default)]
+pub struct Bytes {
+    data: Vec<u8>,
+    blake3: OnceLock<String>,
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.data
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(data: Vec<u8>) -> Bytes {
+        Bytes {
+            data,
+            blake3: OnceLock::new(),
+        }
+    }
+}
+
+impl From<Bytes> for Vec<u8> {
+    fn from(b: Bytes) -> Vec<u8> {
+        b.data
+    }
+}
 
 /// One file of the output tree.
 #[derive(Clone)]
 pub enum Content {
-    Bytes(Vec<u8>),
+    Bytes(Bytes),
     /// A local artifact or chainloader: copied from `source`, the file
     /// opened once at validation; its hash is already known.
     Copy {
@@ -30,7 +60,10 @@ impl Content {
 
     pub fn blake3(&self) -> String {
         match self {
-            Content::Bytes(b) => blake3::hash(b).to_hex().to_string(),
+            Content::Bytes(b) => b
+                .blake3
+                .get_or_init(|| blake3::hash(b).to_hex().to_string())
+                .clone(),
             Content::Copy { blake3, .. } => blake3.clone(),
         }
     }
@@ -44,6 +77,7 @@ pub struct Tree {
 
 impl Tree {
     pub fn add(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        let bytes: Vec<u8> = bytes.into();
         self.files.insert(path.into(), Content::Bytes(bytes.into()));
     }
 }

@@ -48,9 +48,20 @@ const STAGING_MARK: &str = ".bootc-staging-";
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
+/// What the last build's record says files of the previous tree hold:
+/// relative path -> (stamp, BLAKE3). See [`write_with`].
+pub type Known<'a> = std::collections::HashMap<&'a str, (reuse::Proof, &'a str)>;
+
 /// Writes `tree` to `out` atomically. `out` must be absent, empty, or a tree
 /// bootc wrote; a symlink is followed (the link stays, its target is replaced).
 pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
+    write_with(out, tree, &Known::new())
+}
+
+/// [`write`], where a file of the previous tree that still has the stamp
+/// `known` gives it is proven by that BLAKE3 instead of being read (see
+/// `record`: the stamp's change time moves with any write).
+pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, WriteError> {
     let target = target::resolve(out)?;
     remove_stale_staging(&target.parent, &target.name);
     let previous = target
@@ -63,7 +74,7 @@ pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
     let proofs: Vec<Option<reuse::Proof>> = match &previous {
         Some(prev) => files
             .par_iter()
-            .map(|(rel, content)| reuse::prove(prev, rel, content))
+            .map(|(rel, content)| reuse::prove(prev, rel, content, known.get(rel.as_str())))
             .collect(),
         None => vec![None; files.len()],
     };

@@ -80,9 +80,9 @@ pub fn run(
     let checked = bootc::check(site, &opts)?;
     let key_id = key.as_ref().map(|k| k.id()).unwrap_or_default();
     let fingerprint = record::fingerprint(&checked, &opts, key_id.as_bytes());
+    let last = Record::load(&out);
     // Nothing read has changed and the tree is as the last build left it.
-    if let Some(fp) = &fingerprint
-        && let Some(last) = Record::load(&out)
+    if let (Some(fp), Some(last)) = (&fingerprint, &last)
         && last.fingerprint == *fp
         && last.holds(&out)
     {
@@ -117,7 +117,8 @@ pub fn run(
         refuse_copying_key(tree, path)?;
         sign_tree(tree, key)?;
     }
-    let stats = write::write(&out, tree).context("writing the output tree")?;
+    let known = last.as_ref().map(Record::known).unwrap_or_default();
+    let stats = write::write_with(&out, tree, &known).context("writing the output tree")?;
     // The process ends here: freeing a large fleet's values would take
     // longer than anything left to do.
     let b = Box::leak(b);

@@ -151,18 +151,13 @@ pub const INDEX_FILE: &str = "report/machines.js";
 
 /// The index of every machine of `plan`, with its state from `fleet`.
 pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
+    use rayon::prelude::*;
     let base_host = site.base_url.as_deref().and_then(crate::hosts::host_of);
-    let mut strings: Vec<String> = Vec::new();
-    let mut known: HashMap<String, usize> = HashMap::new();
-    let mut intern = |s: String| {
-        *known.entry(s).or_insert_with_key(|k| {
-            strings.push(k.clone());
-            strings.len() - 1
-        })
-    };
-    let machines = plan
+    // Each machine's row with its shared columns as text (in parallel: the
+    // hosts are found in every file), then those interned in order.
+    let rows: Vec<(IndexRow, [String; 5])> = plan
         .machines
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, m)| {
             let state = fleet.and_then(|f| f.machines.get(i));
@@ -178,7 +173,7 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
             hosts.sort();
             hosts.dedup();
             let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            (
+            let row = (
                 m.name.clone(),
                 m.macs
                     .iter()
@@ -186,11 +181,11 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
                     .collect::<Vec<_>>()
                     .join(" "),
                 m.ip.map(|x| x.to_string()).unwrap_or_default(),
-                intern(m.role.clone()),
-                intern(m.image.clone()),
-                intern(m.boot.clone()),
-                intern(labels.join(" ")),
-                intern(m.kernel_args.join(" ")),
+                0,
+                0,
+                0,
+                0,
+                0,
                 m.files.keys().cloned().collect::<Vec<_>>().join(" "),
                 hosts.join(" "),
                 state
@@ -201,7 +196,34 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
                     })
                     .unwrap_or_default(),
                 state.map(MachineState::state).unwrap_or(""),
-            )
+            );
+            let shared = [
+                m.role.clone(),
+                m.image.clone(),
+                m.boot.clone(),
+                labels.join(" "),
+                m.kernel_args.join(" "),
+            ];
+            (row, shared)
+        })
+        .collect();
+    let mut strings: Vec<String> = Vec::new();
+    let mut known: HashMap<String, usize> = HashMap::new();
+    let mut intern = |s: String| {
+        *known.entry(s).or_insert_with_key(|k| {
+            strings.push(k.clone());
+            strings.len() - 1
+        })
+    };
+    let machines = rows
+        .into_iter()
+        .map(|(mut row, [role, image, boot, labels, args])| {
+            row.3 = intern(role);
+            row.4 = intern(image);
+            row.5 = intern(boot);
+            row.6 = intern(labels);
+            row.7 = intern(args);
+            row
         })
         .collect();
     ReportIndex {

@@ -135,7 +135,7 @@ impl Side {
                     if p.strip_prefix("http/machines/")
                         .is_some_and(|rest| rest.contains('/')) =>
                 {
-                    Some((p, b))
+                    Some((p, b.into()))
                 }
                 _ => None,
             })

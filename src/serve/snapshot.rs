@@ -161,7 +161,7 @@ pub(super) fn index(
             .unwrap_or_else(|_| SystemTime::now());
         let size = content.size();
         let body = match content {
-            Content::Bytes(b) => Body::Memory(b),
+            Content::Bytes(b) => Body::Memory(b.into()),
             Content::Copy { .. } => Body::Disk,
         };
         files.insert(

@@ -35,10 +35,6 @@ use crate::{Checked, Options};
 
 const FIRST_LINE: &str = "bootc build record 1";
 
-/// A folder whose stamp was taken in the tick it last changed: its
-/// entries are listed again.
-const RACY_FOLDER: &str = "-";
-
 /// What the build printed about the site, besides its problems.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
@@ -62,10 +58,12 @@ pub struct Record {
 struct Entry {
     path: String,
     stamp: Stamp,
-    /// Taken in the tick it last changed, so it might change again unseen:
-    /// a file's BLAKE3 (its bytes are hashed again), a folder's
-    /// [`RACY_FOLDER`] (its entries are listed again).
-    racy: Option<String>,
+    /// A file's BLAKE3 (what the build wrote there).
+    blake3: Option<String>,
+    /// Its stamp was taken in the tick it last changed, so it might change
+    /// again unseen: a file's bytes are hashed again, a folder's entries
+    /// listed again.
+    racy: bool,
 }
 
 type Stamp = [i64; 8];
@@ -182,16 +180,11 @@ impl Record {
             .map(|&(path, folder)| {
                 let m = fs::symlink_metadata(out.join(path))?;
                 let stamp = stamp(&m);
-                let racy = (stamp[5], stamp[6]) >= now;
-                let racy = match (racy, folder) {
-                    (false, _) => None,
-                    (true, true) => Some(RACY_FOLDER.to_string()),
-                    (true, false) => Some(tree.files[path].blake3()),
-                };
                 Ok(Entry {
                     path: path.to_string(),
                     stamp,
-                    racy,
+                    blake3: (!folder).then(|| tree.files[path].blake3()),
+                    racy: (stamp[5], stamp[6]) >= now,
                 })
             })
             .collect::<io::Result<Vec<Entry>>>()?;
@@ -203,14 +196,36 @@ impl Record {
         })
     }
 
+    /// What the previous tree holds for the writer to reuse without
+    /// reading it: each file's stamp and BLAKE3 (not the racy ones'). The
+    /// writer reuses a file only while its stamp is this one.
+    pub fn known(&self) -> super::Known<'_> {
+        self.entries
+            .iter()
+            .filter(|e| !e.racy)
+            .filter_map(|e| {
+                let [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns, _] = e.stamp;
+                let stamp = (
+                    dev as u64,
+                    ino as u64,
+                    size as u64,
+                    mtime,
+                    mtime_ns,
+                    ctime,
+                    ctime_ns,
+                );
+                Some((e.path.as_str(), (stamp, e.blake3.as_deref()?)))
+            })
+            .collect()
+    }
+
     /// The number of files recorded.
     pub fn files(&self) -> usize {
         self.entries.len() - self.folders()
     }
 
     fn folders(&self) -> usize {
-        let folder = |e: &&Entry| e.stamp[7] as u32 & libc::S_IFMT == libc::S_IFDIR;
-        self.entries.iter().filter(folder).count()
+        self.entries.iter().filter(|e| e.blake3.is_none()).count()
     }
 
     /// Whether `out` holds exactly what this record says was written
@@ -224,7 +239,7 @@ impl Record {
         let racy_folders: HashSet<&str> = self
             .entries
             .iter()
-            .filter(|e| e.racy.as_deref() == Some(RACY_FOLDER))
+            .filter(|e| e.racy && e.blake3.is_none())
             .map(|e| e.path.as_str())
             .collect();
         let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
@@ -244,9 +259,9 @@ impl Record {
             if stat_stamp(&st) != e.stamp {
                 return false;
             }
-            match e.racy.as_deref() {
-                None => true,
-                Some(RACY_FOLDER) => {
+            match (e.racy, &e.blake3) {
+                (false, _) => true,
+                (true, None) => {
                     let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
                         d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
                             .collect::<io::Result<BTreeSet<String>>>()
@@ -257,8 +272,8 @@ impl Record {
                             && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
                     })
                 }
-                Some(blake3) => {
-                    crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| h == blake3)
+                (true, Some(blake3)) => {
+                    crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| &h == blake3)
                 }
             }
         })
@@ -328,27 +343,40 @@ impl Record {
 }
 
 impl Entry {
-    /// `S0 S1 … S7 RACY PATH`: tree paths hold no newline (bootc's names).
+    /// `S0 S1 … S7 RACY BLAKE3 PATH` (RACY `r` or `.`, BLAKE3 `-` for a
+    /// folder): tree paths hold no newline (bootc's names).
     fn line(&self, out: &mut String) {
         use std::fmt::Write;
         for n in self.stamp {
             let _ = write!(out, "{n} ");
         }
-        let _ = writeln!(out, "{} {}", self.racy.as_deref().unwrap_or("."), self.path);
+        let racy = if self.racy { "r" } else { "." };
+        let blake3 = self.blake3.as_deref().unwrap_or("-");
+        let _ = writeln!(out, "{racy} {blake3} {}", self.path);
     }
 
     fn parse(line: &str) -> Option<Entry> {
-        let mut words = line.splitn(10, ' ');
+        let mut words = line.splitn(11, ' ');
         let mut stamp = [0i64; 8];
         for n in &mut stamp {
             *n = words.next()?.parse().ok()?;
         }
         let racy = match words.next()? {
-            "." => None,
-            r => Some(r.to_string()),
+            "r" => true,
+            "." => false,
+            _ => return None,
+        };
+        let blake3 = match words.next()? {
+            "-" => None,
+            h => Some(h.to_string()),
         };
         let path = words.next()?.to_string();
-        Some(Entry { path, stamp, racy })
+        Some(Entry {
+            path,
+            stamp,
+            blake3,
+            racy,
+        })
     }
 }
 
@@ -372,12 +400,14 @@ mod tests {
                 Entry {
                     path: String::new(),
                     stamp: [1, 2, 3, 4, 5, 6, 7, 0o40755],
-                    racy: None,
+                    blake3: None,
+                    racy: true,
                 },
                 Entry {
                     path: "http/machines/a b.ipxe".into(),
                     stamp: [1, 9, 3, 4, 5, 6, 7, 0o100644],
-                    racy: Some("cd".repeat(32)),
+                    blake3: Some("cd".repeat(32)),
+                    racy: false,
                 },
             ],
         };

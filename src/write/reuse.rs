@@ -58,14 +58,25 @@ impl Previous {
 pub type Proof = (u64, u64, u64, i64, i64, i64, i64);
 
 /// Proves that `rel` of the previous tree holds exactly `content` and has
-/// the tree's file mode, by its bytes; its stamp as read, or None when it
-/// is not reusable (missing, a symlink, another mode or size, other bytes,
-/// changed while it was read).
-pub fn prove(prev: &Previous, rel: &str, content: &Content) -> Option<Proof> {
+/// the tree's file mode, by its bytes, or by `known` (the stamp it had when
+/// it held bytes of that BLAKE3, if it still has it); its stamp as read, or
+/// None when it is not reusable (missing, a symlink, another mode or size,
+/// other bytes, changed while it was read).
+pub fn prove(
+    prev: &Previous,
+    rel: &str,
+    content: &Content,
+    known: Option<&(Proof, &str)>,
+) -> Option<Proof> {
     let mut f = prev.open_file(rel).ok()?;
     let before = f.metadata().ok()?;
     if !before.is_file() || before.len() != content.size() || before.mode() & 0o7777 != FILE_MODE {
         return None;
+    }
+    if let Some((stamp_then, blake3)) = known
+        && stamp(&before) == *stamp_then
+    {
+        return (content.blake3() == *blake3).then_some(*stamp_then);
     }
     let same = match content {
         Content::Bytes(b) => {
@@ -74,7 +85,7 @@ pub fn prove(prev: &Previous, rel: &str, content: &Content) -> Option<Proof> {
                 .take(b.len() as u64 + 1)
                 .read_to_end(&mut buf)
                 .is_ok()
-                && buf == *b
+                && buf == **b
         }
         Content::Copy { size, blake3, .. } => {
             hash_reader(&mut f, None).is_ok_and(|(n, h)| n == *size && h == *blake3)
