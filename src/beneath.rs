@@ -316,15 +316,7 @@ impl Opened {
     /// restores the modification time).
     pub fn stamp(&self) -> io::Result<[i64; 7]> {
         let st = rustix::fs::fstat(&self.file).map_err(io::Error::from)?;
-        Ok([
-            st.st_dev as i64,
-            st.st_ino as i64,
-            st.st_size,
-            st.st_mtime,
-            st.st_mtime_nsec as i64,
-            st.st_ctime,
-            st.st_ctime_nsec as i64,
-        ])
+        Ok(stat_stamp(&st))
     }
 
     /// Size and BLAKE3 (hashed on all cores), from this descriptor.
@@ -399,6 +391,21 @@ fn raise_fd_limit() {
             }
         }
     });
+}
+
+/// What identifies a file's content without reading it (see
+/// [`Opened::stamp`]): device, inode, size, and modification and change
+/// times to the nanosecond.
+pub fn stat_stamp(st: &rustix::fs::Stat) -> [i64; 7] {
+    [
+        st.st_dev as i64,
+        st.st_ino as i64,
+        st.st_size,
+        st.st_mtime,
+        st.st_mtime_nsec as i64,
+        st.st_ctime,
+        st.st_ctime_nsec as i64,
+    ]
 }
 
 #[cfg(test)]

@@ -128,6 +128,14 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
     Ok(stats)
 }
 
+/// Removes the staging folders that killed builds into `out` left beside
+/// it: what [`write`] does first, for a build that writes nothing.
+pub fn remove_leftovers(out: &Path) {
+    if let Ok(target) = target::resolve(out) {
+        remove_stale_staging(&target.parent, &target.name);
+    }
+}
+
 /// Removes staging folders left by builds that were killed.
 fn remove_stale_staging(parent: &Path, base: &str) {
     let prefix = format!(".{base}{STAGING_MARK}");

@@ -86,6 +86,7 @@ pub fn run(
         && last.fingerprint == *fp
         && last.holds(&out)
     {
+        write::remove_leftovers(&out);
         print_human(&checked.sources, &last.diags);
         if deny_warnings && super::denied(&last.diags) {
             eprintln!("nothing was written");

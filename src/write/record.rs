@@ -13,7 +13,11 @@
 //! of local artifacts trusts the same stamp. One race is closed as git
 //! closes it: an entry whose change time is not before the moment its
 //! stamp was taken might still change within the same clock tick, so a
-//! file's bytes are hashed again and a folder's entries listed again.
+//! file's bytes are hashed again and a folder's entries listed again. One
+//! window is left: the stamps are taken after the tree is written, so a
+//! file edited between its write and its stamp (under a second, at the end
+//! of a build, by someone who may write the output folder) is recorded as
+//! it then is.
 //!
 //! Kept in the cache (`<cache>/builds/<hash of the output folder's real
 //! path>`), never in the tree; written atomically. A shortcut, never a
@@ -24,7 +28,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -68,30 +71,18 @@ struct Entry {
 
 type Stamp = [i64; 8];
 
-fn stat_stamp(st: &rustix::fs::Stat) -> Stamp {
-    [
-        st.st_dev as i64,
-        st.st_ino as i64,
-        st.st_size,
-        st.st_mtime,
-        st.st_mtime_nsec as i64,
-        st.st_ctime,
-        st.st_ctime_nsec as i64,
-        i64::from(st.st_mode),
-    ]
+/// [`crate::beneath::stat_stamp`] and the mode (type and permissions).
+fn stamp(st: &rustix::fs::Stat) -> Stamp {
+    let [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns] = crate::beneath::stat_stamp(st);
+    let mode = i64::from(st.st_mode);
+    [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns, mode]
 }
 
-fn stamp(m: &fs::Metadata) -> Stamp {
-    [
-        m.dev() as i64,
-        m.ino() as i64,
-        m.size() as i64,
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-        i64::from(m.mode()),
-    ]
+/// The stamp of `rel` beneath the folder `dir` (never through a symlink).
+fn stamp_at(dir: &fs::File, rel: &str) -> io::Result<Stamp> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    let st = rustix::fs::statat(dir, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(stamp(&st))
 }
 
 /// The fingerprint of a checked site's inputs, for a build with `opts`:
@@ -117,7 +108,8 @@ pub fn fingerprint(checked: &Checked, opts: &Options, extra: &[u8]) -> Option<St
         h.update(bytes);
     };
     field(FIRST_LINE.as_bytes());
-    let exe = std::env::current_exe().and_then(fs::metadata).ok()?;
+    let exe = std::env::current_exe().ok()?;
+    let exe = rustix::fs::stat(&exe).ok()?;
     field(format!("{:?}", stamp(&exe)).as_bytes());
     field(format!("{opts:?}").as_bytes());
     for id in checked.sources.ids() {
@@ -162,24 +154,18 @@ impl Record {
             let probe = tempfile::Builder::new()
                 .prefix(".bootc-clock-")
                 .tempfile_in(out.parent().unwrap_or(&out))?;
-            let m = probe.as_file().metadata()?;
-            (m.ctime(), m.ctime_nsec())
+            let st = rustix::fs::fstat(probe.as_file())?;
+            (st.st_ctime, st.st_ctime_nsec as i64)
         };
+        let folders = super::folders(tree);
         let mut paths: Vec<(&str, bool)> = vec![("", true)];
-        let mut folders: Vec<&str> = tree
-            .files
-            .keys()
-            .flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i]))
-            .collect();
-        folders.sort_unstable();
-        folders.dedup();
-        paths.extend(folders.into_iter().map(|d| (d, true)));
+        paths.extend(folders.iter().filter_map(|d| Some((d.to_str()?, true))));
         paths.extend(tree.files.keys().map(|f| (f.as_str(), false)));
+        let dir = fs::File::open(&out)?;
         let entries = paths
             .par_iter()
             .map(|&(path, folder)| {
-                let m = fs::symlink_metadata(out.join(path))?;
-                let stamp = stamp(&m);
+                let stamp = stamp_at(&dir, path)?;
                 Ok(Entry {
                     path: path.to_string(),
                     stamp,
@@ -250,13 +236,10 @@ impl Record {
             }
         }
         self.entries.par_iter().all(|e| {
-            // Beneath the folder opened: no path is joined or walked from /.
-            let rel = if e.path.is_empty() { "." } else { &e.path };
-            let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
-            let Ok(st) = rustix::fs::statat(&dir, rel, flags) else {
+            let Ok(stamp) = stamp_at(&dir, &e.path) else {
                 return false;
             };
-            if stat_stamp(&st) != e.stamp {
+            if stamp != e.stamp {
                 return false;
             }
             match (e.racy, &e.blake3) {

@@ -160,10 +160,11 @@ fn readme_quickstart_boots_and_says_hello() {
     let (mut seen, mut exited) = (None, None);
     while start.elapsed() < Duration::from_secs(240) {
         let out = clean_console(&stdout.lock().unwrap());
-        // Complete lines only: the hello line may be arriving.
+        // Complete lines only: the hello line may be arriving. iPXE's last
+        // " ok" can share its line (" oHello…": the console interleaves).
         let done = &out[..out.rfind('\n').unwrap_or(0)];
-        if let Some(line) = done.lines().find(|l| l.starts_with(hello)) {
-            seen = Some(line.to_string());
+        if let Some(at) = done.lines().find_map(|l| l.find(hello).map(|i| &l[i..])) {
+            seen = Some(at.to_string());
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
