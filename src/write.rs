@@ -131,8 +131,10 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
 /// Removes the staging folders that killed builds into `out` left beside
 /// it: what [`write`] does first, for a build that writes nothing.
 pub fn remove_leftovers(out: &Path) {
-    if let Ok(target) = target::resolve(out) {
-        remove_stale_staging(&target.parent, &target.name);
+    if let Ok(dir) = fs::canonicalize(out)
+        && let (Some(parent), Some(name)) = (dir.parent(), dir.file_name())
+    {
+        remove_stale_staging(parent, &name.to_string_lossy());
     }
 }
 

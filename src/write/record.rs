@@ -229,7 +229,8 @@ impl Record {
             .map(|e| e.path.as_str())
             .collect();
         let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        for e in self.entries.iter().filter(|e| !e.path.is_empty()) {
+        let entries = self.entries.iter().filter(|_| !racy_folders.is_empty());
+        for e in entries.filter(|e| !e.path.is_empty()) {
             let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
             if racy_folders.contains(parent) {
                 listed.entry(parent).or_default().insert(name);
@@ -278,7 +279,11 @@ impl Record {
         let fingerprint = lines.next()?.strip_prefix("fingerprint ")?.to_string();
         let summary = serde_json::from_str(lines.next()?.strip_prefix("summary ")?).ok()?;
         let diags = serde_json::from_str(lines.next()?.strip_prefix("diags ")?).ok()?;
-        let entries = lines.map(Entry::parse).collect::<Option<Vec<_>>>()?;
+        let lines: Vec<&str> = lines.collect();
+        let entries = lines
+            .into_par_iter()
+            .map(Entry::parse)
+            .collect::<Option<Vec<_>>>()?;
         (!entries.is_empty()).then_some(Record {
             fingerprint,
             summary,
