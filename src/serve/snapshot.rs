@@ -17,6 +17,7 @@ use crate::render;
 use crate::site::Artifact;
 use crate::tree::{Content, Tree};
 use crate::write;
+use crate::write::record::{Record, Summary};
 
 impl Failure {
     /// A failure with no place in the site, and its text for the terminal.
@@ -82,10 +83,22 @@ pub(super) fn build(
         diags,
         ..
     } = *b;
-    let stats = match write::write(out, &tree) {
+    // The previous build's record proves its files without reading them.
+    let last = Record::load(out);
+    let known = last.as_ref().map(Record::known).unwrap_or_default();
+    let stats = match write::write_with(out, &tree, &known) {
         Ok(s) => s,
         Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
     };
+    let summary = Summary {
+        site: plan.site.clone(),
+        machines: plan.machines.len(),
+        scripts: plan.machines.iter().map(|m| m.macs.len()).sum(),
+    };
+    // No fingerprint: serve never skips a build, it only reuses files.
+    if let Ok(r) = Record::make(out, &tree, String::new(), summary, Diags::default()) {
+        r.save(out);
+    }
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
     let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
