@@ -78,8 +78,14 @@ pub fn run(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| site.join("public"));
     let checked = bootc::check(site, &opts)?;
-    let key_id = key.as_ref().map(|k| k.id()).unwrap_or_default();
-    let fingerprint = record::fingerprint(&checked, &opts, key_id.as_bytes());
+    // Besides what the site reads: where it is (its problems name its
+    // files) and the signing key.
+    let extra = format!(
+        "{}\n{}",
+        std::fs::canonicalize(site).unwrap_or_default().display(),
+        key.as_ref().map(|k| k.id()).unwrap_or_default()
+    );
+    let fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
     let last = Record::load(&out);
     // Nothing read has changed and the tree is as the last build left it.
     if let (Some(fp), Some(last)) = (&fingerprint, &last)
@@ -123,11 +129,7 @@ pub fn run(
     // The process ends here: freeing a large fleet's values would take
     // longer than anything left to do.
     let b = Box::leak(b);
-    let summary = Summary {
-        site: b.plan.site.clone(),
-        machines: b.plan.machines.len(),
-        scripts: b.plan.machines.iter().map(|m| m.macs.len()).sum(),
-    };
+    let summary = Summary::of(&b.plan);
     report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
     if let Some(fp) = fingerprint {
         let diags = std::mem::take(&mut b.diags);

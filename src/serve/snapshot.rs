@@ -90,11 +90,7 @@ pub(super) fn build(
         Ok(s) => s,
         Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
     };
-    let summary = Summary {
-        site: plan.site.clone(),
-        machines: plan.machines.len(),
-        scripts: plan.machines.iter().map(|m| m.macs.len()).sum(),
-    };
+    let summary = Summary::of(&plan);
     // No fingerprint: serve never skips a build, it only reuses files.
     if let Ok(r) = Record::make(out, &tree, String::new(), summary, Diags::default()) {
         r.save(out);

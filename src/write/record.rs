@@ -46,6 +46,16 @@ pub struct Summary {
     pub scripts: usize,
 }
 
+impl Summary {
+    pub fn of(plan: &crate::plan::Plan) -> Summary {
+        Summary {
+            site: plan.site.clone(),
+            machines: plan.machines.len(),
+            scripts: plan.machines.iter().map(|m| m.macs.len()).sum(),
+        }
+    }
+}
+
 /// See the module's documentation.
 pub struct Record {
     pub fingerprint: String,
@@ -88,7 +98,8 @@ fn stamp_at(dir: &fs::File, rel: &str) -> io::Result<Stamp> {
 /// The fingerprint of a checked site's inputs, for a build with `opts`:
 /// this binary (its own stamp), the options, every source file (name and
 /// text), every artifact and boot program read from outside the sources
-/// (by hash), and `extra` (what the caller adds: the signing key). None
+/// (by hash), and `extra` (what the caller adds: the site's folder, the
+/// signing key). None
 /// when a build of it cannot be skipped: a site with errors, web-server
 /// logs (they grow), a boot image (made by outside tools), or anything
 /// asked besides the tree.
@@ -207,11 +218,7 @@ impl Record {
 
     /// The number of files recorded.
     pub fn files(&self) -> usize {
-        self.entries.len() - self.folders()
-    }
-
-    fn folders(&self) -> usize {
-        self.entries.iter().filter(|e| e.blake3.is_none()).count()
+        self.entries.iter().filter(|e| e.blake3.is_some()).count()
     }
 
     /// Whether `out` holds exactly what this record says was written
