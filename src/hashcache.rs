@@ -56,7 +56,9 @@ fn record_path(f: &Opened) -> PathBuf {
     crate::fetch::cache_dir().join("hashes").join(&key[..32])
 }
 
-fn write_record(path: &std::path::Path, text: &str) -> io::Result<()> {
+/// Writes a cache record atomically (a temporary file beside it, renamed),
+/// creating its folder.
+pub(crate) fn write_record(path: &std::path::Path, text: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(path);
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()

@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -317,15 +317,8 @@ impl Record {
             e.line(&mut body);
         }
         let sum = blake3::hash(body.as_bytes()).to_hex();
-        let dir = path.parent().unwrap_or(path);
-        fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".record-")
-            .tempfile_in(dir)?;
-        tmp.write_all(body.as_bytes())?;
-        writeln!(tmp, "end {sum}")?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        body.push_str(&format!("end {sum}\n"));
+        crate::hashcache::write_record(path, &body)
     }
 
     /// Forgets the record of `out` (before a build replaces the tree: a
