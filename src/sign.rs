@@ -98,6 +98,11 @@ impl SecretKey {
         key_id(&self.keynum)
     }
 
+    /// The public half's bytes: what identifies the key beyond its ID.
+    pub fn public_bytes(&self) -> [u8; 32] {
+        *self.sk.public_key()
+    }
+
     /// Signs `data`, giving the text of a `.minisig` file. Deterministic: the
     /// same key, data and comment give the same bytes.
     pub fn sign(&self, data: &[u8], trusted_comment: &str) -> Result<String, KeyError> {

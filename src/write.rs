@@ -10,7 +10,7 @@ mod target;
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -39,6 +39,9 @@ pub struct Stats {
     pub files: usize,
     pub unchanged: usize,
     pub bytes: u64,
+    /// Device and inode of the folder the tree is in: the one this build
+    /// swapped in (or left in place), whatever another build does next.
+    pub root: (u64, u64),
 }
 
 const STAGING_MARK: &str = ".bootc-staging-";
@@ -89,6 +92,7 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
             files: n,
             unchanged: n,
             bytes,
+            root: target.id.unwrap_or_default(),
         });
     }
     let staging = target.parent.join(format!(
@@ -104,7 +108,13 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
     let reused = previous.as_ref().map(|p| (p, proofs.as_slice()));
     let stats = match fill(&staging, reused, &files, &folders)
         .and_then(|s| sync_tree(&staging, &files, &folders).map(|()| s))
-    {
+        .and_then(|s| {
+            let m = fs::symlink_metadata(&staging).map_err(err(&staging))?;
+            Ok(Stats {
+                root: (m.dev(), m.ino()),
+                ..s
+            })
+        }) {
         Ok(s) => s,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);

@@ -81,9 +81,9 @@ pub fn run(
     // Besides what the site reads: where it is (its problems name its
     // files) and the signing key.
     let extra = format!(
-        "{}\n{}",
+        "{}\n{:?}",
         std::fs::canonicalize(site).unwrap_or_default().display(),
-        key.as_ref().map(|k| k.id()).unwrap_or_default()
+        key.as_ref().map(|k| (k.id(), k.public_bytes()))
     );
     let fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
     let last = Record::load(&out);
@@ -133,7 +133,7 @@ pub fn run(
     report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
     if let Some(fp) = fingerprint {
         let diags = std::mem::take(&mut b.diags);
-        if let Ok(r) = Record::make(&out, &b.tree, fp, summary, diags) {
+        if let Ok(r) = Record::make(&out, stats.root, &b.tree, fp, summary, diags) {
             r.save(&out);
         }
     }

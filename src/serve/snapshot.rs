@@ -92,7 +92,14 @@ pub(super) fn build(
     };
     let summary = Summary::of(&plan);
     // No fingerprint: serve never skips a build, it only reuses files.
-    if let Ok(r) = Record::make(out, &tree, String::new(), summary, Diags::default()) {
+    if let Ok(r) = Record::make(
+        out,
+        stats.root,
+        &tree,
+        String::new(),
+        summary,
+        Diags::default(),
+    ) {
         r.save(out);
     }
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));

@@ -97,7 +97,8 @@ fn stamp_at(dir: &fs::File, rel: &str) -> io::Result<Stamp> {
 
 /// The fingerprint of a checked site's inputs, for a build with `opts`:
 /// this binary (its own stamp), the options, every source file (name and
-/// text), every artifact and boot program read from outside the sources
+/// text), what loading and validating them reported, every artifact and
+/// boot program read from outside the sources
 /// (by hash), and `extra` (what the caller adds: the site's folder, the
 /// signing key). None
 /// when a build of it cannot be skipped: a site with errors, web-server
@@ -127,6 +128,18 @@ pub fn fingerprint(checked: &Checked, opts: &Options, extra: &[u8]) -> Option<St
         field(checked.sources.name(id).as_bytes());
         field(checked.sources.text(id).as_bytes());
     }
+    // What loading and validation found outside the sources (a dangling
+    // link under machines/, a missing artifact root): in the report too.
+    let mut found: Vec<String> = checked
+        .diags
+        .list
+        .iter()
+        .filter_map(|d| serde_json::to_string(d).ok())
+        .collect();
+    found.sort();
+    for d in &found {
+        field(d.as_bytes());
+    }
     for image in site.images.values() {
         let plan = crate::plan::ImagePlan::new(image);
         field(&serde_json::to_vec(&plan).ok()?);
@@ -142,6 +155,19 @@ pub fn fingerprint(checked: &Checked, opts: &Options, extra: &[u8]) -> Option<St
     Some(h.finalize().to_hex().to_string())
 }
 
+/// Whether `path` is this user's own and nobody else may write it (a
+/// record decides what a build trusts: one another user could have
+/// written is ignored, as is anything but a plain file or folder).
+fn private(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|m| {
+        (m.is_file() || m.is_dir())
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            && m.uid() == unsafe { libc::geteuid() }
+            && m.mode() & 0o022 == 0
+    })
+}
+
 /// Where the record of builds into `out` is kept: None when `out` does
 /// not exist.
 fn place(out: &Path) -> Option<PathBuf> {
@@ -151,15 +177,26 @@ fn place(out: &Path) -> Option<PathBuf> {
 }
 
 impl Record {
-    /// The record of `tree`, just written to `out`: every entry stamped.
+    /// The record of `tree`, just written to `out` in the folder `root`
+    /// (device and inode, [`super::Stats::root`]): every entry stamped.
+    /// Refused when `out` is no longer that folder (another build swapped
+    /// its own tree in meanwhile).
     pub fn make(
         out: &Path,
+        root: (u64, u64),
         tree: &Tree,
         fingerprint: String,
         summary: Summary,
         diags: Diags,
     ) -> io::Result<Record> {
         let out = fs::canonicalize(out)?;
+        // Every stamp is taken beneath this descriptor: of the tree in
+        // `root`, even if `out` is replaced while they are taken.
+        let dir = fs::File::open(&out)?;
+        let st = rustix::fs::fstat(&dir)?;
+        if (st.st_dev, st.st_ino) != root {
+            return Err(io::Error::other("the output folder was replaced"));
+        }
         // What "now" is on that file system, before any stamp is taken.
         let now = {
             let probe = tempfile::Builder::new()
@@ -172,7 +209,6 @@ impl Record {
         let mut paths: Vec<(&str, bool)> = vec![("", true)];
         paths.extend(folders.iter().filter_map(|d| Some((d.to_str()?, true))));
         paths.extend(tree.files.keys().map(|f| (f.as_str(), false)));
-        let dir = fs::File::open(&out)?;
         let entries = paths
             .par_iter()
             .map(|&(path, folder)| {
@@ -276,6 +312,9 @@ impl Record {
     }
 
     fn load_at(path: &Path) -> Option<Record> {
+        if !private(path) || !path.parent().is_some_and(private) {
+            return None;
+        }
         let text = fs::read_to_string(path).ok()?;
         let (body, sum) = text.rsplit_once("end ")?;
         if blake3::hash(body.as_bytes()).to_hex().as_str() != sum.trim_end() {
@@ -291,7 +330,14 @@ impl Record {
             .into_par_iter()
             .map(Entry::parse)
             .collect::<Option<Vec<_>>>()?;
-        (!entries.is_empty()).then_some(Record {
+        // The tree's own folder first, then paths beneath it only.
+        (entries.first()?.path.is_empty()
+            && entries[1..].iter().all(|e| {
+                e.path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..")
+            }))
+        .then_some(Record {
             fingerprint,
             summary,
             diags,
@@ -318,15 +364,14 @@ impl Record {
         }
         let sum = blake3::hash(body.as_bytes()).to_hex();
         body.push_str(&format!("end {sum}\n"));
-        crate::hashcache::write_record(path, &body)
-    }
-
-    /// Forgets the record of `out` (before a build replaces the tree: a
-    /// build that fails halfway leaves no record behind).
-    pub fn forget(out: &Path) {
-        if let Some(path) = place(out) {
-            let _ = fs::remove_file(path);
+        // Only this user may write where records are kept (see `private`),
+        // whatever the umask.
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::create_dir_all(dir)?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
+        crate::hashcache::write_record(path, &body)
     }
 }
 
@@ -371,6 +416,30 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build stamps the folder it swapped in, not whatever `out` names
+    /// by the time it stamps (another build's tree).
+    #[test]
+    fn a_record_is_made_of_the_folder_the_build_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut tree = Tree::default();
+        tree.add("http/boot.ipxe", "#!ipxe\n");
+        let stats = crate::write::write(&out, &tree).unwrap();
+        let make = |root| {
+            let summary = Summary {
+                site: "lab".into(),
+                machines: 0,
+                scripts: 0,
+            };
+            Record::make(&out, root, &tree, "f".into(), summary, Diags::default())
+        };
+        let record = make(stats.root).expect("the folder written");
+        assert_eq!(record.files(), 1);
+        assert!(record.holds(&out));
+        let (dev, ino) = stats.root;
+        assert!(make((dev, ino + 1)).is_err(), "another folder");
+    }
 
     #[test]
     fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {

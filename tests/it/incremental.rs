@@ -201,3 +201,34 @@ fn a_signing_key_is_an_input() {
     assert!(!skipped(&signed), "{}", signed.stdout);
     assert!(s.path("public/http/manifest.json.minisig").exists());
 }
+
+/// What loading finds outside the site's files is an input too: a dangling
+/// link added under machines/ (a warning, shown in the report) means a
+/// full build, and `--deny-warnings` sees it.
+#[test]
+fn a_warning_from_outside_the_sources_is_an_input() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    std::os::unix::fs::symlink("nowhere.toml", s.path("machines/x.toml")).unwrap();
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!skipped(&r), "{}", r.stdout);
+    assert!(r.stderr.contains("warning[skipped-file]"), "{}", r.stderr);
+    let denied = s.run(&["build", ".", "--deny-warnings"]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+}
+
+/// A record someone else may write decides nothing: one made writable by
+/// the group is ignored (a full build, which writes a private one again).
+#[test]
+fn a_record_others_may_write_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let record = record_of(&s.path("public"));
+    fs::set_permissions(&record, fs::Permissions::from_mode(0o664)).unwrap();
+    let r = s.build();
+    assert!(!skipped(&r), "a group-writable record was trusted");
+    assert_eq!(fs::metadata(&record).unwrap().mode() & 0o777, 0o600);
+    assert!(skipped(&s.build()));
+}
