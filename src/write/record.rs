@@ -14,10 +14,10 @@
 //! closes it: an entry whose change time is not before the moment its
 //! stamp was taken might still change within the same clock tick, so a
 //! file's bytes are hashed again and a folder's entries listed again. One
-//! window is left: the stamps are taken after the tree is written, so a
-//! file edited between its write and its stamp (under a second, at the end
-//! of a build, by someone who may write the output folder) is recorded as
-//! it then is.
+//! window is left: the stamps are taken after the tree is written and the
+//! old one removed, so a file edited between its write and its stamp
+//! (seconds on a large fleet, by someone who may write the output folder)
+//! is recorded as it then is.
 //!
 //! Kept in the cache (`<cache>/builds/<hash of the output folder's real
 //! path>`), never in the tree; written atomically. A shortcut, never a
