@@ -237,16 +237,7 @@ impl Record {
             .iter()
             .filter(|e| !e.racy)
             .filter_map(|e| {
-                let [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns, _] = e.stamp;
-                let stamp = (
-                    dev as u64,
-                    ino as u64,
-                    size as u64,
-                    mtime,
-                    mtime_ns,
-                    ctime,
-                    ctime_ns,
-                );
+                let [stamp @ .., _mode] = e.stamp;
                 Some((e.path.as_str(), (stamp, e.blake3.as_deref()?)))
             })
             .collect()
@@ -272,11 +263,12 @@ impl Record {
             .map(|e| e.path.as_str())
             .collect();
         let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        let entries = self.entries.iter().filter(|_| !racy_folders.is_empty());
-        for e in entries.filter(|e| !e.path.is_empty()) {
-            let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-            if racy_folders.contains(parent) {
-                listed.entry(parent).or_default().insert(name);
+        if !racy_folders.is_empty() {
+            for e in self.entries.iter().filter(|e| !e.path.is_empty()) {
+                let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                if racy_folders.contains(parent) {
+                    listed.entry(parent).or_default().insert(name);
+                }
             }
         }
         self.entries.par_iter().all(|e| {

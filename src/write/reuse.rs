@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::{FILE_MODE, WriteError, err};
+use crate::beneath::stat_stamp;
 use crate::tree::Content;
 
 /// Read size for hashing and copying (hashed on all cores per chunk).
@@ -54,8 +55,9 @@ impl Previous {
 }
 
 /// What a file of the previous tree was when it was proven to hold a
-/// file of the new tree: see [`stamp`].
-pub type Proof = (u64, u64, u64, i64, i64, i64, i64);
+/// file of the new tree: its [`stat_stamp`] (the change time cannot be set
+/// back by its owner the way the modification time can).
+pub type Proof = [i64; 7];
 
 /// Proves that `rel` of the previous tree holds exactly `content` and has
 /// the tree's file mode, by its bytes, or by `known` (the stamp it had when
@@ -69,12 +71,16 @@ pub fn prove(
     known: Option<&(Proof, &str)>,
 ) -> Option<Proof> {
     let mut f = prev.open_file(rel).ok()?;
-    let before = f.metadata().ok()?;
-    if !before.is_file() || before.len() != content.size() || before.mode() & 0o7777 != FILE_MODE {
+    let st = rustix::fs::fstat(&f).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG
+        || st.st_size as u64 != content.size()
+        || st.st_mode & 0o7777 != FILE_MODE
+    {
         return None;
     }
+    let before = stat_stamp(&st);
     if let Some((stamp_then, blake3)) = known
-        && stamp(&before) == *stamp_then
+        && before == *stamp_then
     {
         return (content.blake3() == *blake3).then_some(*stamp_then);
     }
@@ -91,8 +97,8 @@ pub fn prove(
             hash_reader(&mut f, None).is_ok_and(|(n, h)| n == *size && h == *blake3)
         }
     };
-    let after = f.metadata().ok()?;
-    (same && stamp(&before) == stamp(&after)).then(|| stamp(&after))
+    let after = stat_stamp(&rustix::fs::fstat(&f).ok()?);
+    (same && before == after).then_some(after)
 }
 
 /// Hard-links `rel` of the previous tree to `dest` when it is still the
@@ -100,15 +106,15 @@ pub fn prove(
 /// Returns whether it did.
 pub fn link(prev: &Previous, rel: &str, proof: &Proof, dest: &Path) -> Result<bool, WriteError> {
     let old = prev.path.join(rel);
-    if !fs::symlink_metadata(&old).is_ok_and(|m| stamp(&m) == *proof) {
+    if !rustix::fs::lstat(&old).is_ok_and(|st| stat_stamp(&st) == *proof) {
         return Ok(false);
     }
     if fs::hard_link(&old, dest).is_err() {
         return Ok(false);
     }
     // The name linked must still be the file that was checked.
-    match fs::symlink_metadata(dest) {
-        Ok(m) if m.dev() == proof.0 && m.ino() == proof.1 => Ok(true),
+    match rustix::fs::lstat(dest) {
+        Ok(st) if stat_stamp(&st)[..2] == proof[..2] => Ok(true),
         _ => {
             fs::remove_file(dest).map_err(err(dest))?;
             Ok(false)
@@ -138,20 +144,6 @@ pub fn holds_only(prev: &Previous, files: usize, folders: usize) -> bool {
         }
     }
     (f, d) == (files, folders)
-}
-
-/// What changes when a file's content or metadata is changed (ctime cannot
-/// be set back by its owner the way mtime can).
-fn stamp(m: &fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
-    (
-        m.dev(),
-        m.ino(),
-        m.len(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    )
 }
 
 /// Which side of a copy failed.
