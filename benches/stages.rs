@@ -17,6 +17,10 @@ use bootc::templates::Templates;
 
 mod site;
 
+/// The allocator of the binary (src/main.rs), so the stages cost what they do there.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sizes() -> Vec<usize> {
     std::env::var("BOOTC_BENCH_SIZES")
         .ok()
