@@ -6,7 +6,10 @@
 
 pub mod record;
 mod reuse;
+mod spare;
 mod target;
+
+pub use spare::path as spare_path;
 
 use std::fs;
 use std::io::{self, Write};
@@ -17,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::beneath::CopyError;
 use crate::tree::{Content, Tree};
+use record::Record;
 
 #[derive(Debug, thiserror::Error)]
 // Not a `source` field: the message holds the error once (anyhow's `{:#}`
@@ -58,14 +62,17 @@ pub type Known<'a> = std::collections::HashMap<&'a str, (reuse::Proof, &'a str)>
 /// Writes `tree` to `out` atomically. `out` must be absent, empty, or a tree
 /// bootc wrote; a symlink is followed (the link stays, its target is replaced).
 pub fn write(out: &Path, tree: &Tree) -> Result<Stats, WriteError> {
-    write_with(out, tree, &Known::new())
+    write_with(out, tree, None)
 }
 
-/// [`write`], where a file of the previous tree that still has the stamp
-/// `known` gives it is proven by that BLAKE3 instead of being read (see
-/// `record`: the stamp's change time moves with any write).
-pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, WriteError> {
-    let target = target::resolve(out)?;
+/// [`write`], with the record of the last build into `out`: a file of the
+/// previous tree that still has the stamp the record gives it is proven by
+/// the recorded BLAKE3 instead of being read (the stamp's change time moves
+/// with any write), and a previous tree whose every folder still has its
+/// stamp holds nothing but what the record lists, so it is not walked.
+pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stats, WriteError> {
+    let known = last.map(Record::known).unwrap_or_default();
+    let target = target::resolve(out, last)?;
     remove_stale_staging(&target.parent, &target.name);
     let previous = target
         .exists
@@ -103,10 +110,18 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
     if fs::symlink_metadata(&staging).is_ok() {
         fs::remove_dir_all(&staging).map_err(err(&staging))?;
     }
-    fs::create_dir(&staging).map_err(err(&staging))?;
-
     let reused = previous.as_ref().map(|p| (p, proofs.as_slice()));
-    let stats = match fill(&staging, reused, &files, &folders)
+    // The tree before the previous one, brought up to date; or, when there
+    // is none (or it cannot be), a new folder.
+    let spare = spare::path(&target.parent, &target.name);
+    let staged = spare::claim(&spare, &staging)
+        .then(|| spare::update(&staging, reused, &files, &folders))
+        .and_then(Result::ok);
+    let staged = match staged {
+        Some(s) => Ok(s),
+        None => fresh(&staging, reused, &files, &folders),
+    };
+    let stats = match staged
         .and_then(|s| sync_tree(&staging, &files, &folders).map(|()| s))
         .and_then(|s| {
             let m = fs::symlink_metadata(&staging).map_err(err(&staging))?;
@@ -123,7 +138,7 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
     };
     // The build may have taken minutes: the folder replaced must still be
     // the one checked, and still bootc's.
-    let again = target::resolve(out);
+    let again = target::resolve(out, last);
     if !again
         .as_ref()
         .is_ok_and(|t| t.dir == target.dir && t.id == target.id)
@@ -134,8 +149,22 @@ pub fn write_with(out: &Path, tree: &Tree, known: &Known) -> Result<Stats, Write
             error: io::Error::other("was replaced while the tree was built; nothing was written"),
         }));
     }
-    swap(&staging, &target.dir, &target.parent)?;
+    swap(&staging, &target.dir, &target.parent, &spare)?;
     Ok(stats)
+}
+
+/// Stages the tree in a new folder `staging` (whatever was there removed).
+fn fresh(
+    staging: &Path,
+    previous: Option<(&reuse::Previous, &[Option<reuse::Proof>])>,
+    files: &[(&String, &Content)],
+    folders: &[PathBuf],
+) -> Result<Stats, WriteError> {
+    if fs::symlink_metadata(staging).is_ok() {
+        fs::remove_dir_all(staging).map_err(err(staging))?;
+    }
+    fs::create_dir(staging).map_err(err(staging))?;
+    fill(staging, previous, files, folders)
 }
 
 /// Removes the staging folders that killed builds into `out` left beside
@@ -322,9 +351,10 @@ fn sync(dir: &Path) -> Result<(), WriteError> {
         .map_err(err(dir))
 }
 
-/// Puts `staging` in place of `out` in one step, then removes the old tree.
-/// The parent folder is flushed after the swap, so it survives a crash.
-fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
+/// Puts `staging` in place of `out` in one step, then keeps the old tree
+/// as the `spare` (the next build stages in it). The parent folder is
+/// flushed after the swap, so it survives a crash.
+fn swap(staging: &Path, out: &Path, parent: &Path, spare: &Path) -> Result<(), WriteError> {
     if fs::symlink_metadata(out).is_err() {
         if let Err(e) = fs::rename(staging, out) {
             let _ = fs::remove_dir_all(staging);
@@ -342,7 +372,7 @@ fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
         Ok(()) => {
             sync(parent)?;
             // `staging` now holds the previous tree.
-            fs::remove_dir_all(staging).map_err(err(staging))
+            spare::keep(staging, spare)
         }
         Err(_) => {
             // File systems without RENAME_EXCHANGE: two renames. The old
@@ -362,7 +392,7 @@ fn swap(staging: &Path, out: &Path, parent: &Path) -> Result<(), WriteError> {
                 return Err(err(out)(e));
             }
             sync(parent)?;
-            fs::remove_dir_all(&old).map_err(err(&old))
+            spare::keep(&old, spare)
         }
     }
 }

@@ -124,8 +124,7 @@ pub fn run(
         refuse_copying_key(tree, path)?;
         sign_tree(tree, key)?;
     }
-    let known = last.as_ref().map(Record::known).unwrap_or_default();
-    let stats = write::write_with(&out, tree, &known).context("writing the output tree")?;
+    let stats = write::write_with(&out, tree, last.as_ref()).context("writing the output tree")?;
     // The process ends here: freeing a large fleet's values would take
     // longer than anything left to do.
     let b = Box::leak(b);

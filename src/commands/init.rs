@@ -102,7 +102,7 @@ fallback = "menu"                       # unknown MACs: a role, "local", "menu" 
         ("roles/installer.toml", INSTALLER_ROLE),
         ("images/local-disk.toml", LOCAL_IMAGE),
         ("images/debian-12-installer.toml", INSTALLER_IMAGE),
-        (".gitignore", "public/\n"),
+        (".gitignore", "public/\n.public.bootc-spare/\n"),
     ];
     // Into real folders of DIR only: a symlinked machines/ (or a link where
     // a file goes) would have init write somewhere else. Checked for every

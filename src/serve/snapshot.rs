@@ -85,8 +85,7 @@ pub(super) fn build(
     } = *b;
     // The previous build's record proves its files without reading them.
     let last = Record::load(out);
-    let known = last.as_ref().map(Record::known).unwrap_or_default();
-    let stats = match write::write_with(out, &tree, &known) {
+    let stats = match write::write_with(out, &tree, last.as_ref()) {
         Ok(s) => s,
         Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
     };

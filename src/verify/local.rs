@@ -2,7 +2,9 @@
 //! printed: every file is opened beneath the root one component at a time,
 //! never through a symbolic link, once (what is checked is what was opened),
 //! and a file that has a name outside the tree (a hard link whose other
-//! names the tree does not hold) is refused before a byte of it is read.
+//! names the tree does not hold) is refused before a byte of it is read;
+//! the one exception is its name at the same path in the spare tree the
+//! build keeps beside the tree (`write::spare_path`), bootc's own.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -32,6 +34,43 @@ pub struct Walk {
     /// ('/'-separated relative path, is a symbolic link)
     pub entries: Vec<(String, bool)>,
     names: HashMap<(u64, u64), u64>,
+    spare: Option<Spare>,
+}
+
+/// The spare tree a build keeps beside the tree `root` (or beside the tree
+/// whose http/ `root` is), opened: the files it shares with the tree
+/// (hard links, under the same path) are no names outside the tree.
+#[derive(Clone)]
+pub struct Spare(std::sync::Arc<OwnedFd>);
+
+impl Spare {
+    pub fn of(root: &Path) -> Option<Spare> {
+        let root = root.canonicalize().ok()?;
+        let beside = |tree: &Path| {
+            let (parent, name) = (tree.parent()?, tree.file_name()?.to_str()?);
+            Some(crate::write::spare_path(parent, name))
+        };
+        let path = match beside(&root) {
+            Some(p) if p.is_dir() => p,
+            _ if root.file_name().is_some_and(|n| n == "http") => {
+                beside(root.parent()?)?.join("http")
+            }
+            _ => return None,
+        };
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags, Mode::empty()).ok()?;
+        Some(Spare(std::sync::Arc::new(fd)))
+    }
+
+    /// Whether the spare's `rel` (reached through no link) is the file `st`.
+    fn holds(&self, rel: &str, st: &rustix::fs::Stat) -> bool {
+        use rustix::fs::ResolveFlags;
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat2(&*self.0, rel, flags, Mode::empty(), how)
+            .and_then(|fd| rustix::fs::fstat(&fd))
+            .is_ok_and(|s| (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino))
+    }
 }
 
 /// Every entry of `root` but folders, without following links.
@@ -39,6 +78,7 @@ pub fn walk(root: &Path) -> Result<Walk, (PathBuf, io::Error)> {
     let mut w = Walk {
         entries: Vec::new(),
         names: HashMap::new(),
+        spare: Spare::of(root),
     };
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.map_err(|e| {
@@ -113,7 +153,14 @@ pub fn open(root: &Path, rel: &str, walk: Option<&Walk>) -> Result<(File, u64), 
     let inside = walk
         .and_then(|w| w.names.get(&(st.st_dev, st.st_ino)).copied())
         .unwrap_or(1);
-    let links = st.st_nlink as u64;
+    let mut links = st.st_nlink as u64;
+    if links > inside {
+        // The one name a build's spare tree gives it is bootc's own.
+        let own = walk.map_or_else(|| Spare::of(root), |w| w.spare.clone());
+        if own.is_some_and(|s| s.holds(rel, &st)) {
+            links -= 1;
+        }
+    }
     if links > inside {
         return Err(Refused::Unsafe(format!(
             "is a hard link to a file with {links} names, {} of them outside the tree (verify reads no file that has a name outside the tree)",

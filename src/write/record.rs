@@ -248,6 +248,20 @@ impl Record {
         self.entries.iter().filter(|e| e.blake3.is_some()).count()
     }
 
+    /// Whether the folder `out` holds no names but those this record
+    /// lists: every folder (the tree's own too) still has its stamp, and
+    /// none was stamped in the tick it last changed. Says nothing of the
+    /// files' bytes.
+    pub fn listing_holds(&self, out: &Path) -> bool {
+        let Ok(dir) = fs::File::open(out) else {
+            return false;
+        };
+        self.entries
+            .par_iter()
+            .filter(|e| e.blake3.is_none())
+            .all(|e| !e.racy && stamp_at(&dir, &e.path).is_ok_and(|s| s == e.stamp))
+    }
+
     /// Whether `out` holds exactly what this record says was written
     /// there: every entry with its stamp (racy files with their bytes),
     /// and nothing else (no folder's times moved).

@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::WriteError;
+use super::record::Record;
 use crate::tree::{MARKER, MARKER_FIRST_LINE};
 
 /// The folder the tree replaces, resolved.
@@ -79,8 +80,9 @@ fn real_dir(out: &Path, link: Option<&fs::Metadata>) -> Result<PathBuf, WriteErr
     })
 }
 
-/// Resolves `out` (as given by the user) and checks it may be replaced.
-pub fn resolve(out: &Path) -> Result<Target, WriteError> {
+/// Resolves `out` (as given by the user) and checks it may be replaced
+/// (`last`: the record of the last build into it, see [`replaceable`]).
+pub fn resolve(out: &Path, last: Option<&Record>) -> Result<Target, WriteError> {
     let link = fs::symlink_metadata(out).ok();
     let dir = real_dir(out, link.as_ref())?;
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
@@ -121,13 +123,21 @@ pub fn resolve(out: &Path) -> Result<Target, WriteError> {
             ),
         ));
     }
-    replaceable(out, &dir, &shown)?;
+    replaceable(out, &dir, &shown, last)?;
     Ok(target)
 }
 
 /// Whether the existing folder `dir` (the user's `out`) may be replaced by
-/// a new tree: empty, or bootc's own tree holding nothing else.
-fn replaceable(out: &Path, dir: &Path, shown: &str) -> Result<(), WriteError> {
+/// a new tree: empty, or bootc's own tree holding nothing else. A tree
+/// whose folders all have the stamps the last build's record gives them
+/// holds nothing but what that build left (a name added or removed moves
+/// its folder's times): it is not walked.
+fn replaceable(
+    out: &Path,
+    dir: &Path,
+    shown: &str,
+    last: Option<&Record>,
+) -> Result<(), WriteError> {
     // A site is never an output, whatever marker it holds (a hostile change
     // could add one).
     if fs::symlink_metadata(dir.join("bootc.toml")).is_ok() {
@@ -139,7 +149,9 @@ fn replaceable(out: &Path, dir: &Path, shown: &str) -> Result<(), WriteError> {
             ),
         ));
     }
-    if is_empty(dir).map_err(io_err(out))? {
+    if is_empty(dir).map_err(io_err(out))?
+        || (last.is_some_and(|r| r.listing_holds(dir)) && has_marker(dir))
+    {
         return Ok(());
     }
     let manifest = manifest_of(dir);

@@ -232,3 +232,56 @@ fn a_record_others_may_write_is_ignored() {
     assert_eq!(fs::metadata(&record).unwrap().mode() & 0o777, 0o600);
     assert!(skipped(&s.build()));
 }
+
+/// The tree before the previous one is kept beside the output as its spare
+/// (`.public.bootc-spare`) and the next build stages in it; nothing put
+/// there survives it (a link out of it, a file it does not list, a folder
+/// where a file goes, a file with other bytes), nothing outside is touched,
+/// and the result is byte-identical to a clean build.
+#[test]
+fn the_spare_tree_is_reused_and_nothing_planted_in_it_survives() {
+    use std::os::unix::fs::symlink;
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+    let first = ino(&s.path("public"));
+    s.edit("machines/rack1.toml", "10.77.0.11", "10.77.0.21");
+    same_as_clean(&s, "one machine");
+    let spare = s.path(".public.bootc-spare");
+    assert_eq!(ino(&spare), first, "the previous tree is kept as the spare");
+
+    // What someone who may write beside the output plants in the spare.
+    let outside = s.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("keep"), "not bootc's").unwrap();
+    fs::remove_file(spare.join("http/boot.ipxe")).unwrap();
+    symlink(outside.join("keep"), spare.join("http/boot.ipxe")).unwrap();
+    fs::remove_dir_all(spare.join("report")).unwrap();
+    symlink(&outside, spare.join("report")).unwrap();
+    fs::write(
+        spare.join("http/extra.ipxe"),
+        "#!ipxe\nchain http://elsewhere/\n",
+    )
+    .unwrap();
+    fs::remove_file(spare.join("plan.json")).unwrap();
+    fs::create_dir(spare.join("plan.json")).unwrap();
+    fs::write(spare.join("plan.json/x"), "x").unwrap();
+    let script = spare.join("http/machines/52-54-00-aa-bb-02.ipxe");
+    let mut other = fs::read(&script).unwrap();
+    other[10] ^= 0x20;
+    fs::remove_file(&script).unwrap();
+    fs::write(&script, &other).unwrap();
+
+    s.edit("machines/rack1.toml", "10.77.0.21", "10.77.0.31");
+    same_as_clean(&s, "over a planted spare");
+    assert_eq!(ino(&s.path("public")), first, "the spare became the tree");
+    assert_eq!(
+        tree(&outside).into_keys().collect::<Vec<_>>(),
+        ["keep"],
+        "nothing was written outside"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("keep")).unwrap(),
+        "not bootc's"
+    );
+}
