@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// A build allocates a great many small values (one fleet's scripts, views
-/// and JSON) across threads; mimalloc does it in about half the time of
-/// glibc's allocator (bench/README.md).
+/// and JSON) across threads: mimalloc spends less time on it than glibc's
+/// allocator (`check` of 100,000 machines 4.7-6.1 s against 6.5-7.3 s).
+/// Without transparent huge pages (`no_thp`): with them, the kernel spent
+/// seconds zeroing 2 MiB pages as the heap grew (a slower build than glibc's).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
