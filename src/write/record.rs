@@ -249,23 +249,21 @@ impl Record {
     }
 
     /// Whether the folder `out` holds no names but those this record
-    /// lists: every folder (the tree's own too) still has its stamp, and
-    /// none was stamped in the tick it last changed. Says nothing of the
-    /// files' bytes.
+    /// lists: every folder (the tree's own too) still has its stamp (a
+    /// racy one its entries). Says nothing of the files' bytes.
     pub fn listing_holds(&self, out: &Path) -> bool {
-        let Ok(dir) = fs::File::open(out) else {
-            return false;
-        };
-        self.entries
-            .par_iter()
-            .filter(|e| e.blake3.is_none())
-            .all(|e| !e.racy && stamp_at(&dir, &e.path).is_ok_and(|s| s == e.stamp))
+        self.check(out, false)
     }
 
     /// Whether `out` holds exactly what this record says was written
     /// there: every entry with its stamp (racy files with their bytes),
     /// and nothing else (no folder's times moved).
     pub fn holds(&self, out: &Path) -> bool {
+        self.check(out, true)
+    }
+
+    /// [`Record::holds`], of the folders only unless `files`.
+    fn check(&self, out: &Path, files: bool) -> bool {
         let Ok(dir) = fs::File::open(out) else {
             return false;
         };
@@ -285,31 +283,34 @@ impl Record {
                 }
             }
         }
-        self.entries.par_iter().all(|e| {
-            let Ok(stamp) = stamp_at(&dir, &e.path) else {
-                return false;
-            };
-            if stamp != e.stamp {
-                return false;
-            }
-            match (e.racy, &e.blake3) {
-                (false, _) => true,
-                (true, None) => {
-                    let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
-                        d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
-                            .collect::<io::Result<BTreeSet<String>>>()
-                    });
-                    let want = listed.get(e.path.as_str());
-                    names.is_ok_and(|n| {
-                        n.len() == want.map_or(0, BTreeSet::len)
-                            && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
-                    })
+        self.entries
+            .par_iter()
+            .filter(|e| files || e.blake3.is_none())
+            .all(|e| {
+                let Ok(stamp) = stamp_at(&dir, &e.path) else {
+                    return false;
+                };
+                if stamp != e.stamp {
+                    return false;
                 }
-                (true, Some(blake3)) => {
-                    crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| &h == blake3)
+                match (e.racy, &e.blake3) {
+                    (false, _) => true,
+                    (true, None) => {
+                        let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
+                            d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+                                .collect::<io::Result<BTreeSet<String>>>()
+                        });
+                        let want = listed.get(e.path.as_str());
+                        names.is_ok_and(|n| {
+                            n.len() == want.map_or(0, BTreeSet::len)
+                                && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
+                        })
+                    }
+                    (true, Some(blake3)) => {
+                        crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| &h == blake3)
+                    }
                 }
-            }
-        })
+            })
     }
 
     /// The record of the last build into `out`, if it can be read whole.
@@ -445,6 +446,42 @@ mod tests {
         assert!(record.holds(&out));
         let (dev, ino) = stats.root;
         assert!(make((dev, ino + 1)).is_err(), "another folder");
+    }
+
+    /// A name added below the tree moves its folder's stamp; a file
+    /// written in place does not, so only `holds` sees it.
+    #[test]
+    fn the_listing_holds_until_a_name_is_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut tree = Tree::default();
+        tree.add("http/machines/a.ipxe", "#!ipxe\n");
+        let stats = crate::write::write(&out, &tree).unwrap();
+        let summary = Summary {
+            site: "lab".into(),
+            machines: 1,
+            scripts: 1,
+        };
+        let record = Record::make(
+            &out,
+            stats.root,
+            &tree,
+            "f".into(),
+            summary,
+            Diags::default(),
+        )
+        .unwrap();
+        assert!(record.listing_holds(&out) && record.holds(&out));
+        let file = out.join("http/machines/a.ipxe");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| io::Write::write_all(&mut f, b"#"))
+            .unwrap();
+        assert!(record.listing_holds(&out), "no name was added");
+        assert!(!record.holds(&out), "a file changed");
+        fs::write(out.join("http/machines/b.ipxe"), "#!ipxe\n").unwrap();
+        assert!(!record.listing_holds(&out), "a name was added");
     }
 
     #[test]
