@@ -76,7 +76,15 @@ fn run_once(root: &Path, out: &Path) -> Times {
         sources,
     };
     let tree = timed(&mut t.0[3], || {
-        let mut tree = bootc::render::render(&site, r, &plan, &boot, programs, None, &mut diags);
+        let mut tree = bootc::render::render(
+            &site,
+            r,
+            &plan,
+            &boot,
+            programs,
+            Default::default(),
+            &mut diags,
+        );
         bootc::render::seal(&site, &mut tree);
         tree
     });

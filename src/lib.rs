@@ -99,6 +99,10 @@ pub struct Options {
     /// its host allowed: `bootc serve`, so a preview's absolute URLs point
     /// at the preview.
     pub base_url: Option<String>,
+    /// Only what can find a problem (`bootc check`): the tree has no
+    /// plan.json and no manifest (neither can fail), so it must not be
+    /// written.
+    pub problems_only: bool,
 }
 
 /// Which boot image (SPEC section 9).
@@ -206,11 +210,17 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         logs => Some(status::scan(&plan, logs, &[]).map_err(Error::AccessLog)?),
     };
     diags.allow(&site.allow);
-    let mut tree = render::render(&site, r, &plan, &boot, programs, fleet.as_ref(), &mut diags);
+    let extras = render::Extras {
+        fleet: fleet.as_ref(),
+        no_plan_json: opts.problems_only,
+    };
+    let mut tree = render::render(&site, r, &plan, &boot, programs, extras, &mut diags);
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
-    render::seal(&site, &mut tree);
+    if !opts.problems_only {
+        render::seal(&site, &mut tree);
+    }
     drop(boot);
     diags.allow(&site.allow);
     diags.sort();

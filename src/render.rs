@@ -13,6 +13,16 @@ use crate::site::{Artifact, Image, Site, UefiLoader};
 use crate::templates::val;
 use crate::tree::{Content, Tree};
 
+/// What [`render`] adds besides the files every tree has.
+#[derive(Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// The fleet's state from web-server logs, for the report.
+    pub fleet: Option<&'a crate::status::Status>,
+    /// Leave out plan.json: nothing in it can fail (`bootc check`, which
+    /// writes no tree, renders only what can find a problem).
+    pub no_plan_json: bool,
+}
+
 /// Builds the tree of a valid site: the boot loader's `programs` (rendered
 /// right after resolve), its entry program, the local artifacts and
 /// chainloaders, the DHCP configurations, plan.json and the report ([`seal`]
@@ -24,7 +34,7 @@ pub fn render(
     plan: &Plan,
     boot: &BootPlan,
     programs: Files,
-    fleet: Option<&crate::status::Status>,
+    extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
@@ -46,8 +56,12 @@ pub fn render(
         || dhcp_files(site, r, plan),
         || {
             rayon::join(
-                || serde_json::to_string_pretty(plan).expect("plan serializes") + "\n",
-                || report(site, r, plan, fleet, diags),
+                || {
+                    (!extras.no_plan_json).then(|| {
+                        serde_json::to_string_pretty(plan).expect("plan serializes") + "\n"
+                    })
+                },
+                || report(site, r, plan, extras.fleet, diags),
             )
         },
     );
@@ -57,7 +71,9 @@ pub fn render(
             Err(d) => diags.push(*d),
         }
     }
-    tree.add("plan.json", plan_json);
+    if let Some(plan_json) = plan_json {
+        tree.add("plan.json", plan_json);
+    }
     tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
     match report {
         Ok((page, index)) => {

@@ -35,6 +35,7 @@ impl Args {
 pub fn run(site: &Path, format: Format, online: bool, deny_warnings: bool) -> Result<ExitCode> {
     let opts = Options {
         online,
+        problems_only: true,
         ..Options::default()
     };
     // Never freed: the process ends right after, and freeing a large
