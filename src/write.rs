@@ -46,6 +46,8 @@ pub struct Stats {
     /// Device and inode of the folder the tree is in: the one this build
     /// swapped in (or left in place), whatever another build does next.
     pub root: (u64, u64),
+    /// Whether a new tree was swapped in (the previous one is the spare).
+    pub swapped: bool,
 }
 
 const STAGING_MARK: &str = ".bootc-staging-";
@@ -100,6 +102,7 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
             unchanged: n,
             bytes,
             root: target.id.unwrap_or_default(),
+            swapped: false,
         });
     }
     let staging = target.parent.join(format!(
@@ -114,8 +117,9 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
     // The tree before the previous one, brought up to date; or, when there
     // is none (or it cannot be), a new folder.
     let spare = spare::path(&target.parent, &target.name);
+    let listing = last.and_then(|r| r.spare_listing(&spare));
     let staged = spare::claim(&spare, &staging)
-        .then(|| spare::update(&staging, reused, &files, &folders))
+        .then(|| spare::update(&staging, listing, reused, &files, &folders))
         .and_then(Result::ok);
     let staged = match staged {
         Some(s) => Ok(s),
@@ -127,6 +131,7 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
             let m = fs::symlink_metadata(&staging).map_err(err(&staging))?;
             Ok(Stats {
                 root: (m.dev(), m.ino()),
+                swapped: true,
                 ..s
             })
         }) {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use minijinja::Value;
+use rayon::prelude::*;
 
 use super::overview::overview_env;
 use super::{Body, Failure, FileEntry, Snapshot, http, log};
@@ -91,7 +92,7 @@ pub(super) fn build(
     };
     let summary = Summary::of(&plan);
     // No fingerprint: serve never skips a build, it only reuses files.
-    if let Ok(r) = Record::make(
+    if let Ok(mut r) = Record::make(
         out,
         stats.root,
         &tree,
@@ -99,6 +100,7 @@ pub(super) fn build(
         summary,
         Diags::default(),
     ) {
+        r.keep_spare(out, last, stats.swapped);
         r.save(out);
     }
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
@@ -162,33 +164,31 @@ pub(super) fn index(
             hashes.insert(f.path.as_str(), f.blake3.as_str());
         }
     }
-    let mut files = HashMap::new();
-    for (path, content) in tree.files {
-        let Some(rel) = path.strip_prefix("http/") else {
-            continue;
-        };
-        let blake3 = match hashes.get(path.as_str()) {
-            Some(h) => h.to_string(),
-            None => content.blake3(),
-        };
-        let modified = fs::metadata(http_dir.join(rel))
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| SystemTime::now());
-        let size = content.size();
-        let body = match content {
-            Content::Bytes(b) => Body::Memory(b.into()),
-            Content::Copy { .. } => Body::Disk,
-        };
-        files.insert(
-            rel.to_string(),
-            FileEntry {
+    // A stat per file: on all cores.
+    tree.files
+        .into_par_iter()
+        .filter_map(|(path, content)| {
+            let rel = path.strip_prefix("http/")?;
+            let blake3 = match hashes.get(path.as_str()) {
+                Some(h) => h.to_string(),
+                None => content.blake3(),
+            };
+            let modified = fs::metadata(http_dir.join(rel))
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| SystemTime::now());
+            let size = content.size();
+            let body = match content {
+                Content::Bytes(b) => Body::Memory(b.into()),
+                Content::Copy { .. } => Body::Disk,
+            };
+            let entry = FileEntry {
                 size,
                 etag: format!("\"{blake3}\""),
                 modified,
                 last_modified: http::http_date(modified),
                 body,
-            },
-        );
-    }
-    files
+            };
+            Some((rel.to_string(), entry))
+        })
+        .collect()
 }

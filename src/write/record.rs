@@ -36,7 +36,9 @@ use crate::diag::Diags;
 use crate::tree::Tree;
 use crate::{Checked, Options};
 
-const FIRST_LINE: &str = "bootc build record 1";
+const FIRST_LINE: &str = "bootc build record 2";
+/// The line before the spare tree's entries.
+const SPARE_LINE: &str = "spare";
 
 /// What the build printed about the site, besides its problems.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,6 +66,10 @@ pub struct Record {
     /// nothing, so it has no record).
     pub diags: Diags,
     entries: Vec<Entry>,
+    /// The spare tree beside the output (`write::spare_path`): the entries
+    /// of the tree the build swapped out, as its own record gave them
+    /// (their folders untouched since, the root stamped again once moved).
+    spare: Vec<Entry>,
 }
 
 /// A folder or file of the tree ("" is the tree's own folder).
@@ -226,7 +232,69 @@ impl Record {
             summary,
             diags,
             entries,
+            spare: Vec::new(),
         })
+    }
+
+    /// Says what the spare beside `out` holds after a build that had
+    /// `last` as its record: when the build swapped its tree in
+    /// (`swapped`), the tree swapped out (what `last` recorded), its root
+    /// stamped again where it now is; else the spare `last` knew of.
+    pub fn keep_spare(&mut self, out: &Path, last: Option<Record>, swapped: bool) {
+        let Some(last) = last else { return };
+        if !swapped {
+            self.spare = last.spare;
+            return;
+        }
+        let Some(spare) = fs::canonicalize(out).ok().and_then(|real| {
+            let name = real.file_name()?.to_str()?;
+            Some(super::spare_path(real.parent()?, name))
+        }) else {
+            return;
+        };
+        // Of its files, only the inode is needed (which the folder's
+        // stamp vouches for): the rest is left out.
+        let mut entries: Vec<Entry> = last
+            .entries
+            .into_iter()
+            .map(|e| match e.folder() {
+                true => e,
+                false => Entry {
+                    stamp: [e.stamp[0], e.stamp[1], 0, 0, 0, 0, 0, e.stamp[7]],
+                    blake3: None,
+                    racy: false,
+                    ..e
+                },
+            })
+            .collect();
+        match (rustix::fs::lstat(&spare), entries.first_mut()) {
+            (Ok(st), Some(root)) if root.path.is_empty() => {
+                root.stamp = stamp(&st);
+                // Moved just now: its listing is checked, not its times.
+                root.racy = true;
+                self.spare = entries;
+            }
+            _ => {}
+        }
+    }
+
+    /// What the spare folder `spare` holds, when it is the tree this
+    /// record says (every folder with its stamp, see [`Record::holds`]):
+    /// each entry's path, and a file's inode (None for a folder, whose
+    /// mode is the bool).
+    pub fn spare_listing(&self, spare: &Path) -> Option<Vec<(&str, Option<u64>, u32)>> {
+        if self.spare.is_empty() || !check(&self.spare, spare, false) {
+            return None;
+        }
+        Some(
+            self.spare[1..]
+                .iter()
+                .map(|e| {
+                    let ino = (!e.folder()).then_some(e.stamp[1] as u64);
+                    (e.path.as_str(), ino, e.stamp[7] as u32)
+                })
+                .collect(),
+        )
     }
 
     /// What the previous tree holds for the writer to reuse without
@@ -252,65 +320,14 @@ impl Record {
     /// lists: every folder (the tree's own too) still has its stamp (a
     /// racy one its entries). Says nothing of the files' bytes.
     pub fn listing_holds(&self, out: &Path) -> bool {
-        self.check(out, false)
+        check(&self.entries, out, false)
     }
 
     /// Whether `out` holds exactly what this record says was written
     /// there: every entry with its stamp (racy files with their bytes),
     /// and nothing else (no folder's times moved).
     pub fn holds(&self, out: &Path) -> bool {
-        self.check(out, true)
-    }
-
-    /// [`Record::holds`], of the folders only unless `files`.
-    fn check(&self, out: &Path, files: bool) -> bool {
-        let Ok(dir) = fs::File::open(out) else {
-            return false;
-        };
-        // What each racy folder must list: its entries in the record.
-        let racy_folders: HashSet<&str> = self
-            .entries
-            .iter()
-            .filter(|e| e.racy && e.blake3.is_none())
-            .map(|e| e.path.as_str())
-            .collect();
-        let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        if !racy_folders.is_empty() {
-            for e in self.entries.iter().filter(|e| !e.path.is_empty()) {
-                let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-                if racy_folders.contains(parent) {
-                    listed.entry(parent).or_default().insert(name);
-                }
-            }
-        }
-        self.entries
-            .par_iter()
-            .filter(|e| files || e.blake3.is_none())
-            .all(|e| {
-                let Ok(stamp) = stamp_at(&dir, &e.path) else {
-                    return false;
-                };
-                if stamp != e.stamp {
-                    return false;
-                }
-                match (e.racy, &e.blake3) {
-                    (false, _) => true,
-                    (true, None) => {
-                        let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
-                            d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
-                                .collect::<io::Result<BTreeSet<String>>>()
-                        });
-                        let want = listed.get(e.path.as_str());
-                        names.is_ok_and(|n| {
-                            n.len() == want.map_or(0, BTreeSet::len)
-                                && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
-                        })
-                    }
-                    (true, Some(blake3)) => {
-                        crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| &h == blake3)
-                    }
-                }
-            })
+        check(&self.entries, out, true)
     }
 
     /// The record of the last build into `out`, if it can be read whole.
@@ -333,22 +350,18 @@ impl Record {
         let summary = serde_json::from_str(lines.next()?.strip_prefix("summary ")?).ok()?;
         let diags = serde_json::from_str(lines.next()?.strip_prefix("diags ")?).ok()?;
         let lines: Vec<&str> = lines.collect();
-        let entries = lines
-            .into_par_iter()
-            .map(Entry::parse)
-            .collect::<Option<Vec<_>>>()?;
-        // The tree's own folder first, then paths beneath it only.
-        (entries.first()?.path.is_empty()
-            && entries[1..].iter().all(|e| {
-                e.path
-                    .split('/')
-                    .all(|c| !c.is_empty() && c != "." && c != "..")
-            }))
-        .then_some(Record {
+        let at = lines.iter().position(|l| *l == SPARE_LINE)?;
+        let entries = Entry::parse_tree(&lines[..at])?;
+        let spare = match &lines[at + 1..] {
+            [] => Vec::new(),
+            spare => Entry::parse_tree(spare)?,
+        };
+        Some(Record {
             fingerprint,
             summary,
             diags,
             entries,
+            spare,
         })
     }
 
@@ -369,6 +382,11 @@ impl Record {
         for e in &self.entries {
             e.line(&mut body);
         }
+        body.push_str(SPARE_LINE);
+        body.push('\n');
+        for e in &self.spare {
+            e.line(&mut body);
+        }
         let sum = blake3::hash(body.as_bytes()).to_hex();
         body.push_str(&format!("end {sum}\n"));
         // Only this user may write where records are kept (see `private`),
@@ -382,7 +400,76 @@ impl Record {
     }
 }
 
+/// [`Record::holds`] of `entries` (the tree's own folder first), of the
+/// folders only unless `files`.
+fn check(entries: &[Entry], out: &Path, files: bool) -> bool {
+    let Ok(dir) = fs::File::open(out) else {
+        return false;
+    };
+    // What each racy folder must list: its entries in the record.
+    let racy_folders: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.racy && e.folder())
+        .map(|e| e.path.as_str())
+        .collect();
+    let mut listed: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    if !racy_folders.is_empty() {
+        for e in entries.iter().filter(|e| !e.path.is_empty()) {
+            let (parent, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+            if racy_folders.contains(parent) {
+                listed.entry(parent).or_default().insert(name);
+            }
+        }
+    }
+    entries.par_iter().filter(|e| files || e.folder()).all(|e| {
+        let Ok(stamp) = stamp_at(&dir, &e.path) else {
+            return false;
+        };
+        if stamp != e.stamp {
+            return false;
+        }
+        match (e.racy, &e.blake3) {
+            (false, _) => true,
+            (true, _) if e.folder() => {
+                let names = fs::read_dir(out.join(&e.path)).and_then(|d| {
+                    d.map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+                        .collect::<io::Result<BTreeSet<String>>>()
+                });
+                let want = listed.get(e.path.as_str());
+                names.is_ok_and(|n| {
+                    n.len() == want.map_or(0, BTreeSet::len)
+                        && want.is_none_or(|w| w.iter().all(|x| n.contains(*x)))
+                })
+            }
+            (true, None) => false,
+            (true, Some(blake3)) => {
+                crate::tree::hash_file(&out.join(&e.path)).is_ok_and(|(_, h)| &h == blake3)
+            }
+        }
+    })
+}
+
 impl Entry {
+    fn folder(&self) -> bool {
+        self.stamp[7] as u32 & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    /// The entries of a tree, one per line: its own folder first, then
+    /// paths beneath it only.
+    fn parse_tree(lines: &[&str]) -> Option<Vec<Entry>> {
+        let entries = lines
+            .par_iter()
+            .map(|l| Entry::parse(l))
+            .collect::<Option<Vec<_>>>()?;
+        (entries.first()?.path.is_empty()
+            && entries[1..].iter().all(|e| {
+                e.path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..")
+            }))
+        .then_some(entries)
+    }
+
     /// `S0 S1 … S7 RACY BLAKE3 PATH` (RACY `r` or `.`, BLAKE3 `-` for a
     /// folder): tree paths hold no newline (bootc's names).
     fn line(&self, out: &mut String) {
@@ -484,6 +571,52 @@ mod tests {
         assert!(!record.listing_holds(&out), "a name was added");
     }
 
+    /// The tree a build swaps out becomes the spare, and the record knows
+    /// it by its folders' stamps until a name in it changes.
+    #[test]
+    fn the_record_knows_the_spare_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let build = |text: &str, last: Option<Record>| {
+            let mut tree = Tree::default();
+            tree.add("http/machines/a.ipxe", text);
+            tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
+            let stats = crate::write::write_with(&out, &tree, last.as_ref()).unwrap();
+            let summary = Summary {
+                site: "lab".into(),
+                machines: 1,
+                scripts: 1,
+            };
+            let mut r = Record::make(
+                &out,
+                stats.root,
+                &tree,
+                String::new(),
+                summary,
+                Diags::default(),
+            )
+            .unwrap();
+            r.keep_spare(&out, last, stats.swapped);
+            r.save_at(&dir.path().join("record")).unwrap();
+            Record::load_at(&dir.path().join("record")).unwrap()
+        };
+        let first = build("#!ipxe\n", None);
+        let a = fs::metadata(out.join("http/machines/a.ipxe")).unwrap();
+        let second = build("#!ipxe\necho changed\n", Some(first));
+        let spare = crate::write::spare_path(dir.path(), "out");
+        let listing = second.spare_listing(&spare).expect("the spare is known");
+        use std::os::unix::fs::MetadataExt;
+        assert!(listing.contains(&("http/machines/a.ipxe", Some(a.ino()), a.mode())));
+        assert!(
+            listing
+                .iter()
+                .any(|(p, ino, _)| *p == "http/machines" && ino.is_none())
+        );
+        assert_eq!(listing.len(), 4, "{listing:?}"); // http, machines, a, the marker
+        fs::write(spare.join("http/extra.ipxe"), "#!ipxe\n").unwrap();
+        assert!(second.spare_listing(&spare).is_none(), "a name was added");
+    }
+
     #[test]
     fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -510,6 +643,7 @@ mod tests {
                     racy: false,
                 },
             ],
+            spare: Vec::new(),
         };
         record.save_at(&path).unwrap();
         let back = Record::load_at(&path).expect("reads back");

@@ -80,6 +80,28 @@ enum Held {
     Other,
 }
 
+/// What the build record says the spare holds, its folders' stamps
+/// checked ([`super::Record::spare_listing`]): each entry's path, a file's
+/// inode (None for a folder) and its mode.
+pub type Listing<'a> = Vec<(&'a str, Option<u64>, u32)>;
+
+/// [`Held`] from a record's listing: every folder in it is one of this
+/// user's builds made (its stamp, owner included, has not changed since).
+fn recorded(listing: Listing) -> HashMap<String, Held> {
+    listing
+        .into_iter()
+        .map(|(path, ino, mode)| {
+            let held = match ino {
+                Some(ino) => Held::File(ino),
+                None => Held::Folder {
+                    mode_ok: mode & 0o7777 == DIR_MODE,
+                },
+            };
+            (path.to_string(), held)
+        })
+        .collect()
+}
+
 /// What `staging` holds, every entry below it (not following links);
 /// names that are not UTF-8 cannot be the tree's, so they are listed apart.
 fn survey(staging: &Path) -> io::Result<(HashMap<String, Held>, Vec<PathBuf>)> {
@@ -119,11 +141,15 @@ fn survey(staging: &Path) -> io::Result<(HashMap<String, Held>, Vec<PathBuf>)> {
 /// in between; the caller removes it.
 pub fn update(
     staging: &Path,
+    listing: Option<Listing>,
     previous: Option<(&Previous, &[Option<Proof>])>,
     files: &[(&String, &Content)],
     folders: &[PathBuf],
 ) -> Result<Stats, WriteError> {
-    let (held, strange) = survey(staging).map_err(err(staging))?;
+    let (held, strange) = match listing {
+        Some(l) => (recorded(l), Vec::new()),
+        None => survey(staging).map_err(err(staging))?,
+    };
     let want_files: HashSet<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
     let want_folders: HashSet<&str> = folders.iter().filter_map(|d| d.to_str()).collect();
     // Away with what the tree does not have there (sorted: a folder goes
