@@ -229,38 +229,48 @@ fn fill(
         fs::create_dir(&full).map_err(err(&full))?;
         set_mode(&full, DIR_MODE)?;
     }
-    // Copies of artifacts show a progress bar on a terminal when large.
-    let copied = |c: &Content| match c {
+    each_file(files, |i, rel, content, bar| {
+        let dest = staging.join(rel);
+        if let Some((prev, proofs)) = previous
+            && let Some(proof) = &proofs[i]
+            && reuse::link(prev, rel, proof, &dest)?
+        {
+            bar.inc(copied(content));
+            return Ok(true);
+        }
+        write_file(&dest, content, |n| bar.inc(n))?;
+        Ok(false)
+    })
+}
+
+/// The bytes an artifact's copy writes (what the progress bar counts).
+fn copied(c: &Content) -> u64 {
+    match c {
         Content::Copy { size, .. } => *size,
         Content::Bytes(_) => 0,
-    };
+    }
+}
+
+/// Puts every file of `files` in place on all cores: `one(index, path,
+/// content, bar)` says whether it reused the previous tree's file. Copies
+/// of artifacts show a progress bar on a terminal when large.
+fn each_file(
+    files: &[(&String, &Content)],
+    one: impl Fn(usize, &str, &Content, &indicatif::ProgressBar) -> Result<bool, WriteError> + Sync,
+) -> Result<Stats, WriteError> {
     let bar = crate::progress::bar(files.iter().map(|(_, c)| copied(c)).sum());
     bar.set_message("copying artifacts");
-    let results: Vec<Result<(bool, u64), WriteError>> = files
+    let results: Vec<Result<bool, WriteError>> = files
         .par_iter()
         .enumerate()
-        .map(|(i, (rel, content))| {
-            let dest = staging.join(rel);
-            if let Some((prev, proofs)) = previous
-                && let Some(proof) = &proofs[i]
-                && reuse::link(prev, rel, proof, &dest)?
-            {
-                bar.inc(copied(content));
-                return Ok((true, content.size()));
-            }
-            write_file(&dest, content, |n| bar.inc(n))?;
-            Ok((false, content.size()))
-        })
+        .map(|(i, (rel, content))| one(i, rel, content, &bar))
         .collect();
     bar.finish_and_clear();
     let mut stats = Stats::default();
-    for r in results {
-        let (same, size) = r?;
+    for (r, (_, content)) in results.into_iter().zip(files) {
         stats.files += 1;
-        stats.bytes += size;
-        if same {
-            stats.unchanged += 1;
-        }
+        stats.bytes += content.size();
+        stats.unchanged += usize::from(r?);
     }
     Ok(stats)
 }

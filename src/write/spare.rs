@@ -19,10 +19,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::reuse::{self, Previous, Proof};
-use super::{DIR_MODE, Stats, WriteError, err, set_mode, write_file};
+use super::{DIR_MODE, Stats, WriteError, copied, each_file, err, set_mode, write_file};
 use crate::tree::Content;
 
 const SPARE_MARK: &str = ".bootc-spare";
@@ -193,47 +191,38 @@ pub fn update(
             }
         }
     }
-    let results: Vec<Result<(bool, u64), WriteError>> = files
-        .par_iter()
-        .enumerate()
-        .map(|(i, (rel, content))| {
-            let proof = previous.and_then(|(p, proofs)| Some((p, proofs[i].as_ref()?)));
-            let here = held.get(rel.as_str()).copied();
-            // The previous tree's proven file itself: already in place.
-            if let (Some((_, proof)), Some(Held::File(ino))) = (proof, here)
-                && proof[1] as u64 == ino
-            {
-                return Ok((true, content.size()));
+    each_file(files, |i, rel, content, bar| {
+        let proof = previous.and_then(|(p, proofs)| Some((p, proofs[i].as_ref()?)));
+        let here = held.get(rel).copied();
+        // The previous tree's proven file itself: already in place.
+        if let (Some((_, proof)), Some(Held::File(ino))) = (proof, here)
+            && proof[1] as u64 == ino
+        {
+            bar.inc(copied(content));
+            return Ok(true);
+        }
+        let dest = staging.join(rel);
+        // A new inode under a name of its own, renamed over the old one.
+        let tmp = match here {
+            Some(Held::File(_)) => {
+                let mut name = dest.file_name().unwrap_or_default().to_os_string();
+                name.push(".bootc-new");
+                dest.with_file_name(name)
             }
-            let dest = staging.join(rel);
-            // A new inode under a name of its own, renamed over the old one.
-            let tmp = match here {
-                Some(Held::File(_)) => {
-                    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-                    name.push(".bootc-new");
-                    dest.with_file_name(name)
-                }
-                _ => dest.clone(),
-            };
-            let same = match proof {
-                Some((prev, proof)) => reuse::link(prev, rel, proof, &tmp)?,
-                None => false,
-            };
-            if !same {
-                write_file(&tmp, content, |_| {})?;
-            }
-            if tmp != dest {
-                fs::rename(&tmp, &dest).map_err(err(&dest))?;
-            }
-            Ok((same, content.size()))
-        })
-        .collect();
-    let mut stats = Stats::default();
-    for r in results {
-        let (same, size) = r?;
-        stats.files += 1;
-        stats.bytes += size;
-        stats.unchanged += usize::from(same);
-    }
-    Ok(stats)
+            _ => dest.clone(),
+        };
+        let same = match proof {
+            Some((prev, proof)) => reuse::link(prev, rel, proof, &tmp)?,
+            None => false,
+        };
+        if same {
+            bar.inc(copied(content));
+        } else {
+            write_file(&tmp, content, |n| bar.inc(n))?;
+        }
+        if tmp != dest {
+            fs::rename(&tmp, &dest).map_err(err(&dest))?;
+        }
+        Ok(same)
+    })
 }
