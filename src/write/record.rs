@@ -69,7 +69,8 @@ pub struct Record {
     /// The spare tree beside the output (`write::spare_path`): the entries
     /// of the tree the build swapped out, as its own record gave them
     /// (their folders untouched since, the root stamped again once moved).
-    spare: Vec<Entry>,
+    /// Kept as their lines: read only by a build that stages in the spare.
+    spare: String,
 }
 
 /// A folder or file of the tree ("" is the tree's own folder).
@@ -232,7 +233,7 @@ impl Record {
             summary,
             diags,
             entries,
-            spare: Vec::new(),
+            spare: String::new(),
         })
     }
 
@@ -272,7 +273,7 @@ impl Record {
                 root.stamp = stamp(&st);
                 // Moved just now: its listing is checked, not its times.
                 root.racy = true;
-                self.spare = entries;
+                self.spare = Entry::lines(&entries);
             }
             _ => {}
         }
@@ -281,17 +282,20 @@ impl Record {
     /// What the spare folder `spare` holds, when it is the tree this
     /// record says (every folder with its stamp, see [`Record::holds`]):
     /// each entry's path, and a file's inode (None for a folder, whose
-    /// mode is the bool).
-    pub fn spare_listing(&self, spare: &Path) -> Option<Vec<(&str, Option<u64>, u32)>> {
-        if self.spare.is_empty() || !check(&self.spare, spare, false) {
+    /// mode is the third).
+    pub fn spare_listing(&self, spare: &Path) -> Option<super::spare::Listing> {
+        let lines: Vec<&str> = self.spare.lines().collect();
+        let entries = Entry::parse_tree(&lines)?;
+        if !check(&entries, spare, false) {
             return None;
         }
         Some(
-            self.spare[1..]
-                .iter()
+            entries
+                .into_iter()
+                .skip(1)
                 .map(|e| {
                     let ino = (!e.folder()).then_some(e.stamp[1] as u64);
-                    (e.path.as_str(), ino, e.stamp[7] as u32)
+                    (e.path, ino, e.stamp[7] as u32)
                 })
                 .collect(),
         )
@@ -341,21 +345,19 @@ impl Record {
         }
         let text = fs::read_to_string(path).ok()?;
         let (body, sum) = text.rsplit_once("end ")?;
-        if blake3::hash(body.as_bytes()).to_hex().as_str() != sum.trim_end() {
+        if checksum(body) != sum.trim_end() {
             return None;
         }
-        let mut lines = body.lines();
-        (lines.next()? == FIRST_LINE).then_some(())?;
-        let fingerprint = lines.next()?.strip_prefix("fingerprint ")?.to_string();
-        let summary = serde_json::from_str(lines.next()?.strip_prefix("summary ")?).ok()?;
-        let diags = serde_json::from_str(lines.next()?.strip_prefix("diags ")?).ok()?;
-        let lines: Vec<&str> = lines.collect();
-        let at = lines.iter().position(|l| *l == SPARE_LINE)?;
-        let entries = Entry::parse_tree(&lines[..at])?;
-        let spare = match &lines[at + 1..] {
-            [] => Vec::new(),
-            spare => Entry::parse_tree(spare)?,
-        };
+        let mut head = body.splitn(5, '\n');
+        (head.next()? == FIRST_LINE).then_some(())?;
+        let fingerprint = head.next()?.strip_prefix("fingerprint ")?.to_string();
+        let summary = serde_json::from_str(head.next()?.strip_prefix("summary ")?).ok()?;
+        let diags = serde_json::from_str(head.next()?.strip_prefix("diags ")?).ok()?;
+        // A line of its own (a path may end in the same word).
+        let (tree, spare) = head.next()?.split_once(&format!("\n{SPARE_LINE}\n"))?;
+        let lines: Vec<&str> = tree.lines().collect();
+        let entries = Entry::parse_tree(&lines)?;
+        let spare = spare.to_string();
         Some(Record {
             fingerprint,
             summary,
@@ -379,15 +381,11 @@ impl Record {
             serde_json::to_string(&self.summary)?,
             serde_json::to_string(&self.diags)?,
         );
-        for e in &self.entries {
-            e.line(&mut body);
-        }
+        body.push_str(&Entry::lines(&self.entries));
         body.push_str(SPARE_LINE);
         body.push('\n');
-        for e in &self.spare {
-            e.line(&mut body);
-        }
-        let sum = blake3::hash(body.as_bytes()).to_hex();
+        body.push_str(&self.spare);
+        let sum = checksum(&body);
         body.push_str(&format!("end {sum}\n"));
         // Only this user may write where records are kept (see `private`),
         // whatever the umask.
@@ -449,7 +447,30 @@ fn check(entries: &[Entry], out: &Path, files: bool) -> bool {
     })
 }
 
+/// The BLAKE3 of a record's text (tens of MB for a large fleet: on all
+/// cores).
+fn checksum(body: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_rayon(body.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
 impl Entry {
+    /// The lines of `entries`, in order (made on all cores).
+    fn lines(entries: &[Entry]) -> String {
+        entries
+            .par_chunks(4096)
+            .map(|chunk| {
+                let mut text = String::with_capacity(chunk.len() * 160);
+                for e in chunk {
+                    e.line(&mut text);
+                }
+                text
+            })
+            .collect::<Vec<String>>()
+            .concat()
+    }
+
     fn folder(&self) -> bool {
         self.stamp[7] as u32 & libc::S_IFMT == libc::S_IFDIR
     }
@@ -606,7 +627,7 @@ mod tests {
         let spare = crate::write::spare_path(dir.path(), "out");
         let listing = second.spare_listing(&spare).expect("the spare is known");
         use std::os::unix::fs::MetadataExt;
-        assert!(listing.contains(&("http/machines/a.ipxe", Some(a.ino()), a.mode())));
+        assert!(listing.contains(&("http/machines/a.ipxe".to_string(), Some(a.ino()), a.mode())));
         assert!(
             listing
                 .iter()
@@ -643,7 +664,7 @@ mod tests {
                     racy: false,
                 },
             ],
-            spare: Vec::new(),
+            spare: String::new(),
         };
         record.save_at(&path).unwrap();
         let back = Record::load_at(&path).expect("reads back");

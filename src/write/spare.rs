@@ -81,7 +81,7 @@ enum Held {
 /// What the build record says the spare holds, its folders' stamps
 /// checked ([`super::Record::spare_listing`]): each entry's path, a file's
 /// inode (None for a folder) and its mode.
-pub type Listing<'a> = Vec<(&'a str, Option<u64>, u32)>;
+pub type Listing = Vec<(String, Option<u64>, u32)>;
 
 /// [`Held`] from a record's listing: every folder in it is one of this
 /// user's builds made (its stamp, owner included, has not changed since).
@@ -95,7 +95,7 @@ fn recorded(listing: Listing) -> HashMap<String, Held> {
                     mode_ok: mode & 0o7777 == DIR_MODE,
                 },
             };
-            (path.to_string(), held)
+            (path, held)
         })
         .collect()
 }
