@@ -2,7 +2,9 @@
 //! beside the output, then swapped in at once (renameat2 RENAME_EXCHANGE), so
 //! a failed or killed build leaves the previous tree untouched. A file whose
 //! content did not change is hard-linked from the previous tree, keeping its
-//! mtime, so `rsync -a` sends only what changed.
+//! mtime, so `rsync -a` sends only what changed. The tree swapped out is kept
+//! as the spare (`spare.rs`), and the next build stages in it: only what
+//! changed since is put in.
 
 pub mod record;
 mod reuse;
