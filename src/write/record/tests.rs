@@ -1,0 +1,150 @@
+//! The build record's own tests.
+
+use super::*;
+
+/// A build stamps the folder it swapped in, not whatever `out` names
+/// by the time it stamps (another build's tree).
+#[test]
+fn a_record_is_made_of_the_folder_the_build_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut tree = Tree::default();
+    tree.add("http/boot.ipxe", "#!ipxe\n");
+    let stats = crate::write::write(&out, &tree).unwrap();
+    let make = |root| {
+        let summary = Summary {
+            site: "lab".into(),
+            machines: 0,
+            scripts: 0,
+        };
+        Record::make(&out, root, &tree, "f".into(), summary, Diags::default())
+    };
+    let record = make(stats.root).expect("the folder written");
+    assert_eq!(record.files(), 1);
+    assert!(record.holds(&out));
+    let (dev, ino) = stats.root;
+    assert!(make((dev, ino + 1)).is_err(), "another folder");
+}
+
+/// A name added below the tree moves its folder's stamp; a file
+/// written in place does not, so only `holds` sees it.
+#[test]
+fn the_listing_holds_until_a_name_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut tree = Tree::default();
+    tree.add("http/machines/a.ipxe", "#!ipxe\n");
+    let stats = crate::write::write(&out, &tree).unwrap();
+    let summary = Summary {
+        site: "lab".into(),
+        machines: 1,
+        scripts: 1,
+    };
+    let record = Record::make(
+        &out,
+        stats.root,
+        &tree,
+        "f".into(),
+        summary,
+        Diags::default(),
+    )
+    .unwrap();
+    assert!(record.listing_holds(&out) && record.holds(&out));
+    let file = out.join("http/machines/a.ipxe");
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| io::Write::write_all(&mut f, b"#"))
+        .unwrap();
+    assert!(record.listing_holds(&out), "no name was added");
+    assert!(!record.holds(&out), "a file changed");
+    fs::write(out.join("http/machines/b.ipxe"), "#!ipxe\n").unwrap();
+    assert!(!record.listing_holds(&out), "a name was added");
+}
+
+/// The tree a build swaps out becomes the spare, and the record knows
+/// it by its folders' stamps until a name in it changes.
+#[test]
+fn the_record_knows_the_spare_until_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let build = |text: &str, last: Option<Record>| {
+        let mut tree = Tree::default();
+        tree.add("http/machines/a.ipxe", text);
+        tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
+        let stats = crate::write::write_with(&out, &tree, last.as_ref()).unwrap();
+        let summary = Summary {
+            site: "lab".into(),
+            machines: 1,
+            scripts: 1,
+        };
+        let mut r = Record::make(
+            &out,
+            stats.root,
+            &tree,
+            String::new(),
+            summary,
+            Diags::default(),
+        )
+        .unwrap();
+        r.keep_spare(&out, last, stats.swapped);
+        r.save_at(&dir.path().join("record")).unwrap();
+        Record::load_at(&dir.path().join("record")).unwrap()
+    };
+    let first = build("#!ipxe\n", None);
+    let a = fs::metadata(out.join("http/machines/a.ipxe")).unwrap();
+    let second = build("#!ipxe\necho changed\n", Some(first));
+    let spare = crate::write::spare_path(dir.path(), "out");
+    let listing = second.spare_listing(&spare).expect("the spare is known");
+    use std::os::unix::fs::MetadataExt;
+    assert!(listing.contains(&("http/machines/a.ipxe".to_string(), Some(a.ino()), a.mode())));
+    assert!(
+        listing
+            .iter()
+            .any(|(p, ino, _)| *p == "http/machines" && ino.is_none())
+    );
+    assert_eq!(listing.len(), 4, "{listing:?}"); // http, machines, a, the marker
+    fs::write(spare.join("http/extra.ipxe"), "#!ipxe\n").unwrap();
+    assert!(second.spare_listing(&spare).is_none(), "a name was added");
+}
+
+#[test]
+fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rec");
+    let record = Record {
+        fingerprint: "ab".repeat(32),
+        summary: Summary {
+            site: "lab".into(),
+            machines: 2,
+            scripts: 3,
+        },
+        diags: Diags::default(),
+        entries: vec![
+            Entry {
+                path: String::new(),
+                stamp: [1, 2, 3, 4, 5, 6, 7, 0o40755],
+                blake3: None,
+                racy: true,
+            },
+            Entry {
+                path: "http/machines/a b.ipxe".into(),
+                stamp: [1, 9, 3, 4, 5, 6, 7, 0o100644],
+                blake3: Some("cd".repeat(32)),
+                racy: false,
+            },
+        ],
+        spare: String::new(),
+    };
+    record.save_at(&path).unwrap();
+    let back = Record::load_at(&path).expect("reads back");
+    assert_eq!(back.entries, record.entries);
+    assert_eq!(back.summary, record.summary);
+    assert_eq!(back.files(), 1);
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen("1 9 3", "1 9 4", 1)).unwrap();
+    assert!(
+        Record::load_at(&path).is_none(),
+        "a corrupt record is ignored"
+    );
+}
