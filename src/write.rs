@@ -160,20 +160,6 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
     Ok(stats)
 }
 
-/// Stages the tree in a new folder `staging` (whatever was there removed).
-fn fresh(
-    staging: &Path,
-    previous: Option<(&reuse::Previous, &[Option<reuse::Proof>])>,
-    files: &[(&String, &Content)],
-    folders: &[PathBuf],
-) -> Result<Stats, WriteError> {
-    if fs::symlink_metadata(staging).is_ok() {
-        fs::remove_dir_all(staging).map_err(err(staging))?;
-    }
-    fs::create_dir(staging).map_err(err(staging))?;
-    fill(staging, previous, files, folders)
-}
-
 /// Removes the staging folders that killed builds into `out` left beside
 /// it: what [`write`] does first, for a build that writes nothing.
 pub fn remove_leftovers(out: &Path) {
@@ -216,14 +202,19 @@ fn folders(tree: &Tree) -> Vec<PathBuf> {
     dirs
 }
 
-/// Writes `files` into `staging`, hard-linking those the previous tree was
-/// proven to hold (`previous`: the tree and a proof per file, or None).
-fn fill(
+/// Writes `files` into a new folder `staging` (whatever was there
+/// removed), hard-linking those the previous tree was proven to hold
+/// (`previous`: the tree and a proof per file, or None).
+fn fresh(
     staging: &Path,
     previous: Option<(&reuse::Previous, &[Option<reuse::Proof>])>,
     files: &[(&String, &Content)],
     folders: &[PathBuf],
 ) -> Result<Stats, WriteError> {
+    if fs::symlink_metadata(staging).is_ok() {
+        fs::remove_dir_all(staging).map_err(err(staging))?;
+    }
+    fs::create_dir(staging).map_err(err(staging))?;
     // Folders first (sequentially, sorted), then files in parallel.
     set_mode(staging, DIR_MODE)?;
     for d in folders {
