@@ -92,9 +92,15 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
             .collect(),
         None => vec![None; files.len()],
     };
+    // Every new file is in the previous tree: it is the new tree when it
+    // holds no more (by the record's count when the record vouched for
+    // its listing, else by walking it).
     if let Some(prev) = &previous
         && proofs.iter().all(Option::is_some)
-        && reuse::holds_only(prev, files.len(), folders.len())
+        && match last.filter(|_| target.listed) {
+            Some(r) => r.files() == files.len() && r.folders() == folders.len() + 1,
+            None => reuse::holds_only(prev, files.len(), folders.len()),
+        }
     {
         // Nothing changed: nothing is written.
         let bytes = files.iter().map(|(_, c)| c.size()).sum();
@@ -284,6 +290,13 @@ pub fn write_one(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     tmp.as_file().sync_all().map_err(err(path))?;
     tmp.persist(path).map_err(|e| err(path)(e.error))?;
     sync(parent)
+}
+
+/// Whether `m` is owned by the user bootc runs as (what it trusts beside
+/// the tree and in the cache must be: see `record` and `spare`).
+fn mine(m: &fs::Metadata) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    m.uid() == unsafe { libc::geteuid() }
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {

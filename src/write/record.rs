@@ -167,12 +167,8 @@ pub fn fingerprint(checked: &Checked, opts: &Options, extra: &[u8]) -> Option<St
 /// written is ignored, as is anything but a plain file or folder).
 fn private(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    fs::symlink_metadata(path).is_ok_and(|m| {
-        (m.is_file() || m.is_dir())
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            && m.uid() == unsafe { libc::geteuid() }
-            && m.mode() & 0o022 == 0
-    })
+    fs::symlink_metadata(path)
+        .is_ok_and(|m| (m.is_file() || m.is_dir()) && super::mine(&m) && m.mode() & 0o022 == 0)
 }
 
 /// Where the record of builds into `out` is kept: None when `out` does
@@ -318,6 +314,16 @@ impl Record {
     /// The number of files recorded.
     pub fn files(&self) -> usize {
         self.entries.iter().filter(|e| e.blake3.is_some()).count()
+    }
+
+    /// The number of folders recorded, the tree's own included, that have
+    /// the tree's folder mode (a folder with another is not counted).
+    pub fn folders(&self) -> usize {
+        let mode = libc::S_IFDIR | super::DIR_MODE;
+        self.entries
+            .iter()
+            .filter(|e| e.stamp[7] as u32 == mode)
+            .count()
     }
 
     /// Whether the folder `out` holds no names but those this record

@@ -34,9 +34,7 @@ pub fn path(parent: &Path, name: &str) -> PathBuf {
 /// Whether `m` is a folder of this user's (the tree's folders must be: a
 /// folder someone else owns could be changed by them once published).
 fn own_folder(m: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    m.is_dir() && m.uid() == unsafe { libc::geteuid() }
+    m.is_dir() && super::mine(m)
 }
 
 /// Takes the spare as this build's staging folder (one rename: of two

@@ -26,6 +26,9 @@ pub struct Target {
     /// Its device and inode when it exists: the folder checked is the one
     /// replaced.
     pub id: Option<(u64, u64)>,
+    /// The last build's record vouches for its listing: it holds the
+    /// record's entries and no others ([`Record::listing_holds`]).
+    pub listed: bool,
 }
 
 fn refuse(path: &Path, msg: String) -> WriteError {
@@ -96,6 +99,7 @@ pub fn resolve(out: &Path, last: Option<&Record>) -> Result<Target, WriteError> 
         name: name.to_string_lossy().into_owned(),
         exists: link.is_some(),
         id: None,
+        listed: false,
         dir: dir.clone(),
     };
     if !target.exists {
@@ -123,21 +127,21 @@ pub fn resolve(out: &Path, last: Option<&Record>) -> Result<Target, WriteError> 
             ),
         ));
     }
-    replaceable(out, &dir, &shown, last)?;
-    Ok(target)
+    let listed = replaceable(out, &dir, &shown, last)?;
+    Ok(Target { listed, ..target })
 }
 
 /// Whether the existing folder `dir` (the user's `out`) may be replaced by
 /// a new tree: empty, or bootc's own tree holding nothing else. A tree
 /// whose folders all have the stamps the last build's record gives them
 /// holds nothing but what that build left (a name added or removed moves
-/// its folder's times): it is not walked.
+/// its folder's times): it is not walked. Says whether it was so.
 fn replaceable(
     out: &Path,
     dir: &Path,
     shown: &str,
     last: Option<&Record>,
-) -> Result<(), WriteError> {
+) -> Result<bool, WriteError> {
     // A site is never an output, whatever marker it holds (a hostile change
     // could add one).
     if fs::symlink_metadata(dir.join("bootc.toml")).is_ok() {
@@ -149,10 +153,11 @@ fn replaceable(
             ),
         ));
     }
-    if is_empty(dir).map_err(io_err(out))?
-        || (last.is_some_and(|r| r.listing_holds(dir)) && has_marker(dir))
-    {
-        return Ok(());
+    if is_empty(dir).map_err(io_err(out))? {
+        return Ok(false);
+    }
+    if last.is_some_and(|r| r.listing_holds(dir)) && has_marker(dir) {
+        return Ok(true);
     }
     let manifest = manifest_of(dir);
     let ours = has_marker(dir) || manifest.as_ref().is_some_and(|m| earlier_tree(dir, m));
@@ -161,7 +166,7 @@ fn replaceable(
         // nothing but what its manifest lists: a site, an artifact root or
         // an operator's files put into it are never deleted with it.
         return match manifest.as_ref().map(|m| foreign_entry(dir, m)) {
-            Some(None) => Ok(()),
+            Some(None) => Ok(false),
             Some(Some(rel)) => Err(refuse(
                 out,
                 format!(

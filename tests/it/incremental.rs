@@ -285,3 +285,35 @@ fn the_spare_tree_is_reused_and_nothing_planted_in_it_survives() {
         "not bootc's"
     );
 }
+
+/// An edit that changes no output (a comment) is built, not skipped, and
+/// writes nothing: the record's listing and counts prove the previous tree
+/// is the new one, so the same folder stays. Removing a machine then
+/// leaves one file fewer, and the previous tree (a file more) is not
+/// taken for the new one.
+#[test]
+fn an_edit_without_effect_writes_nothing_and_a_removal_is_written() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+    let root = ino(&s.path("public"));
+    s.append("machines/rack1.toml", "# a comment\n");
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!skipped(&r), "a source changed: {}", r.stdout);
+    assert_eq!(ino(&s.path("public")), root, "nothing was swapped in");
+    assert!(
+        !s.path(".public.bootc-spare").exists(),
+        "nothing was written, so no tree was swapped out"
+    );
+    s.edit(
+        "machines/rack1.toml",
+        "[[machine]]\nname = \"node01\"\nmac = \"52:54:00:aa:bb:01\"\nip = \"10.77.0.11\"\n",
+        "",
+    );
+    same_as_clean(&s, "a machine removed");
+    assert!(
+        !s.path("public/http/machines/52-54-00-aa-bb-01.ipxe")
+            .exists()
+    );
+}

@@ -148,3 +148,46 @@ fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {
         "a corrupt record is ignored"
     );
 }
+
+/// A new tree whose every file the previous tree holds, proven by the
+/// record, is still written when the previous tree holds more: the
+/// record's counts say so without walking it.
+#[test]
+fn a_previous_tree_with_a_file_more_is_not_the_new_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let tree = |names: &[&str]| {
+        let mut t = Tree::default();
+        t.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
+        for n in names {
+            t.add(format!("http/machines/{n}"), "#!ipxe\n");
+        }
+        t
+    };
+    let record = |t: &Tree, stats: crate::write::Stats| {
+        let summary = Summary {
+            site: "lab".into(),
+            machines: 0,
+            scripts: 0,
+        };
+        Record::make(
+            &out,
+            stats.root,
+            t,
+            String::new(),
+            summary,
+            Diags::default(),
+        )
+        .unwrap()
+    };
+    let both = tree(&["a.ipxe", "b.ipxe"]);
+    let first = record(&both, crate::write::write(&out, &both).unwrap());
+    // The same tree again: nothing is written.
+    let again = crate::write::write_with(&out, &both, Some(&first)).unwrap();
+    assert!(!again.swapped && again.unchanged == 3, "{again:?}");
+    let first = record(&both, again);
+    let one = tree(&["a.ipxe"]);
+    let stats = crate::write::write_with(&out, &one, Some(&first)).unwrap();
+    assert!(stats.swapped, "the tree with a file more was kept");
+    assert!(!out.join("http/machines/b.ipxe").exists());
+}
