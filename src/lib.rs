@@ -99,9 +99,10 @@ pub struct Options {
     /// its host allowed: `bootc serve`, so a preview's absolute URLs point
     /// at the preview.
     pub base_url: Option<String>,
-    /// Only what can find a problem (`bootc check`): the tree has no
-    /// plan.json and no manifest (neither can fail), so it must not be
-    /// written.
+    /// Only what can find a problem (`bootc check`): the tree has no boot
+    /// programs, per-machine files, plan.json, machine index or manifest
+    /// (rendering them is what can fail, not holding them), so it must not
+    /// be written.
     pub problems_only: bool,
 }
 
@@ -191,10 +192,14 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         templates: &templates,
         sources: &sources,
     };
-    let programs: loader::Files = loader::for_plan(&boot)
+    let mut programs: loader::Files = loader::for_plan(&boot)
         .into_iter()
         .flat_map(|l| l.programs(r, &boot, &mut diags))
         .collect();
+    if opts.problems_only {
+        // Rendered for their problems only: not held while the rest is.
+        programs = loader::Files::new();
+    }
     // The images: only for a site without errors (they take a while).
     let mut images = MediaImages::default();
     if !diags.has_errors() {
@@ -212,7 +217,7 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
     diags.allow(&site.allow);
     let extras = render::Extras {
         fleet: fleet.as_ref(),
-        no_plan_json: opts.problems_only,
+        problems_only: opts.problems_only,
     };
     let mut tree = render::render(&site, r, &plan, &boot, programs, extras, &mut diags);
     if let Some(iso) = images.in_tree {

@@ -18,9 +18,10 @@ use crate::tree::{Content, Tree};
 pub struct Extras<'a> {
     /// The fleet's state from web-server logs, for the report.
     pub fleet: Option<&'a crate::status::Status>,
-    /// Leave out plan.json: nothing in it can fail (`bootc check`, which
-    /// writes no tree, renders only what can find a problem).
-    pub no_plan_json: bool,
+    /// Only what can find a problem (`bootc check`, which writes no tree):
+    /// no per-machine files (the caller passes no programs either), no
+    /// plan.json, no machine index for the report; nothing in them can fail.
+    pub problems_only: bool,
 }
 
 /// Builds the tree of a valid site: the boot loader's `programs` (rendered
@@ -45,7 +46,7 @@ pub fn render(
     for (path, text) in entry.into_iter().chain(programs) {
         tree.add(path, text);
     }
-    for m in &plan.machines {
+    for m in plan.machines.iter().filter(|_| !extras.problems_only) {
         for (name, content) in &m.file_contents {
             tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
         }
@@ -57,11 +58,11 @@ pub fn render(
         || {
             rayon::join(
                 || {
-                    (!extras.no_plan_json).then(|| {
+                    (!extras.problems_only).then(|| {
                         serde_json::to_string_pretty(plan).expect("plan serializes") + "\n"
                     })
                 },
-                || report(site, r, plan, extras.fleet, diags),
+                || report(site, r, plan, extras, diags),
             )
         },
     );
@@ -78,7 +79,9 @@ pub fn render(
     match report {
         Ok((page, index)) => {
             tree.add("report/index.html", page);
-            tree.add(crate::context::INDEX_FILE, index);
+            if let Some(index) = index {
+                tree.add(crate::context::INDEX_FILE, index);
+            }
         }
         Err(d) => diags.push(*d),
     }
@@ -209,24 +212,28 @@ fn dhcp_files(
         .collect()
 }
 
+/// The report page, and its machine index (not with
+/// [`Extras::problems_only`]).
 fn report(
     site: &Site,
     r: Renderer,
     plan: &Plan,
-    fleet: Option<&crate::status::Status>,
+    extras: Extras,
     diags: &Diags,
-) -> Result<(String, String), Box<Diag>> {
+) -> Result<(String, Option<String>), Box<Diag>> {
     let ctx = report_context(
         site,
         r.sources,
         plan,
-        fleet,
+        extras.fleet,
         diags,
         false,
         Value::from(false),
     );
     let page = r.render("report.html.j2", &ctx, "report/index.html")?;
-    Ok((page, crate::context::index(site, plan, fleet).script()))
+    let index =
+        (!extras.problems_only).then(|| crate::context::index(site, plan, extras.fleet).script());
+    Ok((page, index))
 }
 
 /// The template context of report.html.j2 (see [`context::report`]), with
