@@ -13,6 +13,7 @@ mod target;
 
 pub use spare::path as spare_path;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -197,15 +198,18 @@ fn remove_stale_staging(parent: &Path, base: &str) {
 
 /// Every folder of the tree (relative), parents before children.
 fn folders(tree: &Tree) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = tree
-        .files
-        .keys()
-        .flat_map(|p| Path::new(p).ancestors().skip(1).map(Path::to_path_buf))
-        .filter(|d| !d.as_os_str().is_empty())
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
+    let mut dirs: BTreeSet<&str> = BTreeSet::new();
+    for path in tree.files.keys() {
+        let mut rest = path.as_str();
+        // Deepest first: a folder already there came with its parents.
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if !dirs.insert(parent) {
+                break;
+            }
+            rest = parent;
+        }
+    }
+    dirs.into_iter().map(PathBuf::from).collect()
 }
 
 /// Writes `files` into a new folder `staging` (whatever was there
