@@ -57,7 +57,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
     diags.extend(vdiags);
     let site = site.expect("the generated site validates");
     let sources = &loaded.sources;
-    let (templates, plan, boot, programs) = timed(&mut t.0[2], || {
+    let (templates, plan, grub_tftp, programs) = timed(&mut t.0[2], || {
         let mut templates = Templates::new(&site, sources, &mut diags);
         let (plan, boot) =
             Resolver::new(&site, sources, &mut templates, &mut diags).plan(&mut diags);
@@ -65,11 +65,8 @@ fn run_once(root: &Path, out: &Path) -> Times {
             templates: &templates,
             sources,
         };
-        let programs: loader::Files = loader::for_plan(&boot)
-            .into_iter()
-            .flat_map(|l| l.programs(r, &boot, &mut diags))
-            .collect();
-        (templates, plan, boot, programs)
+        let programs = loader::files(r, &boot, &mut diags);
+        (templates, plan, boot.grub.tftp, programs)
     });
     let r = Renderer {
         templates: &templates,
@@ -80,7 +77,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
             &site,
             r,
             &plan,
-            &boot,
+            grub_tftp,
             programs,
             Default::default(),
             &mut diags,

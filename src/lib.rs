@@ -55,6 +55,8 @@ pub mod write;
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use diag::{Diags, Sources};
 use resolve::{Plan, Resolver};
 use site::Site;
@@ -192,12 +194,13 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         templates: &templates,
         sources: &sources,
     };
-    let mut programs: loader::Files = loader::for_plan(&boot)
-        .into_iter()
-        .flat_map(|l| l.programs(r, &boot, &mut diags))
-        .collect();
+    let mut programs = loader::files(r, &boot, &mut diags);
+    let grub_tftp = boot.grub.tftp;
+    // The machines' contexts: not held while the rest is rendered (freed
+    // on all cores: one took a quarter of a second at 100,000 machines).
+    boot.machines.into_par_iter().for_each(drop);
     if opts.problems_only {
-        // Rendered for their problems only: not held while the rest is.
+        // Rendered for their problems only: not held either.
         programs = loader::Files::new();
     }
     // The images: only for a site without errors (they take a while).
@@ -219,14 +222,13 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         fleet: fleet.as_ref(),
         problems_only: opts.problems_only,
     };
-    let mut tree = render::render(&site, r, &plan, &boot, programs, extras, &mut diags);
+    let mut tree = render::render(&site, r, &plan, grub_tftp, programs, extras, &mut diags);
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
     if !opts.problems_only {
         render::seal(&site, &mut tree);
     }
-    drop(boot);
     diags.allow(&site.allow);
     diags.sort();
     if diags.has_errors() {

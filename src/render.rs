@@ -8,7 +8,7 @@ use crate::context::{DhcpContext, DhcpSite};
 use crate::diag::{Diag, Diags, Sources};
 use crate::loader::{Files, Renderer};
 use crate::manifest::{MANIFEST, Manifest};
-use crate::resolve::{BootPlan, Plan};
+use crate::resolve::Plan;
 use crate::site::{Artifact, Image, Site, UefiLoader};
 use crate::templates::val;
 use crate::tree::{Content, Tree};
@@ -24,26 +24,23 @@ pub struct Extras<'a> {
     pub problems_only: bool,
 }
 
-/// Builds the tree of a valid site: the boot loader's `programs` (rendered
-/// right after resolve), its entry program, the local artifacts and
-/// chainloaders, the DHCP configurations, plan.json and the report ([`seal`]
-/// adds the manifest). Template errors found on the way are added to `diags` (the
-/// caller must not write the tree then).
+/// Builds the tree of a valid site: the boot loaders' `programs`
+/// ([`crate::loader::files`], rendered right after resolve), the local
+/// artifacts and chainloaders (and with `grub_tftp`, what GRUB fetches over
+/// TFTP), the DHCP configurations, plan.json and the report ([`seal`] adds
+/// the manifest). Template errors found on the way are added to `diags`
+/// (the caller must not write the tree then).
 pub fn render(
     site: &Site,
     r: Renderer,
     plan: &Plan,
-    boot: &BootPlan,
+    grub_tftp: bool,
     programs: Files,
     extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    let entry: Files = crate::loader::for_plan(boot)
-        .into_iter()
-        .flat_map(|l| l.entry(r, boot, diags))
-        .collect();
-    for (path, text) in entry.into_iter().chain(programs) {
+    for (path, text) in programs {
         tree.add(path, text);
     }
     for m in plan.machines.iter().filter(|_| !extras.problems_only) {
@@ -51,7 +48,7 @@ pub fn render(
             tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
         }
     }
-    artifacts(site, plan, boot.grub.tftp, &mut tree, diags);
+    artifacts(site, plan, grub_tftp, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
         || dhcp_files(site, r, plan),

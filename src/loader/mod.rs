@@ -100,6 +100,22 @@ pub trait Loader: Sync {
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 }
 
+/// Every file the site's loaders make from the resolved data: each
+/// machine's boot program and the fallback (run right after resolve, so
+/// their template errors are reported with resolve's), then the entry
+/// programs. Nothing after this needs the machines' contexts.
+pub fn files(r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
+    let loaders = for_plan(boot);
+    let mut out: Files = loaders
+        .iter()
+        .flat_map(|l| l.programs(r, boot, diags))
+        .collect();
+    for l in loaders {
+        out.extend(l.entry(r, boot, diags));
+    }
+    out
+}
+
 /// The loaders a site boots with: iPXE always (BIOS machines and UEFI
 /// without Secure Boot), GRUB when its configs go anywhere (shim and GRUB
 /// over TFTP, or the boot media's GRUB over HTTP).
