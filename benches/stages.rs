@@ -65,8 +65,10 @@ fn run_once(root: &Path, out: &Path) -> Times {
             templates: &templates,
             sources,
         };
-        let programs = loader::files(r, &boot, &mut diags);
-        (templates, plan, boot.grub.tftp, programs)
+        let mut files = loader::files(r, &boot, &mut diags);
+        let grub_tftp = boot.grub.tftp;
+        files.extend(boot.into_files());
+        (templates, plan, grub_tftp, files)
     });
     let r = Renderer {
         templates: &templates,

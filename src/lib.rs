@@ -55,8 +55,6 @@ pub mod write;
 
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use diag::{Diags, Sources};
 use resolve::{Plan, Resolver};
 use site::Site;
@@ -194,14 +192,13 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         templates: &templates,
         sources: &sources,
     };
-    let mut programs = loader::files(r, &boot, &mut diags);
+    let mut files = loader::files(r, &boot, &mut diags);
     let grub_tftp = boot.grub.tftp;
-    // The machines' contexts: not held while the rest is rendered (freed
-    // on all cores: one took a quarter of a second at 100,000 machines).
-    boot.machines.into_par_iter().for_each(drop);
+    // The machines' contexts are not held while the rest is rendered.
+    files.extend(boot.into_files());
     if opts.problems_only {
         // Rendered for their problems only: not held either.
-        programs = loader::Files::new();
+        files = loader::Files::new();
     }
     // The images: only for a site without errors (they take a while).
     let mut images = MediaImages::default();
@@ -222,7 +219,7 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         fleet: fleet.as_ref(),
         problems_only: opts.problems_only,
     };
-    let mut tree = render::render(&site, r, &plan, grub_tftp, programs, extras, &mut diags);
+    let mut tree = render::render(&site, r, &plan, grub_tftp, files, extras, &mut diags);
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }

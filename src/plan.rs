@@ -226,8 +226,10 @@ pub struct Resolved {
     pub labels: BTreeMap<String, String>,
     /// File name -> BLAKE3 of its content.
     pub files: BTreeMap<String, String>,
+    /// The hosts its boot reaches (in what it fetches, its kernel args and
+    /// its files), sorted: the report's index shows them. Not in plan.json.
     #[serde(skip)]
-    pub file_contents: BTreeMap<String, String>,
+    pub reaches: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

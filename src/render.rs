@@ -19,13 +19,14 @@ pub struct Extras<'a> {
     /// The fleet's state from web-server logs, for the report.
     pub fleet: Option<&'a crate::status::Status>,
     /// Only what can find a problem (`bootc check`, which writes no tree):
-    /// no per-machine files (the caller passes no programs either), no
-    /// plan.json, no machine index for the report; nothing in them can fail.
+    /// no plan.json, no machine index for the report (nothing in them can
+    /// fail; the caller passes no `files` either).
     pub problems_only: bool,
 }
 
-/// Builds the tree of a valid site: the boot loaders' `programs`
-/// ([`crate::loader::files`], rendered right after resolve), the local
+/// Builds the tree of a valid site: `files` (the boot loaders' programs,
+/// [`crate::loader::files`], rendered right after resolve, and the
+/// per-machine files, [`crate::resolve::BootPlan::into_files`]), the local
 /// artifacts and chainloaders (and with `grub_tftp`, what GRUB fetches over
 /// TFTP), the DHCP configurations, plan.json and the report ([`seal`] adds
 /// the manifest). Template errors found on the way are added to `diags`
@@ -35,18 +36,13 @@ pub fn render(
     r: Renderer,
     plan: &Plan,
     grub_tftp: bool,
-    programs: Files,
+    files: Files,
     extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    for (path, text) in programs {
+    for (path, text) in files {
         tree.add(path, text);
-    }
-    for m in plan.machines.iter().filter(|_| !extras.problems_only) {
-        for (name, content) in &m.file_contents {
-            tree.add(format!("http/machines/{}/{name}", m.name), content.clone());
-        }
     }
     artifacts(site, plan, grub_tftp, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.

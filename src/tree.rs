@@ -37,6 +37,9 @@ impl From<Bytes> for Vec<u8> {
     }
 }
 
+/// Output files as (path under the output root, text).
+pub type Files = Vec<(String, String)>;
+
 /// One file of the output tree.
 #[derive(Clone)]
 pub enum Content {

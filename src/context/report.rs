@@ -161,17 +161,10 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
         .enumerate()
         .map(|(i, m)| {
             let state = fleet.and_then(|f| f.machines.get(i));
-            let texts = m
-                .fetches
-                .iter()
-                .chain(&m.kernel_args)
-                .chain(m.file_contents.values());
-            let mut hosts: Vec<String> = texts
-                .flat_map(|t| crate::hosts::hosts_in(t))
-                .filter(|h| Some(h) != base_host.as_ref())
+            let hosts: Vec<&str> = (m.reaches.iter())
+                .filter(|h| Some(*h) != base_host.as_ref())
+                .map(String::as_str)
                 .collect();
-            hosts.sort();
-            hosts.dedup();
             let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let row = (
                 m.name.clone(),

@@ -15,8 +15,7 @@ use crate::resolve::{BootPlan, MachineBoot};
 use crate::site::Mac;
 use crate::templates::{Templates, val};
 
-/// Output files as (path under the output root, text).
-pub type Files = Vec<(String, String)>;
+pub use crate::tree::Files;
 
 /// The templates a loader renders with, and the sources their errors
 /// point into.

@@ -20,6 +20,7 @@ use crate::model::Vars;
 pub use crate::plan::{ImagePlan, Plan, Resolved};
 use crate::site::*;
 use crate::templates::{Templates, val};
+use crate::tree::Files;
 use boot::{COMMAND_LINE_MAX, ImageKey, boot_fetches, boot_view, command_line_len};
 
 /// What `machine.beacon` and `machine.boot_id` are while args and files
@@ -69,6 +70,20 @@ pub struct MachineBoot<'a> {
     /// The template: the nearest role's `script =`, else machine.ipxe.j2.
     pub script: &'a str,
     pub context: MachineContext<'a>,
+    /// Its per-machine files, rendered: (path in the tree, text).
+    pub files: Files,
+}
+
+impl BootPlan<'_> {
+    /// The machines' per-machine files; the rest (every machine's context)
+    /// is freed on all cores (one core took a quarter of a second at
+    /// 100,000 machines).
+    pub fn into_files(self) -> Files {
+        self.machines
+            .into_par_iter()
+            .flat_map_iter(|m| m.files)
+            .collect()
+    }
 }
 
 fn to_json(v: &toml::Value) -> serde_json::Value {
@@ -416,6 +431,14 @@ impl<'a, 't> Resolver<'a, 't> {
                 .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
         );
         context.boot = Some(boot);
+        let mut reaches: Vec<String> = fetches
+            .iter()
+            .chain(&kernel_args)
+            .chain(file_contents.values())
+            .flat_map(|t| crate::hosts::hosts_in(t))
+            .collect();
+        reaches.sort();
+        reaches.dedup();
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
@@ -441,7 +464,7 @@ impl<'a, 't> Resolver<'a, 't> {
             reinstall: m.reinstall.clone(),
             labels: m.labels.clone(),
             files,
-            file_contents,
+            reaches,
             extra: Default::default(),
         };
         let mb = MachineBoot {
@@ -452,6 +475,10 @@ impl<'a, 't> Resolver<'a, 't> {
             uefi,
             script,
             context,
+            files: file_contents
+                .into_iter()
+                .map(|(name, text)| (format!("http/machines/{}/{name}", m.name), text))
+                .collect(),
         };
         (Some((r, mb)), diags)
     }

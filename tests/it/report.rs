@@ -70,3 +70,32 @@ fn searching_a_20000_machine_report_in_a_browser() {
     assert!(!dom.contains("id=\"m-n00000\""), "n00000 is in rack r0");
     assert!(dom.contains("id=\"m-n00002\""), "n00002 is in rack r2");
 }
+
+/// The index names the outside hosts a machine's boot reaches: in its
+/// per-machine files and in its kernel arguments, not base-url's own.
+#[test]
+fn the_index_names_the_hosts_of_files_and_args() {
+    let s = Site::fixture("basic");
+    let tpl = s.read("templates/cloud-init.yaml.j2");
+    s.write(
+        "templates/cloud-init.yaml.j2",
+        &format!("{tpl}apt: {{ mirror: \"http://mirror.example.org/debian\" }}\n"),
+    );
+    let role = s.read("roles/worker.toml");
+    s.write(
+        "roles/worker.toml",
+        &role.replace(
+            "kernel-args = [\"",
+            "kernel-args = [\"url=https://args.example.net/x\", \"",
+        ),
+    );
+    let r = s.build();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let index = s.read("public/report/machines.js");
+    // Sorted, space-separated; the fixture's base-url host (10.77.0.1,
+    // which sorts first) is left out.
+    assert!(
+        index.contains("\"user-data\",\"args.example.net mirror.example.org\""),
+        "{index}"
+    );
+}
