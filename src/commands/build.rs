@@ -16,6 +16,7 @@ use bootc::write::{
     record::{self, Record, Summary},
 };
 use bootc::{Compiled, Options, compile_checked};
+use rayon::prelude::*;
 
 /// The arguments of `bootc build`.
 #[derive(clap::Args)]
@@ -119,6 +120,12 @@ pub fn run(
         eprintln!("nothing was written");
         return Ok(ExitCode::from(1));
     }
+    let summary = Summary::of(&b.plan);
+    // Neither the writer nor the record needs the plan: freed (on all
+    // cores), so that they reuse its memory.
+    std::mem::take(&mut b.plan.machines)
+        .into_par_iter()
+        .for_each(drop);
     let tree = &mut b.tree;
     if let (Some(key), Some(path)) = (&key, sign_key) {
         refuse_copying_key(tree, path)?;
@@ -128,7 +135,6 @@ pub fn run(
     // The process ends here: freeing a large fleet's values would take
     // longer than anything left to do.
     let b = Box::leak(b);
-    let summary = Summary::of(&b.plan);
     report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
     if let Some(fp) = fingerprint {
         let diags = std::mem::take(&mut b.diags);
