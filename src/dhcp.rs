@@ -5,9 +5,12 @@
 //! clients get an EFI iPXE over HTTP, and iPXE itself (user-class "iPXE")
 //! gets the URL of boot.ipxe, so it never loops.
 
+use std::net::Ipv4Addr;
+
 use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, SubnetView};
 use crate::plan::Plan;
-use crate::site::{Dhcp, EfiName, Site};
+use crate::site::{Dhcp, EfiName, Mac, Site};
+use rayon::prelude::*;
 
 /// Built-in templates of the three formats, with the output file of each:
 /// whole configs, or with `mode = "include"` the fragments an existing
@@ -58,7 +61,7 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         |m: &crate::plan::Resolved| m.arch.is_empty() && m.secure_boot != site.uefi.secure_boot;
     // Every reservation by name: the machines', and `boot = false` ones
     // (a host name and an address, no boot logic of their own).
-    let mut reserved: Vec<(&str, &[crate::site::Mac], Option<std::net::Ipv4Addr>, bool)> = plan
+    let mut reserved: Vec<Reserved> = plan
         .machines
         .iter()
         .map(|m| (m.name.as_str(), m.macs.as_slice(), m.ip, differs(m)))
@@ -69,59 +72,34 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         )
         .collect();
     reserved.sort_by_key(|r| r.0);
-    // Host entries (one per MAC) and machine entries of the reservations
-    // whose address `within` accepts.
-    let entries = |within: &dyn Fn(std::net::Ipv4Addr) -> bool| {
-        let mut hosts = Vec::new();
-        let mut machines = Vec::new();
-        for &(name, macs, ip, other) in reserved.iter().filter(|m| m.2.is_some_and(within)) {
-            let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-            machines.push(MachineView {
-                name: name.to_string(),
-                macs: macs.iter().map(|x| x.to_string()).collect(),
-                ip: ip.clone(),
-                efi64_other: other,
-            });
-            for (n, mac) in macs.iter().enumerate() {
-                hosts.push(HostView {
-                    name: name.to_string(),
-                    id: if n == 0 {
-                        name.to_string()
-                    } else {
-                        format!("{name}_nic{n}")
-                    },
-                    mac: mac.to_string(),
-                    ip: ip.clone(),
-                    efi64_other: other,
-                });
-            }
-        }
-        (hosts, machines)
-    };
-    let subnets = dhcp
-        .subnets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let (hosts, machines) = entries(&|ip| s.cidr.contains(&ip));
-            SubnetView {
-                id: i + 1,
-                cidr: s.cidr.to_string(),
-                network: s.cidr.network().to_string(),
-                netmask: s.cidr.netmask().to_string(),
-                broadcast: s.cidr.broadcast().to_string(),
-                prefix: s.cidr.prefix_len(),
-                pool_start: s.pool.map(|p| p.0.to_string()),
-                pool_end: s.pool.map(|p| p.1.to_string()),
-                gateway: s.gateway.map(|g| g.to_string()),
-                dns: s.dns.iter().map(|d| d.to_string()).collect(),
-                domain: s.domain.clone(),
-                hosts,
-                machines,
-            }
-        })
-        .collect();
-    let (hosts, machines) = entries(&|_| true);
+    // Each subnet's entries and the whole list: on all cores.
+    let (subnets, (hosts, machines)) = rayon::join(
+        || {
+            dhcp.subnets
+                .par_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let (hosts, machines) = entries(&reserved, |ip| s.cidr.contains(&ip));
+                    SubnetView {
+                        id: i + 1,
+                        cidr: s.cidr.to_string(),
+                        network: s.cidr.network().to_string(),
+                        netmask: s.cidr.netmask().to_string(),
+                        broadcast: s.cidr.broadcast().to_string(),
+                        prefix: s.cidr.prefix_len(),
+                        pool_start: s.pool.map(|p| p.0.to_string()),
+                        pool_end: s.pool.map(|p| p.1.to_string()),
+                        gateway: s.gateway.map(|g| g.to_string()),
+                        dns: s.dns.iter().map(|d| d.to_string()).collect(),
+                        domain: s.domain.clone(),
+                        hosts,
+                        machines,
+                    }
+                })
+                .collect()
+        },
+        || entries(&reserved, |_| true),
+    );
     let o = &dhcp.options;
     View {
         next_server: dhcp.next_server.to_string(),
@@ -153,4 +131,41 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         },
         subnets,
     }
+}
+
+/// A reservation as the configurations list it: its name, MACs and
+/// address, and whether its Secure Boot differs from the site's.
+type Reserved<'a> = (&'a str, &'a [Mac], Option<Ipv4Addr>, bool);
+
+/// Host entries (one per MAC) and machine entries of the reservations
+/// whose address `within` accepts.
+fn entries(
+    reserved: &[Reserved],
+    within: impl Fn(Ipv4Addr) -> bool,
+) -> (Vec<HostView>, Vec<MachineView>) {
+    let mut hosts = Vec::new();
+    let mut machines = Vec::new();
+    for &(name, macs, ip, other) in reserved.iter().filter(|m| m.2.is_some_and(&within)) {
+        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        machines.push(MachineView {
+            name: name.to_string(),
+            macs: macs.iter().map(|x| x.to_string()).collect(),
+            ip: ip.clone(),
+            efi64_other: other,
+        });
+        for (n, mac) in macs.iter().enumerate() {
+            hosts.push(HostView {
+                name: name.to_string(),
+                id: if n == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}_nic{n}")
+                },
+                mac: mac.to_string(),
+                ip: ip.clone(),
+                efi64_other: other,
+            });
+        }
+    }
+    (hosts, machines)
 }
