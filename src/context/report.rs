@@ -161,7 +161,9 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
         .enumerate()
         .map(|(i, m)| {
             let state = fleet.and_then(|f| f.machines.get(i));
-            let hosts: Vec<&str> = (m.reaches.iter())
+            let hosts: Vec<&str> = m
+                .reaches
+                .iter()
                 .filter(|h| Some(*h) != base_host.as_ref())
                 .map(String::as_str)
                 .collect();
