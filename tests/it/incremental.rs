@@ -119,7 +119,7 @@ fn a_rebuild_with_nothing_changed_is_skipped_and_says_the_same() {
         first.stderr
     );
     let out = s.path("public");
-    let before = (fs::metadata(&out).unwrap().ino(), tree(&out));
+    let before = (ino(&out), tree(&out));
     let mtime = |rel: &str| fs::metadata(out.join(rel)).unwrap().mtime_nsec();
     let script = "http/machines/52-54-00-aa-bb-01.ipxe";
     let script_mtime = mtime(script);
@@ -137,7 +137,7 @@ fn a_rebuild_with_nothing_changed_is_skipped_and_says_the_same() {
             .map(|l| format!("{l}({} unchanged)", before.1.len()))
             .as_deref()
     );
-    assert_eq!((fs::metadata(&out).unwrap().ino(), tree(&out)), before);
+    assert_eq!((ino(&out), tree(&out)), before);
     assert_eq!(mtime(script), script_mtime);
     // --deny-warnings holds on the record's warnings.
     let denied = s.run(&["build", ".", "--deny-warnings"]);
@@ -243,7 +243,6 @@ fn the_spare_tree_is_reused_and_nothing_planted_in_it_survives() {
     use std::os::unix::fs::symlink;
     let s = Site::fixture("basic");
     assert_eq!(s.build().code, 0);
-    let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
     let first = ino(&s.path("public"));
     s.edit("machines/rack1.toml", "10.77.0.11", "10.77.0.21");
     same_as_clean(&s, "one machine");
@@ -295,7 +294,6 @@ fn the_spare_tree_is_reused_and_nothing_planted_in_it_survives() {
 fn an_edit_without_effect_writes_nothing_and_a_removal_is_written() {
     let s = Site::fixture("basic");
     assert_eq!(s.build().code, 0);
-    let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
     let root = ino(&s.path("public"));
     s.append("machines/rack1.toml", "# a comment\n");
     let r = s.build();
@@ -316,4 +314,9 @@ fn an_edit_without_effect_writes_nothing_and_a_removal_is_written() {
         !s.path("public/http/machines/52-54-00-aa-bb-01.ipxe")
             .exists()
     );
+}
+
+/// The inode of `p` itself (not of what a link points to).
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p).unwrap().ino()
 }

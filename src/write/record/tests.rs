@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// The record a build of `tree` into `out` makes, its tree swapped in as
+/// the folder `root`.
+fn made(out: &Path, root: (u64, u64), tree: &Tree) -> io::Result<Record> {
+    let summary = Summary {
+        site: "lab".into(),
+        machines: 0,
+        scripts: 0,
+    };
+    Record::make(out, root, tree, String::new(), summary, Diags::default())
+}
+
 /// A build stamps the folder it swapped in, not whatever `out` names
 /// by the time it stamps (another build's tree).
 #[test]
@@ -11,19 +22,11 @@ fn a_record_is_made_of_the_folder_the_build_wrote() {
     let mut tree = Tree::default();
     tree.add("http/boot.ipxe", "#!ipxe\n");
     let stats = crate::write::write(&out, &tree).unwrap();
-    let make = |root| {
-        let summary = Summary {
-            site: "lab".into(),
-            machines: 0,
-            scripts: 0,
-        };
-        Record::make(&out, root, &tree, "f".into(), summary, Diags::default())
-    };
-    let record = make(stats.root).expect("the folder written");
+    let record = made(&out, stats.root, &tree).expect("the folder written");
     assert_eq!(record.files(), 1);
     assert!(record.holds(&out));
     let (dev, ino) = stats.root;
-    assert!(make((dev, ino + 1)).is_err(), "another folder");
+    assert!(made(&out, (dev, ino + 1), &tree).is_err(), "another folder");
 }
 
 /// A name added below the tree moves its folder's stamp; a file
@@ -35,20 +38,7 @@ fn the_listing_holds_until_a_name_is_added() {
     let mut tree = Tree::default();
     tree.add("http/machines/a.ipxe", "#!ipxe\n");
     let stats = crate::write::write(&out, &tree).unwrap();
-    let summary = Summary {
-        site: "lab".into(),
-        machines: 1,
-        scripts: 1,
-    };
-    let record = Record::make(
-        &out,
-        stats.root,
-        &tree,
-        "f".into(),
-        summary,
-        Diags::default(),
-    )
-    .unwrap();
+    let record = made(&out, stats.root, &tree).unwrap();
     assert!(record.listing_holds(&out) && record.holds(&out));
     let file = out.join("http/machines/a.ipxe");
     fs::OpenOptions::new()
@@ -73,20 +63,7 @@ fn the_record_knows_the_spare_until_it_changes() {
         tree.add("http/machines/a.ipxe", text);
         tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
         let stats = crate::write::write_with(&out, &tree, last.as_ref()).unwrap();
-        let summary = Summary {
-            site: "lab".into(),
-            machines: 1,
-            scripts: 1,
-        };
-        let mut r = Record::make(
-            &out,
-            stats.root,
-            &tree,
-            String::new(),
-            summary,
-            Diags::default(),
-        )
-        .unwrap();
+        let mut r = made(&out, stats.root, &tree).unwrap();
         r.keep_spare(&out, last, stats.swapped);
         r.save_at(&dir.path().join("record")).unwrap();
         Record::load_at(&dir.path().join("record")).unwrap()
@@ -164,22 +141,7 @@ fn a_previous_tree_with_a_file_more_is_not_the_new_tree() {
         }
         t
     };
-    let record = |t: &Tree, stats: crate::write::Stats| {
-        let summary = Summary {
-            site: "lab".into(),
-            machines: 0,
-            scripts: 0,
-        };
-        Record::make(
-            &out,
-            stats.root,
-            t,
-            String::new(),
-            summary,
-            Diags::default(),
-        )
-        .unwrap()
-    };
+    let record = |t: &Tree, stats: crate::write::Stats| made(&out, stats.root, t).unwrap();
     let both = tree(&["a.ipxe", "b.ipxe"]);
     let first = record(&both, crate::write::write(&out, &both).unwrap());
     // The same tree again: nothing is written.
