@@ -375,7 +375,7 @@ fn bench_size(n: usize, dir: &Path, runs: usize) -> SizeResult {
     let build = repeat(
         runs,
         |_| {
-            for folder in [&out, &dir.join(".out.bootc-spare")] {
+            for folder in [&out, &bootc::write::spare_path(dir, "out")] {
                 if folder.exists() {
                     fs::remove_dir_all(folder).expect("remove out");
                 }
