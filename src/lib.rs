@@ -76,6 +76,9 @@ pub struct Build {
     pub site: Site,
     pub plan: Plan,
     pub tree: Tree,
+    /// The manifest's build-id (empty under [`Options::problems_only`],
+    /// which makes no manifest).
+    pub build_id: String,
     pub diags: Diags,
     /// The boot image [`Options::image`] asked for.
     pub image: Option<Vec<u8>>,
@@ -223,9 +226,10 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
-    if !opts.problems_only {
-        render::seal(&site, &mut tree);
-    }
+    let build_id = match opts.problems_only {
+        true => String::new(),
+        false => render::seal(&site, &mut tree),
+    };
     diags.allow(&site.allow);
     diags.sort();
     if diags.has_errors() {
@@ -236,6 +240,7 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         site,
         plan,
         tree,
+        build_id,
         diags,
         image: images.apart,
     })))

@@ -82,12 +82,14 @@ pub fn render(
 }
 
 /// Adds the manifest of everything in `tree`: the last file of a build.
-pub fn seal(site: &Site, tree: &mut Tree) {
+/// Returns its build-id.
+pub fn seal(site: &Site, tree: &mut Tree) -> String {
     let manifest = Manifest::of(site, tree);
     tree.add(
         MANIFEST,
         serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n",
     );
+    manifest.build_id
 }
 
 /// Copies the local artifacts of `images` into the tree under `root`
@@ -220,7 +222,7 @@ fn report(
         plan,
         extras.fleet,
         diags,
-        false,
+        None,
         Value::from(false),
     );
     let page = r.render("report.html.j2", &ctx, "report/index.html")?;
@@ -231,17 +233,17 @@ fn report(
 
 /// The template context of report.html.j2 (see [`context::report`]), with
 /// `live`: false in a build; `bootc serve` renders the same page with its
-/// live state there, and the machine index inline (`inline_index`).
+/// live state there, and the machine index inline (`inline`: the JSON of
+/// the build's report/machines.js).
 pub fn report_context(
     site: &Site,
     sources: &Sources,
     plan: &Plan,
     fleet: Option<&crate::status::Status>,
     diags: &Diags,
-    inline_index: bool,
+    inline: Option<String>,
     live: Value,
 ) -> Value {
-    let inline = inline_index.then(|| crate::context::index(site, plan, fleet).json());
     let ctx = val(crate::context::report(
         site, sources, plan, fleet, diags, inline,
     ));

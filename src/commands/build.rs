@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::print_human;
 use bootc::diag::plural;
-use bootc::manifest::{MANIFEST, Manifest, SIGNATURE};
+use bootc::manifest::{MANIFEST, SIGNATURE};
 use bootc::sign::{self, Password, SecretKey};
 use bootc::tree::{Content, Tree};
 use bootc::write::{
@@ -129,7 +129,7 @@ pub fn run(
     let tree = &mut b.tree;
     if let (Some(key), Some(path)) = (&key, sign_key) {
         refuse_copying_key(tree, path)?;
-        sign_tree(tree, key)?;
+        sign_tree(tree, key, &summary.site, &b.build_id)?;
     }
     let stats = write::write_with(&out, tree, last.as_ref()).context("writing the output tree")?;
     // The process ends here: freeing a large fleet's values would take
@@ -165,13 +165,13 @@ fn report(s: &Summary, files: usize, unchanged: usize, out: &Path, key: Option<&
 }
 
 /// Adds `http/manifest.json.minisig` to the tree, so the one writer puts it
-/// in place together with everything else.
-fn sign_tree(tree: &mut Tree, key: &SecretKey) -> Result<()> {
+/// in place together with everything else; its trusted comment names the
+/// site and the manifest's build-id.
+fn sign_tree(tree: &mut Tree, key: &SecretKey, site: &str, build_id: &str) -> Result<()> {
     let Some(Content::Bytes(manifest)) = tree.files.get(MANIFEST) else {
         anyhow::bail!("the tree has no {MANIFEST} to sign");
     };
-    let doc: Manifest = serde_json::from_slice(manifest).context("reading back the manifest")?;
-    let comment = sign::trusted_comment(&doc.site, &doc.build_id);
+    let comment = sign::trusted_comment(site, build_id);
     let sig = key.sign(manifest, &comment)?;
     tree.add(SIGNATURE, sig);
     Ok(())
