@@ -252,9 +252,18 @@ impl ReportIndex {
 
     /// The index as the script report/machines.js.
     pub fn script(&self) -> String {
-        format!("window.BOOTC_REPORT = {};\n", self.json())
+        format!("{SCRIPT_START}{}{SCRIPT_END}", self.json())
+    }
+
+    /// The JSON of the index [`ReportIndex::script`] made `script` of.
+    pub fn json_of_script(script: &str) -> Option<&str> {
+        script.strip_prefix(SCRIPT_START)?.strip_suffix(SCRIPT_END)
     }
 }
+
+/// What report/machines.js puts around the index's JSON.
+const SCRIPT_START: &str = "window.BOOTC_REPORT = ";
+const SCRIPT_END: &str = ";\n";
 
 fn report_artifact(a: &Artifact) -> ReportArtifact<'_> {
     match a {

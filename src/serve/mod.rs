@@ -288,7 +288,9 @@ impl State {
     fn rebuild(&self) {
         let now = SystemTime::now();
         let t0 = Instant::now();
-        let result = build(&self.root, &self.out, &self.base_url, t0);
+        let previous = self.snapshot();
+        let result = build(&self.root, &self.out, &self.base_url, previous.as_deref(), t0);
+        drop(previous);
         let time = log::clock(now);
         match result {
             Ok((snap, stats, warnings)) => {

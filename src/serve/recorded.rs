@@ -15,8 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::respond::{Outcome, serve_file, text_answer};
 use super::snapshot::index;
 use super::{FileEntry, conn, head, http};
-use crate::manifest::{MANIFEST, Manifest};
-use crate::tree::{Content, Tree};
+use crate::tree::Tree;
 
 /// The files of one written tree's `http/`, ready to be served.
 #[derive(Clone)]
@@ -46,12 +45,8 @@ pub struct Record {
 impl Files {
     /// The index of `tree`, which `write::write` wrote to `out`.
     pub fn new(tree: Tree, out: &Path) -> Files {
-        let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
-            Some(Content::Bytes(b)) => serde_json::from_slice(b).ok(),
-            _ => None,
-        };
         let http_dir = out.join("http");
-        let files = index(tree, manifest.as_ref(), &http_dir);
+        let files = index(tree, None, SystemTime::now());
         Files(Arc::new(Inner { files, http_dir }))
     }
 

@@ -2,7 +2,6 @@
 //! index of what is served (a [`Snapshot`]), or the [`Failure`] to show.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -12,8 +11,8 @@ use rayon::prelude::*;
 use super::overview::overview_env;
 use super::{Body, Failure, FileEntry, Snapshot, http, log};
 use crate::Compiled;
+use crate::context::{INDEX_FILE, ReportIndex};
 use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
-use crate::manifest::{MANIFEST, Manifest};
 use crate::render;
 use crate::site::Artifact;
 use crate::tree::{Content, Tree};
@@ -51,11 +50,12 @@ impl Failure {
 
 /// One build into `out`: the snapshot to serve and the writer's stats, plus
 /// the warnings (colored for the terminal); or the failure (and its text
-/// for the terminal).
+/// for the terminal). `previous`: the snapshot served until now.
 pub(super) fn build(
     root: &Path,
     out: &Path,
     base_url: &str,
+    previous: Option<&Snapshot>,
     t0: Instant,
 ) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
     let opts = crate::Options {
@@ -81,6 +81,7 @@ pub(super) fn build(
         site,
         plan,
         tree,
+        build_id,
         diags,
         ..
     } = *b;
@@ -105,12 +106,17 @@ pub(super) fn build(
     }
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
-    let manifest: Option<Manifest> = match tree.files.get(MANIFEST) {
-        Some(Content::Bytes(b)) => serde_json::from_slice(b).ok(),
+    // The page carries the machine index inline: the build's own.
+    let inline = match tree.files.get(INDEX_FILE) {
+        Some(Content::Bytes(b)) => std::str::from_utf8(b)
+            .ok()
+            .and_then(ReportIndex::json_of_script)
+            .map(str::to_string),
         _ => None,
-    };
+    }
+    .unwrap_or_else(|| crate::context::index(&site, &plan, None).json());
     let http_dir = out.join("http");
-    let files = index(tree, manifest.as_ref(), &http_dir);
+    let files = index(tree, previous.map(|p| &p.files), SystemTime::now());
     let mut artifact_dirs: Vec<PathBuf> = site
         .images
         .values()
@@ -128,7 +134,7 @@ pub(super) fn build(
         &plan,
         None,
         &diags,
-        true,
+        Some(inline),
         Value::from(false),
     );
     let snap = Snapshot {
@@ -139,7 +145,7 @@ pub(super) fn build(
         machines: log::Machines::from_plan(&plan),
         built_at: SystemTime::now(),
         took: t0.elapsed(),
-        build_id: manifest.map(|m| m.build_id).unwrap_or_default(),
+        build_id,
         site_name: plan.site.clone(),
         machine_count: plan.machines.len(),
         first_mac: plan
@@ -151,31 +157,26 @@ pub(super) fn build(
     Ok((snap, stats, warnings))
 }
 
-/// The served index of the tree's `http/` files (written to `http_dir`):
-/// their ETags are the manifest's hashes, not a second hashing.
+/// The served index of the tree's `http/` files: their ETags are the
+/// hashes the manifest was made of (hashed once, kept by the tree), and a
+/// file the `previous` index served with the same ETag keeps its
+/// modification time (the writer kept the file); any other is modified
+/// `now`. Nothing is read back from disk.
 pub(super) fn index(
     tree: Tree,
-    manifest: Option<&Manifest>,
-    http_dir: &Path,
+    previous: Option<&HashMap<String, FileEntry>>,
+    now: SystemTime,
 ) -> HashMap<String, FileEntry> {
-    let mut hashes: HashMap<&str, &str> = HashMap::new();
-    if let Some(m) = manifest {
-        for f in &m.files {
-            hashes.insert(f.path.as_str(), f.blake3.as_str());
-        }
-    }
-    // A stat per file: on all cores.
+    let now_text = http::http_date(now);
     tree.files
         .into_par_iter()
         .filter_map(|(path, content)| {
             let rel = path.strip_prefix("http/")?;
-            let blake3 = match hashes.get(path.as_str()) {
-                Some(h) => h.to_string(),
-                None => content.blake3(),
+            let etag = format!("\"{}\"", content.blake3());
+            let (modified, last_modified) = match previous.and_then(|p| p.get(rel)) {
+                Some(e) if e.etag == etag => (e.modified, e.last_modified.clone()),
+                _ => (now, now_text.clone()),
             };
-            let modified = fs::metadata(http_dir.join(rel))
-                .and_then(|m| m.modified())
-                .unwrap_or_else(|_| SystemTime::now());
             let size = content.size();
             let body = match content {
                 Content::Bytes(b) => Body::Memory(b.into()),
@@ -183,9 +184,9 @@ pub(super) fn index(
             };
             let entry = FileEntry {
                 size,
-                etag: format!("\"{blake3}\""),
+                etag,
                 modified,
-                last_modified: http::http_date(modified),
+                last_modified,
                 body,
             };
             Some((rel.to_string(), entry))
