@@ -6,15 +6,16 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("it is empty".into());
     }
-    // Most arguments are printable ASCII: one pass over the bytes.
-    let printable = s.bytes().all(|b| b.is_ascii_graphic());
-    if let Some(c) = s.chars().find(|c| !printable && c.is_control()) {
+    if plain(s, false) {
+        return None;
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Some(format!(
             "it contains the control character U+{:04X}",
             c as u32
         ));
     }
-    if !printable && s.chars().any(char::is_whitespace) {
+    if s.chars().any(char::is_whitespace) {
         return Some("it contains whitespace, which would split it into several arguments".into());
     }
     if s.contains("${") {
@@ -33,9 +34,36 @@ pub fn unsafe_reason(s: &str) -> Option<String> {
     None
 }
 
+/// Whether none of [`unsafe_reason`]'s rules can refuse `s` (a word, or
+/// words when `spaces`), seen in one pass over the bytes, as most values
+/// written into a script are: printable ASCII (and spaces) without `$`,
+/// `#`, `|`, `&` or `;` (a value with one is left to the rules).
+fn plain(s: &str, spaces: bool) -> bool {
+    // By byte: 1 a plain character, 2 a space.
+    const PLAIN: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_graphic() && !matches!(c, b'$' | b'#' | b'|' | b'&' | b';') {
+                t[b] = 1;
+            }
+            b += 1;
+        }
+        t[b' ' as usize] = 2;
+        t
+    };
+    let allowed = if spaces { 2 } else { 1 };
+    s.bytes()
+        .all(|b| (1..=allowed).contains(&PLAIN[b as usize]))
+}
+
 /// Why free text (a description shown in a menu line) cannot be written into
 /// an iPXE script, if it can't: as [`unsafe_reason`], but spaces are fine.
 pub fn text_unsafe_reason(s: &str) -> Option<String> {
+    if plain(s, true) {
+        return None;
+    }
     s.split(' ')
         .filter(|w| !w.is_empty())
         .find_map(unsafe_reason)
@@ -89,6 +117,26 @@ mod tests {
             "a&&b",
         ] {
             assert_eq!(unsafe_reason(good), None, "{good:?} should pass");
+        }
+    }
+
+    #[test]
+    fn text_is_refused_by_any_of_its_words() {
+        for bad in [
+            "menu #x",
+            "a ${x}",
+            "a || b",
+            "a ; b",
+            "a\tb",
+            "a \u{1b}[31m",
+        ] {
+            assert!(
+                text_unsafe_reason(bad).is_some(),
+                "{bad:?} should be rejected"
+            );
+        }
+        for good in ["Debian 12 (bookworm)", "a#b c", "", "  two  spaces  "] {
+            assert_eq!(text_unsafe_reason(good), None, "{good:?} should pass");
         }
     }
 

@@ -306,7 +306,15 @@ fn ipxe_formatter(
         None if *state.auto_escape() == GRUB => true,
         None => return minijinja::escape_formatter(out, state, value),
     };
-    let text = value.to_string();
+    // A string as it is; anything else as it prints.
+    let printed;
+    let text = match value.as_str() {
+        Some(s) => s,
+        None => {
+            printed = value.to_string();
+            &printed
+        }
+    };
     if grub {
         return match crate::grub::unsafe_reason(&text) {
             Some(why) => Err(minijinja::Error::new(
@@ -316,7 +324,7 @@ fn ipxe_formatter(
                     text.escape_debug()
                 ),
             )
-            .with_source(UnsafeValue(text, GRUB_RULE))),
+            .with_source(UnsafeValue(text.to_string(), GRUB_RULE))),
             None => write!(out, "'{text}'").map_err(minijinja::Error::from),
         };
     }
@@ -328,9 +336,9 @@ fn ipxe_formatter(
                 text.escape_debug()
             ),
         )
-        .with_source(UnsafeValue(text, IPXE_RULE)));
+        .with_source(UnsafeValue(text.to_string(), IPXE_RULE)));
     }
-    out.write_str(&text).map_err(minijinja::Error::from)
+    out.write_str(text).map_err(minijinja::Error::from)
 }
 
 /// Instructions one render may run (see [`base_env`]).
