@@ -41,9 +41,12 @@ pub fn host_of(url: &str) -> Option<String> {
 /// The hosts of every URL in `text` (in order, with repeats).
 pub fn hosts_in(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let lower = text.to_ascii_lowercase();
-    for (at, _) in lower.match_indices("://") {
-        let start = lower[..at]
+    // What is searched has no letters: the text as it is (`host_of`
+    // lowers the host it finds).
+    static SCHEME_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("://"));
+    for at in SCHEME_END.find_iter(text.as_bytes()) {
+        let start = text[..at]
             .rfind(|c: char| !c.is_ascii_alphanumeric())
             .map_or(0, |i| i + 1);
         let end = text[at..]
