@@ -185,10 +185,10 @@ impl Site {
     /// The roles of `role`'s `extends` chain, the role itself first.
     pub fn role_chain<'a>(&'a self, role: &'a str) -> Vec<&'a Role> {
         let mut out: Vec<&Role> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         let mut next = Some(role);
         while let Some(r) = next.and_then(|n| self.roles.get(n)) {
-            if !seen.insert(r.name.as_str()) {
+            // A chain is a few roles long: no set needed to see a cycle.
+            if out.iter().any(|seen| seen.name == r.name) {
                 break; // a cycle, reported by validate
             }
             out.push(r);
