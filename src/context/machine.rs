@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Describe, Field, Shape};
+use super::{Describe, Field, Shape, Shared};
 
 // ---- machines, roles, images: kernel args, per-machine files, scripts ----
 
@@ -139,16 +139,16 @@ view! {
     #[derive(Clone)]
     pub struct MachineContext<'a> {
         /// The site
-        pub site: SiteView<'a>,
+        pub site: Shared<SiteView<'a>>,
         /// The machine (not in the fallback)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub machine: Option<MachineView<'a>>,
         /// Its own role (also in args inherited through `extends`)
-        pub role: RoleView<'a>,
+        pub role: Shared<RoleView<'a>>,
         /// The image it boots
-        pub image: ImageView<'a>,
+        pub image: Shared<ImageView<'a>>,
         /// Variables, merged: image < roles (base first) < [defaults] < machine
-        pub vars: serde_json::Map<String, serde_json::Value>,
+        pub vars: Shared<serde_json::Map<String, serde_json::Value>>,
         /// What the boot loader fetches and runs (boot scripts only)
         #[serde(skip_serializing_if = "Option::is_none")]
         pub boot: Option<BootView>,

@@ -66,6 +66,48 @@ impl<T: Describe> Describe for [T] {
     }
 }
 
+/// A view serialized for templates once and shared by every context that
+/// shows it (the site, a role, an image, a machine's variables, seen by
+/// each of its templates): a context holding it costs a reference, not
+/// another serialization. Templates see the view itself, and its
+/// description is the view's.
+pub struct Shared<T> {
+    value: minijinja::Value,
+    view: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::Serialize> Shared<T> {
+    pub fn new(view: &T) -> Self {
+        Shared {
+            value: crate::templates::val(view),
+            view: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            value: self.value.clone(),
+            view: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> serde::Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Into a template value: handed over as it is (minijinja keeps
+        // values whole through serde).
+        self.value.serialize(s)
+    }
+}
+
+impl<T: Describe> Describe for Shared<T> {
+    fn shape() -> Shape {
+        T::shape()
+    }
+}
+
 /// A struct a template sees: serialized as is, described from the same
 /// field list (doc comments become the descriptions).
 macro_rules! view {

@@ -28,14 +28,7 @@ impl<'a> Resolver<'a, '_> {
     fn unbound_view(&self, u: &Unbound<'a>, diags: &mut Diags) -> Option<FallbackEntry<'a>> {
         let mut layers: Vec<&Vars> = vec![&u.image.vars];
         layers.extend(u.chain.iter().rev().map(|r| &r.vars));
-        let ctx = val(MachineContext {
-            site: self.site_view(),
-            machine: None,
-            role: role_view(u.role),
-            image: image_view(u.image),
-            vars: vars_value(&layers),
-            boot: None,
-        });
+        let ctx = val(self.context(u.role, u.image, &layers));
         let before = diags.errors();
         let what = format!("the fallback (role {}), which has no machine", u.role.name);
         let args = self.args(&ctx, u.image, &u.chain, &[], &what, diags);

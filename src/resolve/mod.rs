@@ -12,7 +12,7 @@ mod boot;
 mod fallback;
 
 use crate::context::{
-    FallbackEntry, FallbackView, ImageView, MachineContext, MachineView, RoleView, SiteView,
+    FallbackEntry, FallbackView, ImageView, MachineContext, MachineView, RoleView, Shared, SiteView,
 };
 use crate::diag::{Diag, Diags, Lint, Sources};
 use crate::ipxe::unsafe_reason;
@@ -30,6 +30,13 @@ const BEACON_STAND_IN: &str = "bootc-beacon-stand-in-7f3a9c";
 const BOOT_ID_STAND_IN: &str = "bootc-boot-id-stand-in-7f3a9c";
 
 const ALLOWED_HELP: &str = "a boot may reach base-url's host and the hosts of [site] allowed-hosts only: add the host there, or point the URL at one that is";
+
+/// Views every machine's context shares (see [`Shared`]).
+struct SharedViews<'a> {
+    site: Shared<SiteView<'a>>,
+    roles: BTreeMap<&'a str, Shared<RoleView<'a>>>,
+    images: BTreeMap<&'a str, Shared<ImageView<'a>>>,
+}
 
 /// What the boot loader needs besides the [`Plan`]: each machine's script
 /// context and the fallback's, all data (render turns them into text).
@@ -127,6 +134,9 @@ pub struct Resolver<'a, 't> {
     /// What every template sees of the site: made once (it looks at every
     /// machine), cloned into each context.
     site_view: SiteView<'a>,
+    /// The same, and each role's and image's view, serialized once for
+    /// every context that shows them.
+    shared: SharedViews<'a>,
     /// What a boot-id covers of each image, by name: made once.
     image_keys: BTreeMap<&'a str, ImageKey>,
 }
@@ -152,12 +162,26 @@ impl<'a, 't> Resolver<'a, 't> {
                 .entry(key)
                 .or_insert_with(|| templates.inline(t, sources, diags));
         }
+        let site_view = SiteView::of(site);
         Resolver {
             site,
             sources,
             templates,
             inline,
-            site_view: SiteView::of(site),
+            shared: SharedViews {
+                site: Shared::new(&site_view),
+                roles: site
+                    .roles
+                    .values()
+                    .map(|r| (r.name.as_str(), Shared::new(&role_view(r))))
+                    .collect(),
+                images: site
+                    .images
+                    .values()
+                    .map(|i| (i.name.as_str(), Shared::new(&image_view(i))))
+                    .collect(),
+            },
+            site_view,
             image_keys: site
                 .images
                 .values()
@@ -168,6 +192,18 @@ impl<'a, 't> Resolver<'a, 't> {
 
     fn site_view(&self) -> SiteView<'a> {
         self.site_view.clone()
+    }
+
+    /// The context of `role`'s and `image`'s templates, without a machine.
+    fn context(&self, role: &Role, image: &Image, layers: &[&Vars]) -> MachineContext<'a> {
+        MachineContext {
+            site: self.shared.site.clone(),
+            machine: None,
+            role: self.shared.roles[role.name.as_str()].clone(),
+            image: self.shared.images[image.name.as_str()].clone(),
+            vars: Shared::new(&vars_value(layers)),
+            boot: None,
+        }
     }
 
     /// Renders kernel args (image, then roles base first, then `own`),
@@ -341,31 +377,25 @@ impl<'a, 't> Resolver<'a, 't> {
         let mut layers: Vec<&Vars> = vec![&image.vars];
         layers.extend(chain.iter().rev().map(|r| &r.vars));
         layers.push(&m.vars);
-        let mut context = MachineContext {
-            site: self.site_view(),
-            machine: Some(MachineView {
-                name: &m.name,
-                mac: m.macs.first().map(Mac::to_string).unwrap_or_default(),
-                macs: m.macs.iter().map(Mac::to_string).collect(),
-                ip: m.ip.map(|i| i.to_string()),
-                uuid: m.uuid.as_deref(),
-                serial: m.serial.as_deref(),
-                labels: &m.labels,
-                url: site
-                    .base_url
-                    .as_ref()
-                    .map(|b| format!("{b}machines/{}/", m.name)),
-                // A stand-in until the boot-id is known (it hashes what
-                // is rendered here): replaced below.
-                beacon: site.base_url.as_ref().map(|_| BEACON_STAND_IN.to_string()),
-                boot_id: BOOT_ID_STAND_IN.to_string(),
-                reinstall: m.reinstall.as_deref(),
-            }),
-            role: role_view(role),
-            image: image_view(image),
-            vars: vars_value(&layers),
-            boot: None,
-        };
+        let mut context = self.context(role, image, &layers);
+        context.machine = Some(MachineView {
+            name: &m.name,
+            mac: m.macs.first().map(Mac::to_string).unwrap_or_default(),
+            macs: m.macs.iter().map(Mac::to_string).collect(),
+            ip: m.ip.map(|i| i.to_string()),
+            uuid: m.uuid.as_deref(),
+            serial: m.serial.as_deref(),
+            labels: &m.labels,
+            url: site
+                .base_url
+                .as_ref()
+                .map(|b| format!("{b}machines/{}/", m.name)),
+            // A stand-in until the boot-id is known (it hashes what
+            // is rendered here): replaced below.
+            beacon: site.base_url.as_ref().map(|_| BEACON_STAND_IN.to_string()),
+            boot_id: BOOT_ID_STAND_IN.to_string(),
+            reinstall: m.reinstall.as_deref(),
+        });
         let ctx = val(&context);
         let what = format!("machine {}", m.name);
         let mut kernel_args = self.args(&ctx, image, &chain, &m.kernel_args, &what, &mut diags);

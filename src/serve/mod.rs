@@ -289,7 +289,13 @@ impl State {
         let now = SystemTime::now();
         let t0 = Instant::now();
         let previous = self.snapshot();
-        let result = build(&self.root, &self.out, &self.base_url, previous.as_deref(), t0);
+        let result = build(
+            &self.root,
+            &self.out,
+            &self.base_url,
+            previous.as_deref(),
+            t0,
+        );
         drop(previous);
         let time = log::clock(now);
         match result {
