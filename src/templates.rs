@@ -316,7 +316,7 @@ fn ipxe_formatter(
         }
     };
     if grub {
-        return match crate::grub::unsafe_reason(&text) {
+        return match crate::grub::unsafe_reason(text) {
             Some(why) => Err(minijinja::Error::new(
                 ErrorKind::InvalidOperation,
                 format!(
@@ -328,7 +328,7 @@ fn ipxe_formatter(
             None => write!(out, "'{text}'").map_err(minijinja::Error::from),
         };
     }
-    if let Some(why) = crate::ipxe::text_unsafe_reason(&text) {
+    if let Some(why) = crate::ipxe::text_unsafe_reason(text) {
         return Err(minijinja::Error::new(
             ErrorKind::InvalidOperation,
             format!(
