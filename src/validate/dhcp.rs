@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{Ctx, loc, parse_ip};
-use crate::diag::{Diag, FileId, Loc, did_you_mean};
+use crate::diag::{Diag, Diags, FileId, Loc, did_you_mean};
 use crate::ipxe::{is_host_label, is_plain_name};
 use crate::model::{self, S, SiteFile};
 use crate::site::*;
@@ -293,7 +293,7 @@ pub(super) fn server_addresses(cx: &Ctx) -> HashMap<Ipv4Addr, (Loc, String)> {
     out
 }
 
-pub(super) fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
+pub(super) fn check_ip_in_subnets(diags: &mut Diags, d: &Dhcp, ip: Ipv4Addr, il: Loc) {
     if d.subnets.is_empty() {
         return; // no subnet, or none valid: reported at [dhcp] already
     }
@@ -304,7 +304,7 @@ pub(super) fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc)
             .map(|s| s.cidr.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("IP address {ip} is not inside any subnet"))
                 .at(il, "outside every [[dhcp.subnet]]")
                 .help(format!("subnets: {nets}")),
@@ -332,7 +332,7 @@ pub(super) fn check_ip_in_subnets(cx: &mut Ctx, d: &Dhcp, ip: Ipv4Addr, il: Loc)
         None
     };
     if let Some((msg, label)) = problem {
-        cx.diags.push(
+        diags.push(
             Diag::error(msg)
                 .at(il, label)
                 .help("fixed addresses must be outside the pool and be usable host addresses"),

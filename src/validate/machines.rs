@@ -4,12 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
+use rayon::prelude::*;
+
 use super::artifacts::Checked;
 use super::dhcp::{check_ip_in_subnets, server_addresses};
 use super::roles::{check_role_ref, in_chain};
 use super::{Ctx, loc, parse_ip, templates_list};
-use crate::diag::{Diag, FileId, Lint, Loc, did_you_mean};
+use crate::diag::{Diag, Diags, FileId, Lint, Loc, did_you_mean};
 use crate::ipxe::is_host_label;
+use crate::load::Loaded;
 use crate::model::{self, S, Vars};
 use crate::site::*;
 
@@ -31,6 +34,25 @@ fn merged_vars(base: &Vars, over: &Vars) -> Vars {
     v
 }
 
+/// One `[[machine]]` checked on its own (the machines on all cores), and
+/// what the checks across machines (in order, on one core) need of it.
+struct Candidate<'l> {
+    machine: Machine,
+    boots: bool,
+    file: FileId,
+    /// The role it names (its own, else its file's) and whether that role
+    /// must give it an image.
+    role: Option<(&'l S<String>, bool)>,
+    /// Each valid MAC and where it is written: `machine.macs` gets those
+    /// no machine before it has.
+    macs: Vec<(Mac, Loc)>,
+    /// Where its IP address, UUID and serial number are written.
+    ip: Option<Loc>,
+    uuid: Option<Loc>,
+    serial: Option<Loc>,
+    diags: Diags,
+}
+
 /// The machines that boot, and the reservations (`boot = false`), each
 /// sorted by name.
 pub(super) fn machines(
@@ -39,6 +61,17 @@ pub(super) fn machines(
     images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
 ) -> (Vec<Machine>, Vec<Reservation>) {
+    let loaded = cx.loaded;
+    let each: Vec<(FileId, &model::Defaults, &S<model::Machine>)> = loaded
+        .machine_files
+        .iter()
+        .flat_map(|(file, mf)| mf.machine.iter().map(|m| (*file, &mf.defaults, m)))
+        .collect();
+    let mut candidates = each
+        .into_par_iter()
+        .map(|(file, d, m)| candidate(loaded, roles, images, dhcp, file, d, m))
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut out: Vec<Machine> = Vec::new();
     let mut reservations = Vec::new();
     let mut taken = Taken {
@@ -53,16 +86,15 @@ pub(super) fn machines(
         ids: HashMap::new(),
         role_errors: BTreeSet::new(),
     };
-    for (file, mf) in &cx.loaded.machine_files {
-        let file = *file;
-        let d = &mf.defaults;
-        if let Some(r) = &d.role {
-            check_role_ref(cx, roles, file, r, false, &mut taken.role_errors);
+    for (file, mf) in &loaded.machine_files {
+        if let Some(r) = &mf.defaults.role {
+            check_role_ref(cx, roles, *file, r, false, &mut taken.role_errors);
         }
-        for m in &mf.machine {
-            let boots = m.get_ref().boot.as_ref().is_none_or(|b| *b.get_ref());
-            let machine = machine(cx, roles, images, dhcp, file, d, m, boots, &mut taken);
-            if boots {
+        for mut c in candidates.by_ref().take(mf.machine.len()) {
+            claim_all(cx, roles, &mut taken, &mut c);
+            cx.diags.extend(c.diags);
+            let machine = c.machine;
+            if c.boots {
                 out.push(machine);
             } else {
                 reservations.push(Reservation {
@@ -79,83 +111,60 @@ pub(super) fn machines(
     (out, reservations)
 }
 
-/// One `[[machine]]` of a file, with the file's `[defaults]` under it;
-/// `boots`: not `boot = false` (then it needs no role).
-#[allow(clippy::too_many_arguments)]
-fn machine(
-    cx: &mut Ctx,
+/// One `[[machine]]` of a file, with the file's `[defaults]` under it,
+/// checked on its own: everything but what it must not share with other
+/// machines (see [`claim_all`]).
+fn candidate<'l>(
+    loaded: &Loaded,
     roles: &BTreeMap<String, Role>,
     images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
     file: FileId,
-    d: &model::Defaults,
-    m: &S<model::Machine>,
-    boots: bool,
-    taken: &mut Taken,
-) -> Machine {
+    d: &'l model::Defaults,
+    m: &'l S<model::Machine>,
+) -> Candidate<'l> {
+    let mut diags = Diags::default();
     let ml = loc(file, m);
     let m = m.get_ref();
+    // Not `boot = false` (then it needs no role).
+    let boots = m.boot.as_ref().is_none_or(|b| *b.get_ref());
     let name = m.name.get_ref();
     let nl = loc(file, &m.name);
     if !is_host_label(name) {
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("machine name `{name}` is not a valid host name"))
                 .at(nl.clone(), "not an RFC 1123 label")
                 .help("use 1 to 63 letters, digits and '-', not starting or ending with '-'"),
         );
     }
-    let key = name.to_ascii_lowercase();
-    if let Some(first) = taken.names.get(&key) {
-        cx.diags.push(
-            Diag::error(format!("machine name `{name}` is used twice"))
-                .at(nl.clone(), "second machine")
-                .also(first.clone(), "first machine")
-                .help("machine names become host names and folders: make them unique"),
-        );
-    } else {
-        taken.names.insert(key, nl.clone());
-    }
-    let macs = macs(cx, file, &ml, m, taken);
+    let macs = macs(&mut diags, file, &ml, m);
 
     // IP
     let ip = m.ip.as_ref().and_then(|s| {
-        let ip = parse_ip(file, s, "IP address", &mut cx.diags)?;
-        let il = loc(file, s);
-        if let Some((first, owner)) = taken.ips.get(&ip) {
-            cx.diags.push(
-                Diag::error(format!("IP address {ip} is used twice"))
-                    .at(il.clone(), format!("again here, for `{name}`"))
-                    .also(first.clone(), format!("first used by {owner}")),
-            );
-        } else {
-            taken.ips.insert(ip, (il.clone(), format!("`{name}`")));
-        }
+        let ip = parse_ip(file, s, "IP address", &mut diags)?;
         if let Some(d) = dhcp {
-            check_ip_in_subnets(cx, d, ip, il);
+            check_ip_in_subnets(&mut diags, d, ip, loc(file, s));
         }
         Some(ip)
     });
 
-    let uuid = m.uuid.as_ref().and_then(|u| uuid(cx, file, u, name, taken));
-    let serial = m
-        .serial
-        .as_ref()
-        .and_then(|s| serial(cx, file, s, name, taken));
+    let uuid = m.uuid.as_ref().and_then(|u| uuid(&mut diags, file, u));
+    let serial = m.serial.as_ref().and_then(|s| serial(&mut diags, file, s));
     if !boots {
-        unused_by_reservation(cx, file, m);
+        unused_by_reservation(&mut diags, file, m);
     }
     let image = m.image.as_ref().filter(|_| boots).and_then(|i| {
         let written = i.get_ref();
-        if images.contains_key(written) || cx.loaded.images.contains_key(written) {
+        if images.contains_key(written) || loaded.images.contains_key(written) {
             return Some(written.clone());
         }
-        cx.diags.push(
+        diags.push(
             Diag::error(format!(
                 "machine `{name}` boots image `{written}`, which does not exist"
             ))
             .at(loc(file, i), "no such image")
             .help(
-                did_you_mean(written, cx.loaded.images.keys().map(String::as_str)).unwrap_or_else(
+                did_you_mean(written, loaded.images.keys().map(String::as_str)).unwrap_or_else(
                     || {
                         format!(
                             "images are the files images/*.toml; this needs images/{written}.toml"
@@ -168,26 +177,16 @@ fn machine(
     });
 
     // Role
-    let role = match (&m.role, &d.role) {
-        _ if !boots => String::new(),
-        (Some(r), _) | (None, Some(r)) => {
-            check_role_ref(
-                cx,
-                roles,
-                file,
-                r,
-                m.image.is_none(),
-                &mut taken.role_errors,
-            );
-            r.get_ref().clone()
-        }
+    let (role, role_ref) = match (&m.role, &d.role) {
+        _ if !boots => (String::new(), None),
+        (Some(r), _) | (None, Some(r)) => (r.get_ref().clone(), Some((r, m.image.is_none()))),
         (None, None) => {
-            cx.diags.push(
+            diags.push(
                 Diag::error(format!("machine `{name}` has no role"))
                     .at(ml.clone(), "missing `role`")
                     .help("add role = \"…\" here or in the file's [defaults]"),
             );
-            String::new()
+            (String::new(), None)
         }
     };
     let mut labels: BTreeMap<String, String> = d
@@ -198,7 +197,7 @@ fn machine(
     labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.0.clone())));
     for key in labels.keys() {
         if crate::escape::line(key) != key.as_str() {
-            cx.diags.push(
+            diags.push(
                 Diag::error(format!(
                     "invalid label name `{}` on machine `{name}`",
                     crate::escape::line(key)
@@ -209,34 +208,101 @@ fn machine(
     }
     let mut kernel_args = templates_list(&d.kernel_args, file);
     kernel_args.extend(templates_list(&m.kernel_args, file));
-    Machine {
-        name: name.clone(),
+    let reinstall = m
+        .reinstall
+        .as_ref()
+        .filter(|_| boots)
+        .and_then(|t| reinstall(&mut diags, file, t, roles, &role_name_for_reinstall(m, d)));
+    Candidate {
+        machine: Machine {
+            name: name.clone(),
+            macs: Vec::new(),
+            ip,
+            role,
+            image,
+            uuid,
+            serial,
+            reinstall,
+            secure_boot: m.secure_boot.as_ref().map(|b| *b.get_ref()),
+            kernel_args,
+            labels,
+            vars: merged_vars(&d.vars, &m.vars),
+            loc: nl,
+        },
+        boots,
+        file,
+        role: role_ref,
         macs,
-        ip,
-        role,
-        image,
-        uuid,
-        serial,
-        reinstall: m
-            .reinstall
-            .as_ref()
-            .filter(|_| boots)
-            .and_then(|t| reinstall(cx, file, t, roles, &role_name_for_reinstall(m, d))),
-        secure_boot: m.secure_boot.as_ref().map(|b| *b.get_ref()),
-        kernel_args,
-        labels,
-        vars: merged_vars(&d.vars, &m.vars),
-        loc: nl,
+        ip: m.ip.as_ref().map(|s| loc(file, s)),
+        uuid: m.uuid.as_ref().map(|s| loc(file, s)),
+        serial: m.serial.as_ref().map(|s| loc(file, s)),
+        diags,
     }
 }
 
-/// The machine's MACs (`mac` or `macs`): each a NIC's own address, used by
-/// no other machine.
-fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Taken) -> Vec<Mac> {
+/// What a machine may not share with the machines before it (in the
+/// order of the files): its name, MACs, address, UUID and serial number;
+/// and its role, reported once per place.
+fn claim_all(cx: &mut Ctx, roles: &BTreeMap<String, Role>, taken: &mut Taken, c: &mut Candidate) {
+    if let Some((r, needs_image)) = c.role {
+        check_role_ref(cx, roles, c.file, r, needs_image, &mut taken.role_errors);
+    }
+    let m = &mut c.machine;
+    let name = &m.name;
+    let key = name.to_ascii_lowercase();
+    if let Some(first) = taken.names.get(&key) {
+        cx.diags.push(
+            Diag::error(format!("machine name `{name}` is used twice"))
+                .at(m.loc.clone(), "second machine")
+                .also(first.clone(), "first machine")
+                .help("machine names become host names and folders: make them unique"),
+        );
+    } else {
+        taken.names.insert(key, m.loc.clone());
+    }
+    for (mac, wl) in c.macs.drain(..) {
+        if let Some((first, owner)) = taken.macs.get(&mac) {
+            cx.diags.push(
+                Diag::error(format!("MAC address {mac} is used twice"))
+                    .at(wl, format!("again here, for `{name}`"))
+                    .also(first.clone(), format!("first used by `{owner}`"))
+                    .help("one NIC belongs to one machine"),
+            );
+        } else {
+            taken.macs.insert(mac, (wl, name.clone()));
+            m.macs.push(mac);
+        }
+    }
+    if let (Some(ip), Some(il)) = (m.ip, c.ip.take()) {
+        if let Some((first, owner)) = taken.ips.get(&ip) {
+            cx.diags.push(
+                Diag::error(format!("IP address {ip} is used twice"))
+                    .at(il, format!("again here, for `{name}`"))
+                    .also(first.clone(), format!("first used by {owner}")),
+            );
+        } else {
+            taken.ips.insert(ip, (il, format!("`{name}`")));
+        }
+    }
+    if let (Some(u), Some(at)) = (&m.uuid, c.uuid.take())
+        && claim(cx, taken, format!("uuid-{u}"), at, name, "UUID").is_none()
+    {
+        m.uuid = None;
+    }
+    if let (Some(s), Some(at)) = (&m.serial, c.serial.take())
+        && claim(cx, taken, format!("serial-{s}"), at, name, "serial number").is_none()
+    {
+        m.serial = None;
+    }
+}
+
+/// The machine's MACs (`mac` or `macs`), each a NIC's own address, and
+/// where each is written.
+fn macs(diags: &mut Diags, file: FileId, ml: &Loc, m: &model::Machine) -> Vec<(Mac, Loc)> {
     let name = m.name.get_ref();
     let written: Vec<&S<String>> = match (&m.mac, &m.macs) {
         (Some(_), Some(list)) => {
-            cx.diags.push(
+            diags.push(
                 Diag::error(format!("machine `{name}` has both `mac` and `macs`"))
                     .at(loc(file, list), "second list of MACs")
                     .help("use mac = \"…\" for one NIC or macs = [\"…\", \"…\"] for several"),
@@ -246,7 +312,7 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
         (Some(one), None) => vec![one],
         (None, Some(list)) => {
             if list.get_ref().is_empty() {
-                cx.diags.push(
+                diags.push(
                     Diag::error(format!("machine `{name}` has an empty `macs`"))
                         .at(loc(file, list), "no MAC address"),
                 );
@@ -254,7 +320,7 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
             list.get_ref().iter().collect()
         }
         (None, None) => {
-            cx.diags.push(
+            diags.push(
                 Diag::error(format!("machine `{name}` has no MAC address"))
                     .at(ml.clone(), "missing `mac`")
                     .help("add mac = \"52:54:00:…\" (or macs = […] for several NICs)"),
@@ -266,39 +332,27 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
     for w in written {
         let wl = loc(file, w);
         match Mac::parse(w.get_ref()) {
-            None => cx.diags.push(
+            None => diags.push(
                 Diag::error(format!("invalid MAC address `{}`", w.get_ref()))
                     .at(wl, "not a MAC address")
                     .help("write six pairs of hex digits separated by ':' or '-' (52:54:00:aa:bb:01), three groups of four separated by '.' (5254.00aa.bb01), or twelve hex digits (525400aabb01)"),
             ),
-            Some(mac) if mac.is_zero() => cx.diags.push(
+            Some(mac) if mac.is_zero() => diags.push(
                 Diag::error(format!("MAC address `{}` is all zeros", w.get_ref()))
                     .at(wl, "no NIC has this address")
                     .help("firmware reports 00:00:00:00:00:00 when it knows no address: write the NIC's own, from its label or the DHCP server's log"),
             ),
-            Some(mac) if mac.is_broadcast() => cx.diags.push(
+            Some(mac) if mac.is_broadcast() => diags.push(
                 Diag::error(format!("MAC address `{}` is the broadcast address", w.get_ref()))
                     .at(wl, "every NIC of the segment, not one")
                     .help("write the NIC's own address, from its label or the DHCP server's log"),
             ),
-            Some(mac) if mac.is_group() => cx.diags.push(
+            Some(mac) if mac.is_group() => diags.push(
                 Diag::error(format!("MAC address `{}` is a group (multicast) address", w.get_ref()))
                     .at(wl, "the lowest bit of the first byte is set")
                     .help("a NIC's own address is unicast: check for a typo in the first byte"),
             ),
-            Some(mac) => {
-                if let Some((first, owner)) = taken.macs.get(&mac) {
-                    cx.diags.push(
-                        Diag::error(format!("MAC address {mac} is used twice"))
-                            .at(wl, format!("again here, for `{name}`"))
-                            .also(first.clone(), format!("first used by `{owner}`"))
-                            .help("one NIC belongs to one machine"),
-                    );
-                } else {
-                    taken.macs.insert(mac, (wl, name.clone()));
-                    parsed.push(mac);
-                }
-            }
+            Some(mac) => parsed.push((mac, wl)),
         }
     }
     parsed
@@ -307,20 +361,14 @@ fn macs(cx: &mut Ctx, file: FileId, ml: &Loc, m: &model::Machine, taken: &mut Ta
 /// A machine's `uuid`: an SMBIOS system UUID (written with or without
 /// dashes, any case), held by no other machine; lowercase with dashes, as
 /// iPXE's `${uuid}` prints it.
-fn uuid(
-    cx: &mut Ctx,
-    file: FileId,
-    u: &S<String>,
-    name: &str,
-    taken: &mut Taken,
-) -> Option<String> {
+fn uuid(diags: &mut Diags, file: FileId, u: &S<String>) -> Option<String> {
     let hex: String = u.get_ref().chars().filter(|c| *c != '-').collect();
     let dashes = u.get_ref().matches('-').count();
     if hex.len() != 32
         || !hex.bytes().all(|b| b.is_ascii_hexdigit())
         || !(dashes == 0 || dashes == 4)
     {
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("invalid UUID `{}`", crate::escape::line(u.get_ref())))
                 .at(loc(file, u), "not a UUID")
                 .help("write the SMBIOS system UUID as 8-4-4-4-12 hex digits (`dmidecode -s system-uuid` prints it)"),
@@ -328,34 +376,19 @@ fn uuid(
         return None;
     }
     let h = hex.to_ascii_lowercase();
-    let canonical = format!(
+    Some(format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..]
-    );
-    claim(
-        cx,
-        taken,
-        format!("uuid-{canonical}"),
-        loc(file, u),
-        name,
-        "UUID",
-    )?;
-    Some(canonical)
+    ))
 }
 
 /// A machine's `serial`: letters, digits, '.', '_' and '-' (it is part of
 /// a URL), held by no other machine.
-fn serial(
-    cx: &mut Ctx,
-    file: FileId,
-    s: &S<String>,
-    name: &str,
-    taken: &mut Taken,
-) -> Option<String> {
+fn serial(diags: &mut Diags, file: FileId, s: &S<String>) -> Option<String> {
     let v = s.get_ref();
     if v.is_empty()
         || v.len() > 64
@@ -363,21 +396,13 @@ fn serial(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("serial number `{}` cannot be part of a URL", crate::escape::line(v)))
                 .at(loc(file, s), "only letters, digits, '.', '_' and '-'")
                 .help("boot.ipxe fetches machines/serial-${serial}.ipxe: give the serial as the firmware reports it (`dmidecode -s system-serial-number`), or identify this machine by MAC or UUID"),
         );
         return None;
     }
-    claim(
-        cx,
-        taken,
-        format!("serial-{v}"),
-        loc(file, s),
-        name,
-        "serial number",
-    )?;
     Some(v.clone())
 }
 
@@ -419,7 +444,7 @@ fn role_name_for_reinstall(m: &model::Machine, d: &model::Defaults) -> String {
 /// `reinstall = "TOKEN"`: a token that can be part of a URL query, and an
 /// `installer` in the machine's role chain to boot meanwhile.
 fn reinstall(
-    cx: &mut Ctx,
+    diags: &mut Diags,
     file: FileId,
     t: &S<String>,
     roles: &BTreeMap<String, Role>,
@@ -432,7 +457,7 @@ fn reinstall(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("reinstall token `{}` cannot be part of a URL", crate::escape::line(token)))
                 .at(loc(file, t), "only letters, digits, '.', '_' and '-'")
                 .help("the installer reports `installed=TOKEN` in a URL: use something like a date, `2026-12-01`"),
@@ -443,7 +468,7 @@ fn reinstall(
         return Some(token.clone());
     }
     if roles.contains_key(role) {
-        cx.diags.push(
+        diags.push(
             Diag::error(format!("reinstall needs an installer, and role `{role}` has none"))
                 .at(loc(file, t), "no `installer` in the machine's role chain")
                 .help(format!("add installer = \"ROLE\" to roles/{role}.toml (or a role it extends): the role the machine boots until its installer reports installed={token}")),
@@ -453,7 +478,7 @@ fn reinstall(
 }
 
 /// `boot = false`: the keys that say how a machine boots are not used.
-fn unused_by_reservation(cx: &mut Ctx, file: FileId, m: &model::Machine) {
+fn unused_by_reservation(diags: &mut Diags, file: FileId, m: &model::Machine) {
     let keys: [(&str, Option<Loc>); 6] = [
         ("role", m.role.as_ref().map(|x| loc(file, x))),
         ("image", m.image.as_ref().map(|x| loc(file, x))),
@@ -464,7 +489,7 @@ fn unused_by_reservation(cx: &mut Ctx, file: FileId, m: &model::Machine) {
     ];
     for (key, at) in keys {
         if let Some(at) = at {
-            cx.diags.push(
+            diags.push(
                 Diag::warning(Lint::UnusedReservationKey, format!("`{key}` is not used: machine `{}` has boot = false", m.name.get_ref()))
                     .at(at, "a reservation boots nothing")
                     .help("boot = false gives the machine its DHCP reservation only; remove the key, or boot = false"),
