@@ -65,7 +65,7 @@ fn run_once(root: &Path, out: &Path) -> Times {
             templates: &templates,
             sources,
         };
-        let mut files = loader::files(r, &boot, &mut diags);
+        let mut files = loader::files(r, &boot, true, &mut diags);
         let grub_tftp = boot.grub.tftp;
         files.extend(boot.into_files());
         (templates, plan, grub_tftp, files)

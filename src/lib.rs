@@ -195,11 +195,12 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         templates: &templates,
         sources: &sources,
     };
-    let mut files = loader::files(r, &boot, &mut diags);
+    let keep = !opts.problems_only;
+    let mut files = loader::files(r, &boot, keep, &mut diags);
     let grub_tftp = boot.grub.tftp;
     // The machines' contexts are not held while the rest is rendered.
     files.extend(boot.into_files());
-    if opts.problems_only {
+    if !keep {
         // Rendered for their problems only: not held either.
         files = loader::Files::new();
     }

@@ -59,7 +59,7 @@ fn places<'b>(boot: &'b BootPlan) -> Vec<Place<'b>> {
 }
 
 impl Loader for Grub {
-    fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
+    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
         let mut out = Files::new();
         for place in places(boot) {
             // Over TFTP only the machines that boot through shim and GRUB;
@@ -78,6 +78,10 @@ impl Loader for Grub {
                 let (files, d) = super::per_mac(r, m, ctx, program, &machines, |mac| {
                     format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
                 });
+                diags.extend(d);
+                if !keep {
+                    continue;
+                }
                 if place.http() {
                     out.extend(m.macs.iter().map(|mac| {
                         let path = format!("http/grub/grub.env-01-{}", mac.hexhyp());
@@ -85,7 +89,6 @@ impl Loader for Grub {
                     }));
                 }
                 out.extend(files);
-                diags.extend(d);
             }
             let text = boot.fallback.as_ref().map(|fallback| {
                 let ctx = val(FallbackContext {

@@ -12,9 +12,15 @@ use crate::templates::val;
 pub struct Ipxe;
 
 impl Loader for Ipxe {
-    fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
-        let results: Vec<(Files, Diags)> =
-            boot.machines.par_iter().map(|m| scripts(r, m)).collect();
+    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
+        let results: Vec<(Files, Diags)> = boot
+            .machines
+            .par_iter()
+            .map(|m| match scripts(r, m) {
+                (_, d) if !keep => (Files::new(), d),
+                kept => kept,
+            })
+            .collect();
         let mut out = Files::new();
         for (files, d) in results {
             diags.extend(d);

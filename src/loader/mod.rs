@@ -92,8 +92,10 @@ pub fn per_mac(
 pub trait Loader: Sync {
     /// Each machine's boot program and the fallback, from the resolved
     /// data. Run right after resolve: their template errors are reported
-    /// with resolve's, before anything else is rendered.
-    fn programs(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
+    /// with resolve's, before anything else is rendered. Not `keep`
+    /// (`bootc check`): rendered for their problems only, each machine's
+    /// dropped as soon as it is made.
+    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files;
 
     /// The entry program every client fetches first.
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
@@ -102,12 +104,13 @@ pub trait Loader: Sync {
 /// Every file the site's loaders make from the resolved data: each
 /// machine's boot program and the fallback (run right after resolve, so
 /// their template errors are reported with resolve's), then the entry
-/// programs. Nothing after this needs the machines' contexts.
-pub fn files(r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
+/// programs. Nothing after this needs the machines' contexts. Not `keep`:
+/// the machines' programs are rendered for their problems only.
+pub fn files(r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
     let loaders = for_plan(boot);
     let mut out: Files = loaders
         .iter()
-        .flat_map(|l| l.programs(r, boot, diags))
+        .flat_map(|l| l.programs(r, boot, keep, diags))
         .collect();
     for l in loaders {
         out.extend(l.entry(r, boot, diags));
