@@ -6,6 +6,7 @@
 //! as the spare (`spare.rs`), and the next build stages in it: only what
 //! changed since is put in.
 
+mod modes;
 pub mod record;
 mod reuse;
 mod spare;
@@ -16,13 +17,14 @@ pub use spare::path as spare_path;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::beneath::CopyError;
 use crate::tree::{Content, Tree};
+use modes::{Modes, set_mode};
 use record::Record;
 
 #[derive(Debug, thiserror::Error)]
@@ -225,13 +227,10 @@ fn fresh(
         fs::remove_dir_all(staging).map_err(err(staging))?;
     }
     fs::create_dir(staging).map_err(err(staging))?;
-    // Folders first (sequentially, sorted), then files in parallel.
+    // Folders first, then files, each on all cores.
     set_mode(staging, DIR_MODE)?;
-    for d in folders {
-        let full = staging.join(d);
-        fs::create_dir(&full).map_err(err(&full))?;
-        set_mode(&full, DIR_MODE)?;
-    }
+    let modes = Modes::probe(staging);
+    modes.folders(staging, folders)?;
     each_file(files, |i, rel, content, bar| {
         let dest = staging.join(rel);
         if let Some((prev, proofs)) = previous
@@ -241,7 +240,7 @@ fn fresh(
             bar.inc(copied(content));
             return Ok(true);
         }
-        write_file(&dest, content, |n| bar.inc(n))?;
+        write_file(&dest, content, modes, |n| bar.inc(n))?;
         Ok(false)
     })
 }
@@ -303,22 +302,22 @@ fn mine(m: &fs::Metadata) -> bool {
     m.uid() == unsafe { libc::geteuid() }
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err(path))
-}
-
-/// Writes one new file: mode 0644 whatever the umask, its bytes checked
-/// against the hash the manifest lists (`progress`: bytes copied so far).
-fn write_file(dest: &Path, content: &Content, progress: impl FnMut(u64)) -> Result<(), WriteError> {
+/// Writes one new file: mode 0644 whatever the umask (`modes`), its bytes
+/// checked against the hash the manifest lists (`progress`: bytes copied
+/// so far).
+fn write_file(
+    dest: &Path,
+    content: &Content,
+    modes: Modes,
+    progress: impl FnMut(u64),
+) -> Result<(), WriteError> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(FILE_MODE)
         .open(dest)
         .map_err(err(dest))?;
-    // The umask applies to open's mode, not to fchmod.
-    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-        .map_err(err(dest))?;
+    modes.file(&f, dest)?;
     match content {
         Content::Bytes(b) => f.write_all(b).map_err(err(dest))?,
         // From the descriptor opened at validation, checked again against

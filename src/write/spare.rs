@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::reuse::{self, Previous, Proof};
-use super::{DIR_MODE, Stats, WriteError, copied, each_file, err, set_mode, write_file};
+use super::{DIR_MODE, Modes, Stats, WriteError, copied, each_file, err, set_mode, write_file};
 use crate::tree::Content;
 
 const SPARE_MARK: &str = ".bootc-spare";
@@ -178,15 +178,13 @@ pub fn update(
             .map_err(err(p))?;
     }
     set_mode(staging, DIR_MODE)?;
+    let modes = Modes::probe(staging);
     for d in folders {
         let full = staging.join(d);
         match d.to_str().and_then(|r| held.get(r)) {
             Some(Held::Folder { mode_ok: true }) => {}
             Some(Held::Folder { mode_ok: false }) => set_mode(&full, DIR_MODE)?,
-            _ => {
-                fs::create_dir(&full).map_err(err(&full))?;
-                set_mode(&full, DIR_MODE)?;
-            }
+            _ => modes.folder(&full)?,
         }
     }
     each_file(files, |i, rel, content, bar| {
@@ -216,7 +214,7 @@ pub fn update(
         if same {
             bar.inc(copied(content));
         } else {
-            write_file(&tmp, content, |n| bar.inc(n))?;
+            write_file(&tmp, content, modes, |n| bar.inc(n))?;
         }
         if tmp != dest {
             fs::rename(&tmp, &dest).map_err(err(&dest))?;
