@@ -132,10 +132,11 @@ pub struct Resolver<'a, 't> {
     /// Compiled names of kernel-arg templates, by (file, offset).
     inline: BTreeMap<(usize, usize), Option<String>>,
     /// What every template sees of the site: made once (it looks at every
-    /// machine), cloned into each context.
+    /// machine), cloned into the boot plan (its entry programs and the
+    /// fallback's).
     site_view: SiteView<'a>,
     /// The same, and each role's and image's view, serialized once for
-    /// every context that shows them.
+    /// every machine's context.
     shared: SharedViews<'a>,
     /// What a boot-id covers of each image, by name: made once.
     image_keys: BTreeMap<&'a str, ImageKey>,
