@@ -8,32 +8,48 @@ use std::sync::{Arc, OnceLock};
 use crate::beneath::{OpenError, Opened, open_anywhere};
 
 /// A file's bytes, and their BLAKE3 once asked for (the manifest, the
-/// writer and the build record all need it: hashed once).
+/// writer and the build record all need it: hashed once). A clone shares
+/// them (`bootc serve` serves the bytes it is writing).
 #[derive(Clone, Default)]
-pub struct Bytes {
+pub struct Bytes(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
     data: Vec<u8>,
     blake3: OnceLock<String>,
+}
+
+impl Bytes {
+    /// Their BLAKE3 (hex), hashed on first use.
+    pub fn blake3(&self) -> &str {
+        self.0
+            .blake3
+            .get_or_init(|| blake3::hash(&self.0.data).to_hex().to_string())
+    }
 }
 
 impl std::ops::Deref for Bytes {
     type Target = Vec<u8>;
     fn deref(&self) -> &Vec<u8> {
-        &self.data
+        &self.0.data
     }
 }
 
 impl From<Vec<u8>> for Bytes {
     fn from(data: Vec<u8>) -> Bytes {
-        Bytes {
+        Bytes(Arc::new(Shared {
             data,
             blake3: OnceLock::new(),
-        }
+        }))
     }
 }
 
 impl From<Bytes> for Vec<u8> {
     fn from(b: Bytes) -> Vec<u8> {
-        b.data
+        match Arc::try_unwrap(b.0) {
+            Ok(s) => s.data,
+            Err(shared) => shared.data.clone(),
+        }
     }
 }
 
@@ -63,10 +79,7 @@ impl Content {
 
     pub fn blake3(&self) -> String {
         match self {
-            Content::Bytes(b) => b
-                .blake3
-                .get_or_init(|| blake3::hash(b).to_hex().to_string())
-                .clone(),
+            Content::Bytes(b) => b.blake3().to_string(),
             Content::Copy { blake3, .. } => blake3.clone(),
         }
     }

@@ -81,6 +81,8 @@ struct Snapshot {
     env: Environment<'static>,
     machines: log::Machines,
     built_at: SystemTime,
+    /// From the rebuild's start to this snapshot, ready to serve (its
+    /// tree not yet written).
     took: Duration,
     build_id: String,
     site_name: String,
@@ -101,8 +103,8 @@ struct FileEntry {
 }
 
 enum Body {
-    /// Scripts, rendered files, the manifest: the bytes that were written.
-    Memory(Vec<u8>),
+    /// Scripts, rendered files, the manifest: the tree's bytes.
+    Memory(crate::tree::Bytes),
     /// Artifacts: streamed from the tree on disk.
     Disk,
 }
@@ -284,7 +286,10 @@ impl State {
             .clone()
     }
 
-    /// Builds the site and, if it is good, serves the new tree.
+    /// Builds the site and, if it is good, serves the new tree. A build
+    /// whose files served from disk (the artifacts) are all in the tree
+    /// served already is served as soon as it is compiled, while its tree
+    /// is written; if the write fails, the previous build is served again.
     fn rebuild(&self) {
         let now = SystemTime::now();
         let t0 = Instant::now();
@@ -295,7 +300,23 @@ impl State {
             &self.base_url,
             previous.as_deref(),
             t0,
-        );
+        )
+        .and_then(|built| {
+            let snap = Arc::new(built.snap);
+            let early = previous.as_ref().is_some_and(|p| snap.disk_files_in(p));
+            if early {
+                self.serve(Some(Arc::clone(&snap)));
+            }
+            match built.unwritten.write(&self.out) {
+                Ok(stats) => Ok((snap, stats, built.warnings)),
+                Err(e) => {
+                    if early {
+                        self.serve(previous.clone());
+                    }
+                    Err(e)
+                }
+            }
+        });
         drop(previous);
         let time = log::clock(now);
         match result {
@@ -316,9 +337,9 @@ impl State {
                     crate::diag::plural(snap.machine_count, "machine"),
                     crate::diag::plural(stats.files, "file"),
                     stats.unchanged,
-                    snap.took.as_millis()
+                    t0.elapsed().as_millis()
                 );
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(snap));
+                self.serve(Some(snap));
                 *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
             Err((f, colored)) => {
@@ -337,6 +358,11 @@ impl State {
             }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Serves `snap` from now on.
+    fn serve(&self, snap: Option<Arc<Snapshot>>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
     }
 
     fn qemu_command(&self) -> String {

@@ -48,16 +48,30 @@ impl Failure {
     }
 }
 
-/// One build into `out`: the snapshot to serve and the writer's stats, plus
-/// the warnings (colored for the terminal); or the failure (and its text
-/// for the terminal). `previous`: the snapshot served until now.
+/// A good build, indexed and ready to serve, and its tree still to write.
+pub(super) struct Built {
+    pub snap: Snapshot,
+    /// Its warnings (colored for the terminal), if any.
+    pub warnings: Option<String>,
+    pub unwritten: Unwritten,
+}
+
+/// A build's tree, to be written into the served folder.
+pub(super) struct Unwritten {
+    tree: Tree,
+    summary: Summary,
+}
+
+/// One build of the site at `root`: the snapshot to serve (its files
+/// share the tree's bytes) and the tree to write; or the failure (and its
+/// text for the terminal). `previous`: the snapshot served until now.
 pub(super) fn build(
     root: &Path,
     out: &Path,
     base_url: &str,
     previous: Option<&Snapshot>,
     t0: Instant,
-) -> Result<(Snapshot, write::Stats, Option<String>), (Failure, String)> {
+) -> Result<Built, (Failure, String)> {
     let opts = crate::Options {
         media: true,
         base_url: Some(base_url.to_string()),
@@ -85,25 +99,6 @@ pub(super) fn build(
         diags,
         ..
     } = *b;
-    // The previous build's record proves its files without reading them.
-    let last = Record::load(out);
-    let stats = match write::write_with(out, &tree, last.as_ref()) {
-        Ok(s) => s,
-        Err(e) => return Err(Failure::message(format!("writing the tree: {e}"))),
-    };
-    let summary = Summary::of(&plan);
-    // No fingerprint: serve never skips a build, it only reuses files.
-    if let Ok(mut r) = Record::make(
-        out,
-        stats.root,
-        &tree,
-        String::new(),
-        summary,
-        Diags::default(),
-    ) {
-        r.keep_spare(out, last, stats.swapped);
-        r.save(out);
-    }
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
 
     // The page carries the machine index inline: the build's own.
@@ -115,8 +110,7 @@ pub(super) fn build(
         _ => None,
     }
     .unwrap_or_else(|| crate::context::index(&site, &plan, None).json());
-    let http_dir = out.join("http");
-    let files = index(tree, previous.map(|p| &p.files), SystemTime::now());
+    let files = index(&tree, previous.map(|p| &p.files), SystemTime::now());
     let mut artifact_dirs: Vec<PathBuf> = site
         .images
         .values()
@@ -139,7 +133,7 @@ pub(super) fn build(
     );
     let snap = Snapshot {
         files,
-        http_dir,
+        http_dir: out.join("http"),
         env: overview_env(&site, &sources),
         report,
         machines: log::Machines::from_plan(&plan),
@@ -154,7 +148,55 @@ pub(super) fn build(
             .and_then(|m| m.macs.first().map(|mac| (m.name.clone(), *mac))),
         artifact_dirs,
     };
-    Ok((snap, stats, warnings))
+    let unwritten = Unwritten {
+        summary: Summary::of(&plan),
+        tree,
+    };
+    Ok(Built {
+        snap,
+        warnings,
+        unwritten,
+    })
+}
+
+impl Unwritten {
+    /// Writes the tree into `out` (the files the record of the last build
+    /// there proves are not read) and records it.
+    pub(super) fn write(self, out: &Path) -> Result<write::Stats, (Failure, String)> {
+        let last = Record::load(out);
+        let stats = write::write_with(out, &self.tree, last.as_ref())
+            .map_err(|e| Failure::message(format!("writing the tree: {e}")))?;
+        // No fingerprint: serve never skips a build, it only reuses files.
+        if let Ok(mut r) = Record::make(
+            out,
+            stats.root,
+            &self.tree,
+            String::new(),
+            self.summary,
+            Diags::default(),
+        ) {
+            r.keep_spare(out, last, stats.swapped);
+            r.save(out);
+        }
+        Ok(stats)
+    }
+}
+
+impl Snapshot {
+    /// Whether `served`'s tree on disk already holds every file this
+    /// snapshot serves from disk (the same path, the same content): then it
+    /// can be served before its own tree is written, as its other files
+    /// are served from memory.
+    pub(super) fn disk_files_in(&self, served: &Snapshot) -> bool {
+        self.http_dir == served.http_dir
+            && self.files.iter().all(|(rel, e)| match e.body {
+                Body::Memory(_) => true,
+                Body::Disk => served
+                    .files
+                    .get(rel)
+                    .is_some_and(|p| matches!(p.body, Body::Disk) && p.etag == e.etag),
+            })
+    }
 }
 
 /// The served index of the tree's `http/` files: their ETags are the
@@ -163,13 +205,13 @@ pub(super) fn build(
 /// modification time (the writer kept the file); any other is modified
 /// `now`. Nothing is read back from disk.
 pub(super) fn index(
-    tree: Tree,
+    tree: &Tree,
     previous: Option<&HashMap<String, FileEntry>>,
     now: SystemTime,
 ) -> HashMap<String, FileEntry> {
     let now_text = http::http_date(now);
     tree.files
-        .into_par_iter()
+        .par_iter()
         .filter_map(|(path, content)| {
             let rel = path.strip_prefix("http/")?;
             let etag = format!("\"{}\"", content.blake3());
@@ -179,7 +221,7 @@ pub(super) fn index(
             };
             let size = content.size();
             let body = match content {
-                Content::Bytes(b) => Body::Memory(b.into()),
+                Content::Bytes(b) => Body::Memory(b.clone()),
                 Content::Copy { .. } => Body::Disk,
             };
             let entry = FileEntry {
