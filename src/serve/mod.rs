@@ -6,7 +6,9 @@
 //! slow client never holds up the others. A change to the
 //! site rebuilds it (see [`watch`]); the new tree is swapped in atomically by
 //! the writer and served from then on, while downloads already running keep
-//! reading the files they opened. A failed rebuild keeps the last good tree
+//! reading the files they opened (a build whose artifacts are those served
+//! already is served before its tree is written: its other files are served
+//! from memory). A failed rebuild keeps the last good tree
 //! and shows its errors in the log and on the overview page (`/`: the
 //! report with live state, see [`crate::render::report_context`]).
 //!

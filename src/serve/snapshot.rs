@@ -188,15 +188,19 @@ impl Snapshot {
     /// can be served before its own tree is written, as its other files
     /// are served from memory.
     pub(super) fn disk_files_in(&self, served: &Snapshot) -> bool {
-        self.http_dir == served.http_dir
-            && self.files.iter().all(|(rel, e)| match e.body {
-                Body::Memory(_) => true,
-                Body::Disk => served
-                    .files
-                    .get(rel)
-                    .is_some_and(|p| matches!(p.body, Body::Disk) && p.etag == e.etag),
-            })
+        self.http_dir == served.http_dir && disk_files_in(&self.files, &served.files)
     }
+}
+
+/// Whether every file `files` serves from disk is served from disk by
+/// `served` too, with the same content.
+fn disk_files_in(files: &HashMap<String, FileEntry>, served: &HashMap<String, FileEntry>) -> bool {
+    files.iter().all(|(rel, e)| match e.body {
+        Body::Memory(_) => true,
+        Body::Disk => served
+            .get(rel)
+            .is_some_and(|p| matches!(p.body, Body::Disk) && p.etag == e.etag),
+    })
 }
 
 /// The served index of the tree's `http/` files: their ETags are the
@@ -234,4 +238,49 @@ pub(super) fn index(
             Some((rel.to_string(), entry))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(etag: &str, disk: bool) -> FileEntry {
+        FileEntry {
+            size: 1,
+            etag: format!("\"{etag}\""),
+            modified: SystemTime::UNIX_EPOCH,
+            last_modified: String::new(),
+            body: match disk {
+                true => Body::Disk,
+                false => Body::Memory(b"x".to_vec().into()),
+            },
+        }
+    }
+
+    fn files(list: &[(&str, &str, bool)]) -> HashMap<String, FileEntry> {
+        list.iter()
+            .map(|(rel, etag, disk)| (rel.to_string(), entry(etag, *disk)))
+            .collect()
+    }
+
+    #[test]
+    fn a_build_is_served_early_only_when_its_disk_files_are_served_already() {
+        let served = files(&[("images/k", "a1", true), ("machines/m.ipxe", "s1", false)]);
+        // Another script, the same artifact: its disk file is there.
+        let edited = files(&[
+            ("images/k", "a1", true),
+            ("machines/m.ipxe", "s2", false),
+            ("machines/new.ipxe", "s3", false),
+        ]);
+        assert!(disk_files_in(&edited, &served));
+        // Another artifact's bytes at the same path, a new artifact, or
+        // one that was served from memory: not there yet.
+        for changed in [
+            files(&[("images/k", "a2", true)]),
+            files(&[("images/k", "a1", true), ("images/i", "a1", true)]),
+            files(&[("machines/m.ipxe", "s1", true)]),
+        ] {
+            assert!(!disk_files_in(&changed, &served));
+        }
+    }
 }

@@ -918,6 +918,42 @@ fn edit_break_and_fix_while_serving_by_polling() {
     edit_break_fix(&["--poll"]);
 }
 
+/// A good build is served as soon as it is compiled, while its tree is
+/// written; when the write fails (here: a file that is not bootc's in the
+/// served tree), the build served before comes back, with the error.
+#[test]
+fn a_build_whose_tree_cannot_be_written_is_not_served() {
+    let s = site(None);
+    let serve = Serve::start(&s, &[]);
+    let script = "/machines/52-54-00-aa-bb-01.ipxe";
+    let before = serve.get(script).text();
+    assert!(before.contains("worker.tier=gold"), "{before}");
+    let foreign = s.path(".bootc-serve/tree/notes.txt");
+    fs::write(&foreign, "an operator's notes\n").unwrap();
+
+    let g = serve.generation();
+    s.edit("roles/base.toml", "tier = \"gold\"", "tier = \"platinum\"");
+    serve.wait_build(g);
+    assert_eq!(
+        serve.get(script).text(),
+        before,
+        "the last written build is served"
+    );
+    let status = serve.status();
+    let error = status["error"]["problems"][0]["message"].as_str().unwrap();
+    assert!(error.contains("notes.txt"), "{status:#}");
+    serve.wait_log("build failed (1 error): still serving the build of");
+
+    // Once the tree can be written, the edit is served.
+    fs::remove_file(&foreign).unwrap();
+    let g = serve.generation();
+    s.append("machines/rack1.toml", "\n");
+    serve.wait_build(g);
+    assert!(serve.status()["error"].is_null());
+    let after = serve.get(script).text();
+    assert!(after.contains("worker.tier=platinum"), "{after}");
+}
+
 #[test]
 fn a_site_broken_at_start_is_served_once_fixed() {
     let s = site(None);
