@@ -57,19 +57,26 @@ fn run_once(root: &Path, out: &Path) -> Times {
     diags.extend(vdiags);
     let site = site.expect("the generated site validates");
     let sources = &loaded.sources;
-    let (templates, plan, grub_tftp, programs) = timed(&mut t.0[2], || {
-        let mut templates = Templates::new(&site, sources, &mut diags);
-        let (plan, boot) =
-            Resolver::new(&site, sources, &mut templates, &mut diags).plan(&mut diags);
+    // Resolve (timed with the site's templates it compiles into).
+    let start = Instant::now();
+    let mut templates = Templates::new(&site, sources, &mut diags);
+    let (plan, grub_tftp, programs) = {
+        let resolver = Resolver::new(&site, sources, &mut templates, &mut diags);
+        let boot = resolver.boot_plan(&mut diags);
+        let loaders = loader::for_plan(&boot);
         let r = Renderer {
-            templates: &templates,
+            templates: resolver.templates(),
             sources,
         };
-        let mut files = loader::files(r, &boot, true, &mut diags);
-        let grub_tftp = boot.grub.tftp;
-        files.extend(boot.into_files());
-        (templates, plan, grub_tftp, files)
-    });
+        let machines = bootc::fleet::compile(
+            &site, sources, &resolver, &boot, &loaders, r, true, None, &mut diags,
+        );
+        let mut files = machines.files;
+        let common = loader::common(r, &boot, &loaders, &mut diags);
+        files.extend(common.into_iter().map(|(p, t)| (p, t.into_bytes().into())));
+        (resolver.plan(machines.resolved), boot.grub.tftp, files)
+    };
+    t.0[2] = start.elapsed();
     let r = Renderer {
         templates: &templates,
         sources,

@@ -23,6 +23,7 @@ pub mod diag;
 pub mod diff;
 pub mod escape;
 pub mod fetch;
+pub mod fleet;
 pub mod grub;
 pub mod hashcache;
 pub mod hosts;
@@ -82,6 +83,8 @@ pub struct Build {
     pub diags: Diags,
     /// The boot image [`Options::image`] asked for.
     pub image: Option<Vec<u8>>,
+    /// How many machines were taken from a [`fleet::Reuse`].
+    pub reused: usize,
 }
 
 /// What [`compile`] makes besides the tree.
@@ -180,6 +183,17 @@ pub fn check(root: &Path, opts: &Options) -> Result<Checked, Error> {
 
 /// [`compile`] from a [`check`]ed site: resolve and render.
 pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Error> {
+    compile_reusing(checked, opts, None)
+}
+
+/// [`compile_checked`], taking the machines `reuse` holds (compiled
+/// before from the same inputs) from it instead of compiling them again;
+/// `reuse` then holds this compile's machines.
+pub fn compile_reusing(
+    checked: Checked,
+    opts: &Options,
+    reuse: Option<&mut fleet::Reuse>,
+) -> Result<Compiled, Error> {
     let Checked {
         sources,
         site,
@@ -190,20 +204,31 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         return Ok(Compiled::Invalid { sources, diags });
     };
     let mut templates = Templates::new(&site, &sources, &mut diags);
-    let (plan, boot) = Resolver::new(&site, &sources, &mut templates, &mut diags).plan(&mut diags);
+    let resolver = Resolver::new(&site, &sources, &mut templates, &mut diags);
+    let boot = resolver.boot_plan(&mut diags);
+    let loaders = loader::for_plan(&boot);
     let r = loader::Renderer {
-        templates: &templates,
+        templates: resolver.templates(),
         sources: &sources,
     };
     let keep = !opts.problems_only;
-    let mut files = loader::files(r, &boot, keep, &mut diags);
-    let grub_tftp = boot.grub.tftp;
-    // The machines' contexts are not held while the rest is rendered.
-    files.extend(boot.into_files());
-    if !keep {
-        // Rendered for their problems only: not held either.
-        files = loader::Files::new();
+    // Each machine resolved and its programs rendered at once, its context
+    // freed right after (not `keep`: its files are not held either).
+    let machines = fleet::compile(
+        &site, &sources, &resolver, &boot, &loaders, r, keep, reuse, &mut diags,
+    );
+    let plan = resolver.plan(machines.resolved);
+    let reused = machines.reused;
+    let mut files = machines.files;
+    let common = loader::common(r, &boot, &loaders, &mut diags);
+    if keep {
+        files.extend(
+            common
+                .into_iter()
+                .map(|(path, text)| (path, text.into_bytes().into())),
+        );
     }
+    let grub_tftp = boot.grub.tftp;
     // The images: only for a site without errors (they take a while).
     let mut images = MediaImages::default();
     if !diags.has_errors() {
@@ -244,6 +269,7 @@ pub fn compile_checked(checked: Checked, opts: &Options) -> Result<Compiled, Err
         build_id,
         diags,
         image: images.apart,
+        reused,
     })))
 }
 

@@ -6,12 +6,12 @@ use rayon::prelude::*;
 
 use crate::context::{DhcpContext, DhcpSite};
 use crate::diag::{Diag, Diags, Sources};
-use crate::loader::{Files, Renderer};
+use crate::loader::Renderer;
 use crate::manifest::{MANIFEST, Manifest};
 use crate::resolve::Plan;
 use crate::site::{Artifact, Image, Site, UefiLoader};
 use crate::templates::val;
-use crate::tree::{Content, Tree};
+use crate::tree::{Bytes, Content, Tree};
 
 /// What [`render`] adds besides the files every tree has.
 #[derive(Clone, Copy, Default)]
@@ -24,9 +24,9 @@ pub struct Extras<'a> {
     pub problems_only: bool,
 }
 
-/// Builds the tree of a valid site: `files` (the boot loaders' programs,
-/// [`crate::loader::files`], rendered right after resolve, and the
-/// per-machine files, [`crate::resolve::BootPlan::into_files`]), the local
+/// Builds the tree of a valid site: `files` (each machine's boot programs
+/// and per-machine files, [`crate::fleet::compile`], and the loaders'
+/// other programs, [`crate::loader::common`]), the local
 /// artifacts and chainloaders (and with `grub_tftp`, what GRUB fetches over
 /// TFTP), the DHCP configurations, plan.json and the report ([`seal`] adds
 /// the manifest). Template errors found on the way are added to `diags`
@@ -36,13 +36,13 @@ pub fn render(
     r: Renderer,
     plan: &Plan,
     grub_tftp: bool,
-    files: Files,
+    files: Vec<(String, Bytes)>,
     extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
     let mut tree = Tree::default();
-    for (path, text) in files {
-        tree.add(path, text);
+    for (path, bytes) in files {
+        tree.files.insert(path, Content::Bytes(bytes));
     }
     artifacts(site, plan, grub_tftp, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.

@@ -14,7 +14,7 @@
 use super::{Files, Loader, Renderer};
 use crate::context::{BootView, FallbackContext, FallbackView, GrubEntryContext};
 use crate::diag::Diags;
-use crate::resolve::BootPlan;
+use crate::resolve::{BootPlan, MachineBoot};
 use crate::site::UefiLoader;
 use crate::templates::val;
 
@@ -59,37 +59,39 @@ fn places<'b>(boot: &'b BootPlan) -> Vec<Place<'b>> {
 }
 
 impl Loader for Grub {
-    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
+    fn machine(&self, r: Renderer, boot: &BootPlan, m: &MachineBoot) -> (Files, Diags) {
+        let mut out = Files::new();
+        let mut diags = Diags::default();
+        // Over TFTP only the machines that boot through shim and GRUB;
+        // the boot media boot every machine through GRUB.
+        for place in places(boot)
+            .into_iter()
+            .filter(|place| place.http() || m.uefi == UefiLoader::ShimGrub)
+        {
+            let mut ctx = m.context.clone();
+            ctx.boot = ctx.boot.as_ref().map(|b| server_paths(b, &place));
+            let program = ("machine.grub.j2", "the GRUB config");
+            // On TFTP the beacon's path is in no folder of the tree: the
+            // server's log records the request it cannot answer.
+            let machines = format!("{}machines/", place.root);
+            let (files, d) = super::per_mac(r, m, ctx, program, &machines, |mac| {
+                format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
+            });
+            diags.extend(d);
+            if place.http() {
+                out.extend(m.macs.iter().map(|mac| {
+                    let path = format!("http/grub/grub.env-01-{}", mac.hexhyp());
+                    (path, KNOWN_ENV.to_string())
+                }));
+            }
+            out.extend(files);
+        }
+        (out, diags)
+    }
+
+    fn fallback(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
         let mut out = Files::new();
         for place in places(boot) {
-            // Over TFTP only the machines that boot through shim and GRUB;
-            // the boot media boot every machine through GRUB.
-            for m in boot
-                .machines
-                .iter()
-                .filter(|m| place.http() || m.uefi == UefiLoader::ShimGrub)
-            {
-                let mut ctx = m.context.clone();
-                ctx.boot = ctx.boot.as_ref().map(|b| server_paths(b, &place));
-                let program = ("machine.grub.j2", "the GRUB config");
-                // On TFTP the beacon's path is in no folder of the tree: the
-                // server's log records the request it cannot answer.
-                let machines = format!("{}machines/", place.root);
-                let (files, d) = super::per_mac(r, m, ctx, program, &machines, |mac| {
-                    format!("{}/grub/grub.cfg-01-{}", place.dir, mac.hexhyp())
-                });
-                diags.extend(d);
-                if !keep {
-                    continue;
-                }
-                if place.http() {
-                    out.extend(m.macs.iter().map(|mac| {
-                        let path = format!("http/grub/grub.env-01-{}", mac.hexhyp());
-                        (path, KNOWN_ENV.to_string())
-                    }));
-                }
-                out.extend(files);
-            }
             let text = boot.fallback.as_ref().map(|fallback| {
                 let ctx = val(FallbackContext {
                     site: boot.site.clone(),

@@ -1,8 +1,6 @@
 //! The iPXE loader: http/boot.ipxe (the entry), one script per MAC under
 //! http/machines/, and http/fallback.ipxe, each from its template.
 
-use rayon::prelude::*;
-
 use super::{Files, Loader, Renderer};
 use crate::context::{BootContext, FallbackContext};
 use crate::diag::Diags;
@@ -12,20 +10,11 @@ use crate::templates::val;
 pub struct Ipxe;
 
 impl Loader for Ipxe {
-    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
-        let results: Vec<(Files, Diags)> = boot
-            .machines
-            .par_iter()
-            .map(|m| match scripts(r, m) {
-                (_, d) if !keep => (Files::new(), d),
-                kept => kept,
-            })
-            .collect();
-        let mut out = Files::new();
-        for (files, d) in results {
-            diags.extend(d);
-            out.extend(files);
-        }
+    fn machine(&self, r: Renderer, _: &BootPlan, m: &MachineBoot) -> (Files, Diags) {
+        scripts(r, m)
+    }
+
+    fn fallback(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {
         let fallback = boot.fallback.as_ref().map(|fallback| {
             let ctx = val(FallbackContext {
                 site: boot.site.clone(),
@@ -33,11 +22,10 @@ impl Loader for Ipxe {
             });
             r.render_or_empty("fallback.ipxe.j2", &ctx, "fallback.ipxe", diags)
         });
-        out.push((
+        vec![(
             "http/fallback.ipxe".to_string(),
             fallback.unwrap_or_default(),
-        ));
-        out
+        )]
     }
 
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files {

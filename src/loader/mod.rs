@@ -90,29 +90,40 @@ pub fn per_mac(
 }
 
 pub trait Loader: Sync {
-    /// Each machine's boot program and the fallback, from the resolved
-    /// data. Run right after resolve: their template errors are reported
-    /// with resolve's, before anything else is rendered. Not `keep`
-    /// (`bootc check`): rendered for their problems only, each machine's
-    /// dropped as soon as it is made.
-    fn programs(&self, r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files;
+    /// One machine's boot programs, from its resolved data, and their
+    /// problems.
+    fn machine(&self, r: Renderer, boot: &BootPlan, m: &MachineBoot) -> (Files, Diags);
+
+    /// The programs for unknown machines.
+    fn fallback(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 
     /// The entry program every client fetches first.
     fn entry(&self, r: Renderer, boot: &BootPlan, diags: &mut Diags) -> Files;
 }
 
-/// Every file the site's loaders make from the resolved data: each
-/// machine's boot program and the fallback (run right after resolve, so
-/// their template errors are reported with resolve's), then the entry
-/// programs. Nothing after this needs the machines' contexts. Not `keep`:
-/// the machines' programs are rendered for their problems only.
-pub fn files(r: Renderer, boot: &BootPlan, keep: bool, diags: &mut Diags) -> Files {
-    let loaders = for_plan(boot);
-    let mut out: Files = loaders
-        .iter()
-        .flat_map(|l| l.programs(r, boot, keep, diags))
-        .collect();
+/// One machine's boot programs, of every loader in `loaders`.
+pub fn machine(
+    r: Renderer,
+    boot: &BootPlan,
+    loaders: &[&dyn Loader],
+    m: &MachineBoot,
+) -> (Files, Diags) {
+    let mut out = Files::new();
+    let mut diags = Diags::default();
     for l in loaders {
+        let (files, d) = l.machine(r, boot, m);
+        out.extend(files);
+        diags.extend(d);
+    }
+    (out, diags)
+}
+
+/// What the site's loaders make besides the machines' programs: the
+/// fallbacks and the entry programs.
+pub fn common(r: Renderer, boot: &BootPlan, loaders: &[&dyn Loader], diags: &mut Diags) -> Files {
+    let mut out = Files::new();
+    for l in loaders {
+        out.extend(l.fallback(r, boot, diags));
         out.extend(l.entry(r, boot, diags));
     }
     out

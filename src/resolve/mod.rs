@@ -38,11 +38,11 @@ struct SharedViews<'a> {
     images: BTreeMap<&'a str, Shared<ImageView<'a>>>,
 }
 
-/// What the boot loader needs besides the [`Plan`]: each machine's script
-/// context and the fallback's, all data (render turns them into text).
+/// What the boot loaders need besides each machine's [`MachineBoot`]: the
+/// site's view, the fallback's context and where GRUB's configs go, all
+/// data (the loaders turn them into text).
 pub struct BootPlan<'a> {
     pub site: SiteView<'a>,
-    pub machines: Vec<MachineBoot<'a>>,
     /// None when the fallback role cannot boot without a machine (an error
     /// was reported) or has no image: fallback.ipxe is then empty.
     pub fallback: Option<FallbackView<'a>>,
@@ -79,18 +79,6 @@ pub struct MachineBoot<'a> {
     pub context: MachineContext<'a>,
     /// Its per-machine files, rendered: (path in the tree, text).
     pub files: Files,
-}
-
-impl BootPlan<'_> {
-    /// The machines' per-machine files; the rest (every machine's context)
-    /// is freed on all cores (one core took a quarter of a second at
-    /// 100,000 machines).
-    pub fn into_files(self) -> Files {
-        self.machines
-            .into_par_iter()
-            .flat_map_iter(|m| m.files)
-            .collect()
-    }
 }
 
 fn to_json(v: &toml::Value) -> serde_json::Value {
@@ -189,6 +177,11 @@ impl<'a, 't> Resolver<'a, 't> {
                 .map(|i| (i.name.as_str(), ImageKey::new(i)))
                 .collect(),
         }
+    }
+
+    /// The templates the site's are compiled into.
+    pub fn templates(&self) -> &'t Templates {
+        self.templates
     }
 
     fn site_view(&self) -> SiteView<'a> {
@@ -364,15 +357,28 @@ impl<'a, 't> Resolver<'a, 't> {
         }
     }
 
-    fn resolve_machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {
+    /// What machine `m`'s UEFI firmware is handed, and whether it boots
+    /// with Secure Boot; None when it has no role or image to boot
+    /// (reported by validate).
+    fn uefi_of(&self, m: &Machine) -> Option<(UefiLoader, bool)> {
+        let site = self.site;
+        site.role_chain(site.boot_role(m)).first()?;
+        let image = site.image_for(m)?;
+        let secure_boot = site.secure_boot(site.boot_role(m), m.secure_boot);
+        Some((site.uefi_loader(image.arch, secure_boot), secure_boot))
+    }
+
+    /// Resolves machine `m`: its entry in the plan, and what its boot
+    /// programs are rendered from (with its per-machine files, rendered);
+    /// None when it has no role or image (reported by validate).
+    pub fn machine(&self, m: &'a Machine) -> (Option<(Resolved, MachineBoot<'a>)>, Diags) {
         let mut diags = Diags::default();
         let site = self.site;
         // While it reinstalls, it boots its installer role.
         let chain = site.role_chain(site.boot_role(m));
-        let Some(role) = chain.first() else {
-            return (None, diags);
-        };
-        let Some(image) = site.image_for(m) else {
+        let (Some(role), Some(image), Some((uefi, secure_boot))) =
+            (chain.first(), site.image_for(m), self.uefi_of(m))
+        else {
             return (None, diags);
         };
         let mut layers: Vec<&Vars> = vec![&image.vars];
@@ -406,8 +412,6 @@ impl<'a, 't> Resolver<'a, 't> {
             .iter()
             .find_map(|r| r.script.as_deref())
             .unwrap_or("machine.ipxe.j2");
-        let secure_boot = site.secure_boot(site.boot_role(m), m.secure_boot);
-        let uefi = site.uefi_loader(image.arch, secure_boot);
         let hash = |v: &str| blake3::hash(v.as_bytes()).to_hex().to_string();
         // The files' hashes as rendered (with the stand-ins): what the
         // boot-id covers, and the final hashes of files without them.
@@ -514,31 +518,41 @@ impl<'a, 't> Resolver<'a, 't> {
         (Some((r, mb)), diags)
     }
 
-    /// Resolves the whole fleet (machines in parallel): the plan, and what
-    /// the boot loader renders from it.
-    pub fn plan(&self, diags: &mut Diags) -> (Plan, BootPlan<'a>) {
-        let results: Vec<_> = self
-            .site
-            .machines
-            .par_iter()
-            .map(|m| self.resolve_machine(m))
-            .collect();
-        let mut machines = Vec::with_capacity(results.len());
-        let mut boots = Vec::with_capacity(results.len());
-        for (r, d) in results {
-            diags.extend(d);
-            if let Some((r, b)) = r {
-                machines.push(r);
-                boots.push(b);
-            }
+    /// What the boot loaders need besides the machines: the site's view,
+    /// the fallback's context, and where GRUB configs go (over TFTP when
+    /// the site or a machine boots through shim and GRUB).
+    pub fn boot_plan(&self, diags: &mut Diags) -> BootPlan<'a> {
+        let site = self.site;
+        let grub = GrubPlaces {
+            tftp: site.uefi.secure_boot
+                || site
+                    .machines
+                    .par_iter()
+                    .any(|m| matches!(self.uefi_of(m), Some((UefiLoader::ShimGrub, _)))),
+            http: site
+                .media
+                .as_ref()
+                .and(site.base_url.as_deref())
+                .and_then(crate::url::grub_http)
+                .map(|(_, path)| path),
+        };
+        BootPlan {
+            site: self.site_view(),
+            fallback: self.fallback(diags),
+            arm64_grub: site.uefi.loaders.contains_key(&EfiName::Arm64Grub),
+            grub,
         }
-        let fallback = self.fallback(diags);
-        let plan = Plan {
-            site: self.site.name.clone(),
-            fallback: self.site.fallback.to_string(),
+    }
+
+    /// The plan of the site whose machines resolved to `machines` (in the
+    /// site's order).
+    pub fn plan(&self, machines: Vec<Resolved>) -> Plan {
+        let site = self.site;
+        Plan {
+            site: site.name.clone(),
+            fallback: site.fallback.to_string(),
             machines,
-            reservations: self
-                .site
+            reservations: site
                 .reservations
                 .iter()
                 .map(|r| crate::plan::Reserved {
@@ -547,32 +561,12 @@ impl<'a, 't> Resolver<'a, 't> {
                     ip: r.ip,
                 })
                 .collect(),
-            images: self
-                .site
+            images: site
                 .images
                 .iter()
                 .map(|(n, i)| (n.clone(), ImagePlan::new(i)))
                 .collect(),
             extra: Default::default(),
-        };
-        let grub = GrubPlaces {
-            tftp: self.site.uefi.secure_boot
-                || boots.iter().any(|b| b.uefi == UefiLoader::ShimGrub),
-            http: self
-                .site
-                .media
-                .as_ref()
-                .and(self.site.base_url.as_deref())
-                .and_then(crate::url::grub_http)
-                .map(|(_, path)| path),
-        };
-        let boot = BootPlan {
-            site: self.site_view(),
-            machines: boots,
-            fallback,
-            arm64_grub: self.site.uefi.loaders.contains_key(&EfiName::Arm64Grub),
-            grub,
-        };
-        (plan, boot)
+        }
     }
 }

@@ -89,6 +89,8 @@ struct Snapshot {
     build_id: String,
     site_name: String,
     machine_count: usize,
+    /// How many of them were compiled before (see [`crate::fleet`]).
+    reused: usize,
     /// The first machine's first MAC, for the QEMU command line.
     first_mac: Option<(String, Mac)>,
     /// Folders of local artifacts (to watch those outside the site).
@@ -135,6 +137,8 @@ struct State {
     watch_kind: OnceLock<String>,
     /// The last good build's warnings, as printed.
     warnings: Mutex<Option<String>>,
+    /// The machines the last build compiled (see [`crate::fleet`]).
+    reuse: Mutex<crate::fleet::Reuse>,
     log: log::Log,
     no_build_env: Environment<'static>,
 }
@@ -189,6 +193,7 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         generation: AtomicU64::new(0),
         watch_kind: OnceLock::new(),
         warnings: Mutex::new(None),
+        reuse: Mutex::default(),
         log: log::Log::start(),
         no_build_env: no_build_env(),
     });
@@ -296,11 +301,13 @@ impl State {
         let now = SystemTime::now();
         let t0 = Instant::now();
         let previous = self.snapshot();
+        let mut reuse = self.reuse.lock().unwrap_or_else(|e| e.into_inner());
         let result = build(
             &self.root,
             &self.out,
             &self.base_url,
             previous.as_deref(),
+            &mut reuse,
             t0,
         )
         .and_then(|built| {
@@ -319,7 +326,7 @@ impl State {
                 }
             }
         });
-        drop(previous);
+        drop((previous, reuse));
         let time = log::clock(now);
         match result {
             Ok((snap, stats, warnings)) => {
@@ -333,8 +340,12 @@ impl State {
                 }
                 *last = warnings;
                 drop(last);
+                let unchanged = match snap.reused {
+                    0 => String::new(),
+                    n => format!(" ({n} unchanged)"),
+                };
                 say!(
-                    "{time} built site {}: {}, {} ({} unchanged) in {} ms",
+                    "{time} built site {}: {}{unchanged}, {} ({} unchanged) in {} ms",
                     snap.site_name,
                     crate::diag::plural(snap.machine_count, "machine"),
                     crate::diag::plural(stats.files, "file"),

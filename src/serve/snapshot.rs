@@ -13,6 +13,7 @@ use super::{Body, Failure, FileEntry, Snapshot, http, log};
 use crate::Compiled;
 use crate::context::{INDEX_FILE, ReportIndex};
 use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
+use crate::fleet::Reuse;
 use crate::render;
 use crate::site::Artifact;
 use crate::tree::{Content, Tree};
@@ -64,12 +65,14 @@ pub(super) struct Unwritten {
 
 /// One build of the site at `root`: the snapshot to serve (its files
 /// share the tree's bytes) and the tree to write; or the failure (and its
-/// text for the terminal). `previous`: the snapshot served until now.
+/// text for the terminal). `previous`: the snapshot served until now;
+/// `reuse`: the machines the builds before compiled.
 pub(super) fn build(
     root: &Path,
     out: &Path,
     base_url: &str,
     previous: Option<&Snapshot>,
+    reuse: &mut Reuse,
     t0: Instant,
 ) -> Result<Built, (Failure, String)> {
     let opts = crate::Options {
@@ -77,7 +80,9 @@ pub(super) fn build(
         base_url: Some(base_url.to_string()),
         ..Default::default()
     };
-    let c = match crate::compile(root, &opts) {
+    let compiled = crate::check(root, &opts)
+        .and_then(|checked| crate::compile_reusing(checked, &opts, Some(reuse)));
+    let c = match compiled {
         Ok(c) => c,
         Err(e) => return Err(Failure::message(e.to_string())),
     };
@@ -97,6 +102,7 @@ pub(super) fn build(
         tree,
         build_id,
         diags,
+        reused,
         ..
     } = *b;
     let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
@@ -142,6 +148,7 @@ pub(super) fn build(
         build_id,
         site_name: plan.site.clone(),
         machine_count: plan.machines.len(),
+        reused,
         first_mac: plan
             .machines
             .first()

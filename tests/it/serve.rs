@@ -1348,3 +1348,4 @@ fn a_symlink_out_of_the_site_while_serving_publishes_nothing() {
 }
 
 mod hostile;
+mod reuse;
