@@ -83,7 +83,7 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
     remove_stale_staging(&target.parent, &target.name);
     let previous = target
         .exists
-        .then(|| reuse::Previous::open(&target.dir))
+        .then(|| reuse::Previous::open(&target.dir, target.listed))
         .flatten();
     let files: Vec<(&String, &Content)> = tree.files.iter().collect();
     let folders = folders(tree);

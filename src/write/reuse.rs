@@ -23,10 +23,15 @@ const CHUNK: usize = 4 << 20;
 pub struct Previous {
     pub path: std::path::PathBuf,
     dir: fs::File,
+    /// Every folder of it still has the stamp the last build's record gave
+    /// it: no folder was replaced (by a symlink out of the tree, say) and no
+    /// name moved, so a path beneath it leads where it did.
+    listed: bool,
 }
 
 impl Previous {
-    pub fn open(path: &Path) -> Option<Previous> {
+    /// The previous tree at `path`; `listed`: see [`Previous::listed`].
+    pub fn open(path: &Path, listed: bool) -> Option<Previous> {
         let dir = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
@@ -35,6 +40,7 @@ impl Previous {
         Some(Previous {
             path: path.to_path_buf(),
             dir,
+            listed,
         })
     }
 
@@ -70,20 +76,21 @@ pub fn prove(
     content: &Content,
     known: Option<&(Proof, &str)>,
 ) -> Option<Proof> {
-    let mut f = prev.open_file(rel).ok()?;
-    let st = rustix::fs::fstat(&f).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG
-        || st.st_size as u64 != content.size()
-        || st.st_mode & 0o7777 != FILE_MODE
-    {
-        return None;
-    }
-    let before = stat_stamp(&st);
-    if let Some((stamp_then, blake3)) = known
-        && before == *stamp_then
+    // The file the record stamped, untouched since, where no folder
+    // moved: one stat, not read.
+    if let Some((stamp_then, blake3)) = known.filter(|_| prev.listed)
+        && let Ok(st) = rustix::fs::statat(&prev.dir, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        && regular_as(&st, content)
+        && stat_stamp(&st) == *stamp_then
     {
         return (content.blake3() == *blake3).then_some(*stamp_then);
     }
+    let mut f = prev.open_file(rel).ok()?;
+    let st = rustix::fs::fstat(&f).ok()?;
+    if !regular_as(&st, content) {
+        return None;
+    }
+    let before = stat_stamp(&st);
     let same = match content {
         Content::Bytes(b) => {
             let mut buf = Vec::with_capacity(b.len());
@@ -99,6 +106,14 @@ pub fn prove(
     };
     let after = stat_stamp(&rustix::fs::fstat(&f).ok()?);
     (same && before == after).then_some(after)
+}
+
+/// Whether `st` is a regular file of `content`'s size with the tree's
+/// file mode.
+fn regular_as(st: &rustix::fs::Stat, content: &Content) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_size as u64 == content.size()
+        && st.st_mode & 0o7777 == FILE_MODE
 }
 
 /// Hard-links `rel` of the previous tree to `dest` when it is still the
