@@ -45,11 +45,12 @@ struct Done {
 
 /// What became of one machine.
 struct Outcome {
-    /// None when it has no role or image (reported by validate).
-    done: Option<Arc<Done>>,
+    /// What the fleet takes of it; None when it has no role or image
+    /// (reported by validate).
+    made: Option<Done>,
     diags: Diags,
-    /// The key it is kept by in the [`Reuse`], if it is.
-    kept_as: Option<blake3::Hash>,
+    /// It in the [`Reuse`], by its key, if it is kept there.
+    kept: Option<(blake3::Hash, Arc<Done>)>,
     /// Whether it was taken from the [`Reuse`].
     reused: bool,
 }
@@ -81,27 +82,29 @@ pub fn compile(
 ) -> Fleet {
     let inputs = reuse.as_ref().map(|_| Inputs::new(site, sources, boot));
     let before = reuse.as_deref();
+    // What the fleet takes of a machine kept in the reuse is a copy
+    // (made here, on all cores).
     let outcomes: Vec<Outcome> = site
         .machines
         .par_iter()
         .map(|m| {
             let key = inputs.as_ref().map(|i| i.key(m));
-            if let (Some(k), Some(before)) = (&key, before)
-                && let Some(done) = before.machines.get(k)
+            if let (Some(k), Some(before)) = (key, before)
+                && let Some(done) = before.machines.get(&k)
             {
                 return Outcome {
-                    done: Some(Arc::clone(done)),
+                    made: Some(Done::clone(done)),
                     diags: Diags::default(),
-                    kept_as: key,
+                    kept: Some((k, Arc::clone(done))),
                     reused: true,
                 };
             }
             let (resolved, mut diags) = resolver.machine(m);
             let Some((resolved, mb)) = resolved else {
                 return Outcome {
-                    done: None,
+                    made: None,
                     diags,
-                    kept_as: None,
+                    kept: None,
                     reused: false,
                 };
             };
@@ -115,9 +118,12 @@ pub fn compile(
                     .collect(),
                 false => Vec::new(),
             };
+            let done = Done { resolved, files };
             Outcome {
-                done: Some(Arc::new(Done { resolved, files })),
-                kept_as: key.filter(|_| diags.list.is_empty() && keep),
+                kept: key
+                    .filter(|_| diags.list.is_empty() && keep)
+                    .map(|k| (k, Arc::new(done.clone()))),
+                made: Some(done),
                 diags,
                 reused: false,
             }
@@ -131,19 +137,11 @@ pub fn compile(
     let mut kept = HashMap::new();
     for o in outcomes {
         diags.extend(o.diags);
-        let Some(done) = o.done else { continue };
         fleet.reused += usize::from(o.reused);
-        match o.kept_as {
-            Some(key) => {
-                fleet.resolved.push(done.resolved.clone());
-                fleet.files.extend(done.files.iter().cloned());
-                kept.insert(key, done);
-            }
-            None => {
-                let Done { resolved, files } = Arc::unwrap_or_clone(done);
-                fleet.resolved.push(resolved);
-                fleet.files.extend(files);
-            }
+        kept.extend(o.kept);
+        if let Some(Done { resolved, files }) = o.made {
+            fleet.resolved.push(resolved);
+            fleet.files.extend(files);
         }
     }
     if let Some(reuse) = reuse {
