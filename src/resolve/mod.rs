@@ -357,15 +357,12 @@ impl<'a, 't> Resolver<'a, 't> {
         }
     }
 
-    /// What machine `m`'s UEFI firmware is handed, and whether it boots
-    /// with Secure Boot; None when it has no role or image to boot
-    /// (reported by validate).
-    fn uefi_of(&self, m: &Machine) -> Option<(UefiLoader, bool)> {
+    /// What machine `m`'s UEFI firmware is handed when it boots `image`,
+    /// and whether it boots with Secure Boot.
+    fn uefi_of(&self, m: &Machine, image: &Image) -> (UefiLoader, bool) {
         let site = self.site;
-        site.role_chain(site.boot_role(m)).first()?;
-        let image = site.image_for(m)?;
         let secure_boot = site.secure_boot(site.boot_role(m), m.secure_boot);
-        Some((site.uefi_loader(image.arch, secure_boot), secure_boot))
+        (site.uefi_loader(image.arch, secure_boot), secure_boot)
     }
 
     /// Resolves machine `m`: its entry in the plan, and what its boot
@@ -376,11 +373,10 @@ impl<'a, 't> Resolver<'a, 't> {
         let site = self.site;
         // While it reinstalls, it boots its installer role.
         let chain = site.role_chain(site.boot_role(m));
-        let (Some(role), Some(image), Some((uefi, secure_boot))) =
-            (chain.first(), site.image_for(m), self.uefi_of(m))
-        else {
+        let (Some(role), Some(image)) = (chain.first(), site.image_for(m)) else {
             return (None, diags);
         };
+        let (uefi, secure_boot) = self.uefi_of(m, image);
         let mut layers: Vec<&Vars> = vec![&image.vars];
         layers.extend(chain.iter().rev().map(|r| &r.vars));
         layers.push(&m.vars);
@@ -528,7 +524,8 @@ impl<'a, 't> Resolver<'a, 't> {
                 || site
                     .machines
                     .par_iter()
-                    .any(|m| matches!(self.uefi_of(m), Some((UefiLoader::ShimGrub, _)))),
+                    .filter_map(|m| Some((m, site.image_for(m)?)))
+                    .any(|(m, image)| self.uefi_of(m, image).0 == UefiLoader::ShimGrub),
             http: site
                 .media
                 .as_ref()
