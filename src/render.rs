@@ -40,10 +40,13 @@ pub fn render(
     extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
-    let mut tree = Tree::default();
-    for (path, bytes) in files {
-        tree.files.insert(path, Content::Bytes(bytes));
-    }
+    // Sorted, then built at once (not inserted one by one).
+    let mut tree = Tree {
+        files: files
+            .into_iter()
+            .map(|(path, bytes)| (path, Content::Bytes(bytes)))
+            .collect(),
+    };
     artifacts(site, plan, grub_tftp, &mut tree, diags);
     // The large summaries do not depend on each other: render them at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
