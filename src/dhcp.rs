@@ -120,7 +120,7 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
             .map(|e| format!("{base}{e}")),
         bios: BIOS_LOADER,
         efi64: default,
-        efi64_other: plan.machines.iter().any(differs).then_some(other),
+        efi64_other: plan.machines.iter().any(|m| differs(m)).then_some(other),
         arm64: if site.uefi.loaders.contains_key(&EfiName::Arm64Shim) {
             Some(EfiName::Arm64Shim.file())
         } else {

@@ -39,7 +39,7 @@ impl Reuse {
 /// and boot programs: path in the tree, bytes).
 #[derive(Clone)]
 struct Done {
-    resolved: Resolved,
+    resolved: Arc<Resolved>,
     files: Vec<(String, Bytes)>,
 }
 
@@ -58,7 +58,7 @@ struct Outcome {
 /// The fleet compiled.
 pub struct Fleet {
     /// The machines' plan entries, in the site's order.
-    pub resolved: Vec<Resolved>,
+    pub resolved: Vec<Arc<Resolved>>,
     /// Their files (none when not `keep`).
     pub files: Vec<(String, Bytes)>,
     /// How many were taken from the [`Reuse`].
@@ -118,7 +118,10 @@ pub fn compile(
                     .collect(),
                 false => Vec::new(),
             };
-            let done = Done { resolved, files };
+            let done = Done {
+                resolved: Arc::new(resolved),
+                files,
+            };
             Outcome {
                 kept: key
                     .filter(|_| diags.list.is_empty() && keep)

@@ -88,7 +88,7 @@ fn why_not(m: &Resolved, fw: Firmware, memdisk: bool, all: &[Firmware]) -> Optio
 fn machines<'p>(plan: &'p Plan, names: &[String]) -> Result<Vec<&'p Resolved>, Error> {
     let mut chosen: Vec<&Resolved> = Vec::new();
     if names.is_empty() {
-        let mut by_name: Vec<&Resolved> = plan.machines.iter().collect();
+        let mut by_name: Vec<&Resolved> = plan.machines.iter().map(|m| &**m).collect();
         by_name.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
         for m in by_name {
             if chosen.last().is_none_or(|c| c.role != m.role) {
@@ -141,12 +141,14 @@ mod tests {
         Plan {
             site: "t".into(),
             fallback: "local".into(),
-            machines: vec![
+            machines: [
                 machine("w2", "worker", "linux", false),
                 machine("w1", "worker", "linux", false),
                 machine("sb", "secure", "linux", true),
                 machine("old", "cd", "cd", false),
-            ],
+            ]
+            .map(Into::into)
+            .into(),
             reservations: vec![],
             images: [
                 ("linux".to_string(), image(None)),

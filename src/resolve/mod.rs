@@ -4,6 +4,7 @@
 //! `diff` compares; the [`BootPlan`] is the data the boot loader renders.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use minijinja::Value;
 use rayon::prelude::*;
@@ -543,7 +544,7 @@ impl<'a, 't> Resolver<'a, 't> {
 
     /// The plan of the site whose machines resolved to `machines` (in the
     /// site's order).
-    pub fn plan(&self, machines: Vec<Resolved>) -> Plan {
+    pub fn plan(&self, machines: Vec<Arc<Resolved>>) -> Plan {
         let site = self.site;
         Plan {
             site: site.name.clone(),
