@@ -43,10 +43,15 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub files: usize,
     pub unchanged: usize,
+    /// Per file of the tree (in its order): the stamp of a file this
+    /// build left untouched, where the last record's stamp proved it
+    /// (so no change since that record's time could have kept it); the
+    /// new record takes it instead of a `stat` (see `Record::make`).
+    pub stamps: Vec<Option<reuse::Proof>>,
     pub bytes: u64,
     /// Device and inode of the folder the tree is in: the one this build
     /// swapped in (or left in place), whatever another build does next.
@@ -108,9 +113,11 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
         // Nothing changed: nothing is written.
         let bytes = files.iter().map(|(_, c)| c.size()).sum();
         let n = files.len();
+        let untouched = vec![Placed::Untouched; n];
         return Ok(Stats {
             files: n,
             unchanged: n,
+            stamps: by_record(&files, &proofs, &untouched, &known),
             bytes,
             root: target.id.unwrap_or_default(),
             swapped: false,
@@ -137,12 +144,13 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
         None => fresh(&staging, reused, &files, &folders),
     };
     let stats = match staged
-        .and_then(|s| sync_tree(&staging, &files, &folders).map(|()| s))
-        .and_then(|s| {
+        .and_then(|(s, placed)| sync_tree(&staging, &files, &folders).map(|()| (s, placed)))
+        .and_then(|(s, placed)| {
             let m = fs::symlink_metadata(&staging).map_err(err(&staging))?;
             Ok(Stats {
                 root: (m.dev(), m.ino()),
                 swapped: true,
+                stamps: by_record(&files, &proofs, &placed, &known),
                 ..s
             })
         }) {
@@ -198,6 +206,38 @@ fn remove_stale_staging(parent: &Path, base: &str) {
     }
 }
 
+/// How a file of the new tree was put in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    Written,
+    /// Hard-linked from the previous tree.
+    Linked,
+    /// Already there: the previous tree's proven file itself.
+    Untouched,
+}
+
+/// [`Stats::stamps`]: a file's proof where it was left untouched and the
+/// proof is the stamp `known` (the last record) gave it.
+fn by_record(
+    files: &[(&String, &Content)],
+    proofs: &[Option<reuse::Proof>],
+    placed: &[Placed],
+    known: &Known,
+) -> Vec<Option<reuse::Proof>> {
+    files
+        .par_iter()
+        .zip(proofs)
+        .zip(placed)
+        .map(|(((rel, _), proof), placed)| {
+            let proof = proof.filter(|_| *placed == Placed::Untouched)?;
+            known
+                .get(rel.as_str())
+                .is_some_and(|(stamp, _)| *stamp == proof)
+                .then_some(proof)
+        })
+        .collect()
+}
+
 /// Every folder of the tree (relative), parents before children.
 fn folders(tree: &Tree) -> Vec<PathBuf> {
     let mut dirs: BTreeSet<&str> = BTreeSet::new();
@@ -222,7 +262,7 @@ fn fresh(
     previous: Option<(&reuse::Previous, &[Option<reuse::Proof>])>,
     files: &[(&String, &Content)],
     folders: &[PathBuf],
-) -> Result<Stats, WriteError> {
+) -> Result<(Stats, Vec<Placed>), WriteError> {
     if fs::symlink_metadata(staging).is_ok() {
         fs::remove_dir_all(staging).map_err(err(staging))?;
     }
@@ -238,10 +278,10 @@ fn fresh(
             && reuse::link(prev, rel, proof, &dest)?
         {
             bar.inc(copied(content));
-            return Ok(true);
+            return Ok(Placed::Linked);
         }
         write_file(&dest, content, modes, |n| bar.inc(n))?;
-        Ok(false)
+        Ok(Placed::Written)
     })
 }
 
@@ -254,27 +294,30 @@ fn copied(c: &Content) -> u64 {
 }
 
 /// Puts every file of `files` in place on all cores: `one(index, path,
-/// content, bar)` says whether it reused the previous tree's file. Copies
-/// of artifacts show a progress bar on a terminal when large.
+/// content, bar)` says how. Copies of artifacts show a progress bar on a
+/// terminal when large. Returns the stats and how each file was placed.
 fn each_file(
     files: &[(&String, &Content)],
-    one: impl Fn(usize, &str, &Content, &indicatif::ProgressBar) -> Result<bool, WriteError> + Sync,
-) -> Result<Stats, WriteError> {
+    one: impl Fn(usize, &str, &Content, &indicatif::ProgressBar) -> Result<Placed, WriteError> + Sync,
+) -> Result<(Stats, Vec<Placed>), WriteError> {
     let bar = crate::progress::bar(files.iter().map(|(_, c)| copied(c)).sum());
     bar.set_message("copying artifacts");
-    let results: Vec<Result<bool, WriteError>> = files
+    let results: Vec<Result<Placed, WriteError>> = files
         .par_iter()
         .enumerate()
         .map(|(i, (rel, content))| one(i, rel, content, &bar))
         .collect();
     bar.finish_and_clear();
     let mut stats = Stats::default();
+    let mut placed = Vec::with_capacity(files.len());
     for (r, (_, content)) in results.into_iter().zip(files) {
+        let p = r?;
         stats.files += 1;
         stats.bytes += content.size();
-        stats.unchanged += usize::from(r?);
+        stats.unchanged += usize::from(p != Placed::Written);
+        placed.push(p);
     }
-    Ok(stats)
+    Ok((stats, placed))
 }
 
 /// Writes one file outside a tree (a boot image) atomically: a temporary

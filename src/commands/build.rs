@@ -138,7 +138,7 @@ pub fn run(
     report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
     if let Some(fp) = fingerprint {
         let diags = std::mem::take(&mut b.diags);
-        if let Ok(mut r) = Record::make(&out, stats.root, &b.tree, fp, summary, diags) {
+        if let Ok(mut r) = Record::make(&out, &stats, &b.tree, fp, summary, diags) {
             r.keep_spare(&out, last, stats.swapped);
             r.save(&out);
         }

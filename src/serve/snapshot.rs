@@ -176,7 +176,7 @@ impl Unwritten {
         // No fingerprint: serve never skips a build, it only reuses files.
         if let Ok(mut r) = Record::make(
             out,
-            stats.root,
+            &stats,
             &self.tree,
             String::new(),
             self.summary,

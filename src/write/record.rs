@@ -32,8 +32,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::reuse::Proof;
 use crate::diag::Diags;
-use crate::tree::Tree;
+use crate::tree::{Content, Tree};
 use crate::{Checked, Options};
 
 const FIRST_LINE: &str = "bootc build record 2";
@@ -180,13 +181,14 @@ fn place(out: &Path) -> Option<PathBuf> {
 }
 
 impl Record {
-    /// The record of `tree`, just written to `out` in the folder `root`
-    /// (device and inode, [`super::Stats::root`]): every entry stamped.
-    /// Refused when `out` is no longer that folder (another build swapped
-    /// its own tree in meanwhile).
+    /// The record of `tree`, just written to `out` as `written` says (in
+    /// the folder [`super::Stats::root`]): every entry stamped, a file
+    /// the writer left untouched by the stamp it was proven by
+    /// ([`super::Stats::stamps`]). Refused when `out` is no longer that
+    /// folder (another build swapped its own tree in meanwhile).
     pub fn make(
         out: &Path,
-        root: (u64, u64),
+        written: &super::Stats,
         tree: &Tree,
         fingerprint: String,
         summary: Summary,
@@ -197,7 +199,7 @@ impl Record {
         // `root`, even if `out` is replaced while they are taken.
         let dir = fs::File::open(&out)?;
         let st = rustix::fs::fstat(&dir)?;
-        if (st.st_dev, st.st_ino) != root {
+        if (st.st_dev, st.st_ino) != written.root {
             return Err(io::Error::other("the output folder was replaced"));
         }
         // What "now" is on that file system, before any stamp is taken.
@@ -209,17 +211,38 @@ impl Record {
             (st.st_ctime, st.st_ctime_nsec as i64)
         };
         let folders = super::folders(tree);
-        let mut paths: Vec<(&str, bool)> = vec![("", true)];
-        paths.extend(folders.iter().filter_map(|d| Some((d.to_str()?, true))));
-        paths.extend(tree.files.keys().map(|f| (f.as_str(), false)));
+        let mut paths: Vec<(&str, Option<&Content>, Option<Proof>)> = vec![("", None, None)];
+        paths.extend(
+            folders
+                .iter()
+                .filter_map(|d| Some((d.to_str()?, None, None))),
+        );
+        let stamps = written
+            .stamps
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(None));
+        paths.extend(
+            tree.files
+                .iter()
+                .zip(stamps)
+                .map(|((f, content), known)| (f.as_str(), Some(content), known)),
+        );
         let entries = paths
             .par_iter()
-            .map(|&(path, folder)| {
-                let stamp = stamp_at(&dir, path)?;
+            .map(|&(path, content, known)| {
+                let stamp = match known {
+                    // A proven file is a regular one with the tree's mode.
+                    Some([dev, ino, size, mtime, mtime_ns, ctime, ctime_ns]) => {
+                        let mode = i64::from(libc::S_IFREG | super::FILE_MODE);
+                        [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns, mode]
+                    }
+                    None => stamp_at(&dir, path)?,
+                };
                 Ok(Entry {
                     path: path.to_string(),
                     stamp,
-                    blake3: (!folder).then(|| tree.files[path].blake3()),
+                    blake3: content.map(Content::blake3),
                     racy: (stamp[5], stamp[6]) >= now,
                 })
             })

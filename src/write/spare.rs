@@ -20,7 +20,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::reuse::{self, Previous, Proof};
-use super::{DIR_MODE, Modes, Stats, WriteError, copied, each_file, err, set_mode, write_file};
+use super::{
+    DIR_MODE, Modes, Placed, Stats, WriteError, copied, each_file, err, set_mode, write_file,
+};
 use crate::tree::Content;
 
 const SPARE_MARK: &str = ".bootc-spare";
@@ -141,7 +143,7 @@ pub fn update(
     previous: Option<(&Previous, &[Option<Proof>])>,
     files: &[(&String, &Content)],
     folders: &[PathBuf],
-) -> Result<Stats, WriteError> {
+) -> Result<(Stats, Vec<Placed>), WriteError> {
     let (held, strange) = match listing {
         Some(l) => (recorded(l), Vec::new()),
         None => survey(staging).map_err(err(staging))?,
@@ -195,7 +197,7 @@ pub fn update(
             && proof[1] as u64 == ino
         {
             bar.inc(copied(content));
-            return Ok(true);
+            return Ok(Placed::Untouched);
         }
         let dest = staging.join(rel);
         // A new inode under a name of its own, renamed over the old one.
@@ -219,6 +221,10 @@ pub fn update(
         if tmp != dest {
             fs::rename(&tmp, &dest).map_err(err(&dest))?;
         }
-        Ok(same)
+        Ok(if same {
+            Placed::Linked
+        } else {
+            Placed::Written
+        })
     })
 }

@@ -102,6 +102,46 @@ fn a_corrupted_previous_tree_is_not_trusted() {
     );
 }
 
+/// The same after builds that staged in the spare tree, whose record
+/// takes the stamps of the files the build left untouched from the
+/// writer: a file edited in place afterwards is still found out.
+#[test]
+fn a_tree_corrupted_after_incremental_builds_is_not_trusted() {
+    let s = Site::fixture("basic");
+    assert_eq!(s.build().code, 0);
+    // The second build leaves the spare, the third stages in it.
+    for ip in ["10.77.0.21", "10.77.0.31"] {
+        let from = s.read("machines/rack1.toml");
+        let from = from
+            .lines()
+            .find(|l| l.starts_with("ip = \"10.77.0."))
+            .unwrap();
+        s.edit("machines/rack1.toml", from, &format!("ip = \"{ip}\""));
+        let r = s.build();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!skipped(&r));
+    }
+    // Its stamps are those of the tree as it is: nothing to do again.
+    let r = s.build();
+    assert!(skipped(&r), "{}", r.stdout);
+    let old = tree(&s.path("public"));
+    let rel = "http/machines/52-54-00-aa-bb-02.ipxe";
+    let p = s.path(&format!("public/{rel}"));
+    let meta = fs::metadata(&p).unwrap();
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[10] ^= 0x20;
+    fs::write(&p, &bytes).unwrap();
+    filetime::set_file_mtime(&p, filetime::FileTime::from_last_modification_time(&meta)).unwrap();
+    let r = s.build();
+    assert_eq!(r.code, 0);
+    assert!(!skipped(&r), "the build record trusted an edited tree");
+    assert_eq!(
+        tree(&s.path("public")),
+        old,
+        "the corrupted file was written again"
+    );
+}
+
 /// Nothing changed: the second build is skipped on the first one's
 /// record. It says what the full build said (its warnings too), and the
 /// tree stays as it is (the same folder, the same files).

@@ -10,7 +10,18 @@ fn made(out: &Path, root: (u64, u64), tree: &Tree) -> io::Result<Record> {
         machines: 0,
         scripts: 0,
     };
-    Record::make(out, root, tree, String::new(), summary, Diags::default())
+    let written = crate::write::Stats {
+        root,
+        ..Default::default()
+    };
+    Record::make(
+        out,
+        &written,
+        tree,
+        String::new(),
+        summary,
+        Diags::default(),
+    )
 }
 
 /// A build stamps the folder it swapped in, not whatever `out` names
