@@ -24,17 +24,6 @@ pub struct Reuse {
     machines: HashMap<blake3::Hash, Arc<Done>>,
 }
 
-impl Reuse {
-    /// How many machines it holds.
-    pub fn len(&self) -> usize {
-        self.machines.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.machines.is_empty()
-    }
-}
-
 /// One machine compiled: its plan entry and its files (per-machine files
 /// and boot programs: path in the tree, bytes).
 #[derive(Clone)]
