@@ -52,6 +52,9 @@ pub struct Stats {
     /// (so no change since that record's time could have kept it); the
     /// new record takes it instead of a `stat` (see `Record::make`).
     pub stamps: Vec<Option<reuse::Proof>>,
+    /// Every folder of the tree (relative), parents before children: the
+    /// record stamps them.
+    pub folders: Vec<PathBuf>,
     pub bytes: u64,
     /// Device and inode of the folder the tree is in: the one this build
     /// swapped in (or left in place), whatever another build does next.
@@ -118,6 +121,7 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
             files: n,
             unchanged: n,
             stamps: by_record(&files, &proofs, &untouched, &known),
+            folders,
             bytes,
             root: target.id.unwrap_or_default(),
             swapped: false,
@@ -151,6 +155,7 @@ pub fn write_with(out: &Path, tree: &Tree, last: Option<&Record>) -> Result<Stat
                 root: (m.dev(), m.ino()),
                 swapped: true,
                 stamps: by_record(&files, &proofs, &placed, &known),
+                folders,
                 ..s
             })
         }) {

@@ -182,8 +182,9 @@ fn place(out: &Path) -> Option<PathBuf> {
 
 impl Record {
     /// The record of `tree`, just written to `out` as `written` says (in
-    /// the folder [`super::Stats::root`]): every entry stamped, a file
-    /// the writer left untouched by the stamp it was proven by
+    /// the folder [`super::Stats::root`]): every entry stamped (its
+    /// folders as the writer listed them, [`super::Stats::folders`]), a
+    /// file the writer left untouched by the stamp it was proven by
     /// ([`super::Stats::stamps`]). Refused when `out` is no longer that
     /// folder (another build swapped its own tree in meanwhile).
     pub fn make(
@@ -210,10 +211,10 @@ impl Record {
             let st = rustix::fs::fstat(probe.as_file())?;
             (st.st_ctime, st.st_ctime_nsec as i64)
         };
-        let folders = super::folders(tree);
         let mut paths: Vec<(&str, Option<&Content>, Option<Proof>)> = vec![("", None, None)];
         paths.extend(
-            folders
+            written
+                .folders
                 .iter()
                 .filter_map(|d| Some((d.to_str()?, None, None))),
         );

@@ -12,6 +12,7 @@ fn made(out: &Path, root: (u64, u64), tree: &Tree) -> io::Result<Record> {
     };
     let written = crate::write::Stats {
         root,
+        folders: crate::write::folders(tree),
         ..Default::default()
     };
     Record::make(
