@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -223,7 +224,8 @@ pub struct Resolved {
     /// Its `reinstall` token: it boots its installer role until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinstall: Option<String>,
-    pub labels: BTreeMap<String, String>,
+    /// Shared with its machine (see `site::Machine::labels`).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// File name -> BLAKE3 of its content.
     pub files: BTreeMap<String, String>,
     /// The hosts its boot reaches (in what it fetches, its kernel args and

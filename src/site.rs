@@ -429,7 +429,10 @@ pub struct Machine {
     pub secure_boot: Option<bool>,
     /// `[defaults]` args, then the machine's own.
     pub kernel_args: Vec<Tpl>,
-    pub labels: BTreeMap<String, String>,
+    /// `[defaults]` labels with the machine's over them: the machines of
+    /// a file that add none share their file's (and their plan entries
+    /// share them too).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// `[defaults]` vars with the machine's merged over them.
     pub vars: Vars,
     pub loc: Loc,

@@ -298,7 +298,7 @@ pub fn report<'a>(
     for (i, m) in plan.machines.iter().enumerate() {
         by_role.entry(&m.role).or_default().push(i);
         *by_image.entry(&m.image).or_default() += 1;
-        for (k, v) in &m.labels {
+        for (k, v) in m.labels.iter() {
             *labels.entry(k).or_default().entry(v).or_default() += 1;
         }
     }

@@ -101,7 +101,7 @@ fn changed_machines(
         }
         let mc = MachineChange {
             name: h.name.clone(),
-            labels: h.labels.clone(),
+            labels: BTreeMap::clone(&h.labels),
             changes,
             own: Own::of(h),
         };

@@ -63,7 +63,7 @@ impl MachineEntry {
             image: m.image.clone(),
             macs: m.macs.iter().map(ToString::to_string).collect(),
             ip: m.ip.map(|i| i.to_string()),
-            labels: m.labels.clone(),
+            labels: BTreeMap::clone(&m.labels),
         }
     }
 }

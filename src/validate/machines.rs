@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -62,10 +63,22 @@ pub(super) fn machines(
     dhcp: Option<&Dhcp>,
 ) -> (Vec<Machine>, Vec<Reservation>) {
     let loaded = cx.loaded;
-    let each: Vec<(FileId, &model::Defaults, &S<model::Machine>)> = loaded
+    // Each file's `[defaults]` labels, made once: shared by its machines
+    // that add none.
+    let labels: Vec<Arc<BTreeMap<String, String>>> = loaded
         .machine_files
         .iter()
-        .flat_map(|(file, mf)| mf.machine.iter().map(|m| (*file, &mf.defaults, m)))
+        .map(|(_, mf)| Arc::new(label_map(&mf.defaults.labels)))
+        .collect();
+    let each: Vec<(FileId, Defaults, &S<model::Machine>)> = loaded
+        .machine_files
+        .iter()
+        .zip(&labels)
+        .flat_map(|((file, mf), labels)| {
+            mf.machine
+                .iter()
+                .map(move |m| (*file, (&mf.defaults, labels), m))
+        })
         .collect();
     let mut candidates = each
         .into_par_iter()
@@ -120,7 +133,7 @@ fn candidate<'l>(
     images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
     file: FileId,
-    d: &'l model::Defaults,
+    (d, default_labels): Defaults<'l>,
     m: &'l S<model::Machine>,
 ) -> Candidate<'l> {
     let mut diags = Diags::default();
@@ -189,12 +202,14 @@ fn candidate<'l>(
             (String::new(), None)
         }
     };
-    let mut labels: BTreeMap<String, String> = d
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.0.clone())));
+    let labels = match m.labels.is_empty() {
+        true => Arc::clone(default_labels),
+        false => {
+            let mut labels = BTreeMap::clone(default_labels);
+            labels.extend(label_map(&m.labels));
+            Arc::new(labels)
+        }
+    };
     for key in labels.keys() {
         if crate::escape::line(key) != key.as_str() {
             diags.push(
@@ -238,6 +253,17 @@ fn candidate<'l>(
         serial: m.serial.as_ref().map(|s| loc(file, s)),
         diags,
     }
+}
+
+/// A machine file's `[defaults]`, and its labels made once.
+type Defaults<'l> = (&'l model::Defaults, &'l Arc<BTreeMap<String, String>>);
+
+/// Labels as written (a map of `model::Label`s) as text.
+fn label_map(labels: &BTreeMap<String, model::Label>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect()
 }
 
 /// What a machine may not share with the machines before it (in the
