@@ -70,7 +70,7 @@ pub(super) fn machines(
         .iter()
         .map(|(_, mf)| Arc::new(label_map(&mf.defaults.labels)))
         .collect();
-    let each: Vec<(FileId, Defaults, &S<model::Machine>)> = loaded
+    let each: Vec<(FileId, FileDefaults, &S<model::Machine>)> = loaded
         .machine_files
         .iter()
         .zip(&labels)
@@ -133,7 +133,7 @@ fn candidate<'l>(
     images: &BTreeMap<String, Image<Checked>>,
     dhcp: Option<&Dhcp>,
     file: FileId,
-    (d, default_labels): Defaults<'l>,
+    (d, default_labels): FileDefaults<'l>,
     m: &'l S<model::Machine>,
 ) -> Candidate<'l> {
     let mut diags = Diags::default();
@@ -256,7 +256,7 @@ fn candidate<'l>(
 }
 
 /// A machine file's `[defaults]`, and its labels made once.
-type Defaults<'l> = (&'l model::Defaults, &'l Arc<BTreeMap<String, String>>);
+type FileDefaults<'l> = (&'l model::Defaults, &'l Arc<BTreeMap<String, String>>);
 
 /// Labels as written (a map of `model::Label`s) as text.
 fn label_map(labels: &BTreeMap<String, model::Label>) -> BTreeMap<String, String> {
