@@ -78,7 +78,7 @@ pub fn run(
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| site.join("public"));
-    let checked = bootc::check(site, &opts)?;
+    let mut checked = bootc::check(site, &opts)?;
     // Besides what the site reads: where it is (its problems name its
     // files) and the signing key.
     let extra = format!(
@@ -86,7 +86,17 @@ pub fn run(
         std::fs::canonicalize(site).unwrap_or_default().display(),
         key.as_ref().map(|k| (k.id(), k.public_bytes()))
     );
-    let fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
+    let mut fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
+    // The last build read the same: most likely nothing is to be done,
+    // which needs only the sources (to show the problems again). The site
+    // is freed before the record is read (at 100,000 machines each takes
+    // hundreds of MB), and read again if the tree turns out changed.
+    let freed = fingerprint.is_some() && fingerprint == Record::fingerprint_in(&out);
+    if let Some(mut s) = checked.site.take_if(|_| freed) {
+        std::mem::take(&mut s.machines)
+            .into_par_iter()
+            .for_each(drop);
+    }
     let last = Record::load(&out);
     // Nothing read has changed and the tree is as the last build left it.
     if let (Some(fp), Some(last)) = (&fingerprint, &last)
@@ -109,6 +119,10 @@ pub fn run(
         // Never freed, as below.
         std::mem::forget((checked, last));
         return Ok(ExitCode::SUCCESS);
+    }
+    if freed {
+        checked = bootc::check(site, &opts)?;
+        fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
     }
     let c = compile_checked(checked, &opts)?;
     print_human(c.sources(), c.diags());

@@ -172,6 +172,12 @@ fn private(path: &Path) -> bool {
         .is_ok_and(|m| (m.is_file() || m.is_dir()) && super::mine(&m) && m.mode() & 0o022 == 0)
 }
 
+/// Whether the record at `path` may be read: it and its folder are
+/// [`private`].
+fn trusted(path: &Path) -> bool {
+    private(path) && path.parent().is_some_and(private)
+}
+
 /// Where the record of builds into `out` is kept: None when `out` does
 /// not exist.
 fn place(out: &Path) -> Option<PathBuf> {
@@ -364,13 +370,30 @@ impl Record {
         check(&self.entries, out, true)
     }
 
+    /// The fingerprint the record of the last build into `out` gives,
+    /// from its first lines alone: a hint, not checked (see
+    /// [`Record::load`]).
+    pub fn fingerprint_in(out: &Path) -> Option<String> {
+        use std::io::BufRead;
+        let path = place(out).filter(|p| trusted(p))?;
+        let mut lines = io::BufReader::new(fs::File::open(path).ok()?).lines();
+        (lines.next()?.ok()? == FIRST_LINE).then_some(())?;
+        Some(
+            lines
+                .next()?
+                .ok()?
+                .strip_prefix("fingerprint ")?
+                .to_string(),
+        )
+    }
+
     /// The record of the last build into `out`, if it can be read whole.
     pub fn load(out: &Path) -> Option<Record> {
         Self::load_at(&place(out)?)
     }
 
     fn load_at(path: &Path) -> Option<Record> {
-        if !private(path) || !path.parent().is_some_and(private) {
+        if !trusted(path) {
             return None;
         }
         let text = fs::read_to_string(path).ok()?;
