@@ -34,7 +34,7 @@ pub struct NotAPlan(String);
 pub struct Plan {
     pub site: String,
     pub fallback: String,
-    pub machines: Vec<std::sync::Arc<Resolved>>,
+    pub machines: Vec<Arc<Resolved>>,
     /// `boot = false` machines: a DHCP reservation, no boot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reservations: Vec<Reserved>,
