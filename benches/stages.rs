@@ -82,15 +82,8 @@ fn run_once(root: &Path, out: &Path) -> Times {
         sources,
     };
     let tree = timed(&mut t.0[3], || {
-        let mut tree = bootc::render::render(
-            &site,
-            r,
-            &plan,
-            grub_tftp,
-            programs,
-            Default::default(),
-            &mut diags,
-        );
+        let mut tree = bootc::render::files(&site, &plan, grub_tftp, programs, &mut diags);
+        bootc::render::summaries(&site, r, &plan, Default::default(), &mut tree, &mut diags);
         bootc::render::seal(&site, &mut tree);
         tree
     });

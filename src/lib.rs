@@ -62,13 +62,14 @@ use site::Site;
 use templates::Templates;
 use tree::Tree;
 
-/// The outcome of compiling a site in memory.
-pub enum Compiled {
+/// The outcome of compiling a site in memory: a [`Build`], or what
+/// [`stage`] makes of it first, a [`Staged`] build.
+pub enum Compiled<T = Build> {
     /// The site has errors: nothing may be written. `diags` holds them (and
     /// any warnings), `sources` the text they point into.
     Invalid { sources: Sources, diags: Diags },
     /// A complete tree, ready to write; `diags` holds only warnings.
-    Built(Box<Build>),
+    Built(Box<T>),
 }
 
 /// A site compiled without errors: every stage's value.
@@ -85,6 +86,26 @@ pub struct Build {
     pub image: Option<Vec<u8>>,
     /// How many machines were taken from a [`fleet::Reuse`].
     pub reused: usize,
+}
+
+/// A site compiled up to its machines, without errors so far ([`stage`]):
+/// its tree holds every file but the summaries of the whole fleet (the
+/// DHCP configurations, plan.json, the report and its machine index, the
+/// manifest), which [`Staged::finish`] renders. `bootc serve` serves a
+/// staged build's files while it finishes.
+pub struct Staged {
+    pub sources: Sources,
+    pub site: Site,
+    pub plan: Plan,
+    /// The machines' boot programs and files, the loaders' other programs,
+    /// the artifacts and the boot image.
+    pub tree: Tree,
+    /// Warnings only.
+    pub diags: Diags,
+    /// How many machines were taken from a [`fleet::Reuse`].
+    pub reused: usize,
+    templates: Templates,
+    image: Option<Vec<u8>>,
 }
 
 /// What [`compile`] makes besides the tree.
@@ -194,6 +215,20 @@ pub fn compile_reusing(
     opts: &Options,
     reuse: Option<&mut fleet::Reuse>,
 ) -> Result<Compiled, Error> {
+    match stage(checked, opts, reuse)? {
+        Compiled::Built(staged) => staged.finish(opts),
+        Compiled::Invalid { sources, diags } => Ok(Compiled::Invalid { sources, diags }),
+    }
+}
+
+/// The first part of [`compile_reusing`]: resolve every machine and render
+/// its files, the loaders' other programs and the boot images, and place
+/// the artifacts; [`Staged::finish`] does the rest.
+pub fn stage(
+    checked: Checked,
+    opts: &Options,
+    reuse: Option<&mut fleet::Reuse>,
+) -> Result<Compiled<Staged>, Error> {
     let Checked {
         sources,
         site,
@@ -228,49 +263,83 @@ pub fn compile_reusing(
                 .map(|(path, text)| (path, text.into_bytes().into())),
         );
     }
-    let grub_tftp = boot.grub.tftp;
-    // The images: only for a site without errors (they take a while).
+    // The images and the artifacts: only for a site without errors (they
+    // take a while).
     let mut images = MediaImages::default();
     if !diags.has_errors() {
         images = media_images(&site, &plan, r, opts, &mut diags)?;
     }
-    if diags.has_errors() {
-        diags.allow(&site.allow);
+    let tree = (!diags.has_errors())
+        .then(|| render::files(&site, &plan, boot.grub.tftp, files, &mut diags));
+    diags.allow(&site.allow);
+    let Some(mut tree) = tree.filter(|_| !diags.has_errors()) else {
         diags.sort();
         return Ok(Compiled::Invalid { sources, diags });
-    }
-    let fleet = match opts.access_logs.as_slice() {
-        [] => None,
-        logs => Some(status::scan(&plan, logs, &[]).map_err(Error::AccessLog)?),
     };
-    diags.allow(&site.allow);
-    let extras = render::Extras {
-        fleet: fleet.as_ref(),
-        problems_only: opts.problems_only,
-    };
-    let mut tree = render::render(&site, r, &plan, grub_tftp, files, extras, &mut diags);
     if let Some(iso) = images.in_tree {
         tree.add(media::GENERIC_PATH, iso);
     }
-    let build_id = match opts.problems_only {
-        true => String::new(),
-        false => render::seal(&site, &mut tree),
-    };
-    diags.allow(&site.allow);
-    diags.sort();
-    if diags.has_errors() {
-        return Ok(Compiled::Invalid { sources, diags });
-    }
-    Ok(Compiled::Built(Box::new(Build {
+    drop(resolver);
+    Ok(Compiled::Built(Box::new(Staged {
         sources,
         site,
         plan,
         tree,
-        build_id,
         diags,
-        image: images.apart,
         reused,
+        templates,
+        image: images.apart,
     })))
+}
+
+impl Staged {
+    /// Renders the summaries of the whole fleet into the tree (the DHCP
+    /// configurations, plan.json, the report and its machine index) and
+    /// seals it with the manifest, the last file of a build.
+    pub fn finish(self, opts: &Options) -> Result<Compiled, Error> {
+        let Staged {
+            sources,
+            site,
+            plan,
+            mut tree,
+            mut diags,
+            reused,
+            templates,
+            image,
+        } = self;
+        let fleet = match opts.access_logs.as_slice() {
+            [] => None,
+            logs => Some(status::scan(&plan, logs, &[]).map_err(Error::AccessLog)?),
+        };
+        let r = loader::Renderer {
+            templates: &templates,
+            sources: &sources,
+        };
+        let extras = render::Extras {
+            fleet: fleet.as_ref(),
+            problems_only: opts.problems_only,
+        };
+        render::summaries(&site, r, &plan, extras, &mut tree, &mut diags);
+        let build_id = match opts.problems_only {
+            true => String::new(),
+            false => render::seal(&site, &mut tree),
+        };
+        diags.allow(&site.allow);
+        diags.sort();
+        if diags.has_errors() {
+            return Ok(Compiled::Invalid { sources, diags });
+        }
+        Ok(Compiled::Built(Box::new(Build {
+            sources,
+            site,
+            plan,
+            tree,
+            build_id,
+            diags,
+            image,
+            reused,
+        })))
+    }
 }
 
 /// The boot images [`Options`] asked for.

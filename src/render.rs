@@ -24,20 +24,17 @@ pub struct Extras<'a> {
     pub problems_only: bool,
 }
 
-/// Builds the tree of a valid site: `files` (each machine's boot programs
+/// The tree of a valid site's files: `files` (each machine's boot programs
 /// and per-machine files, [`crate::fleet::compile`], and the loaders'
-/// other programs, [`crate::loader::common`]), the local
-/// artifacts and chainloaders (and with `grub_tftp`, what GRUB fetches over
-/// TFTP), the DHCP configurations, plan.json and the report ([`seal`] adds
-/// the manifest). Template errors found on the way are added to `diags`
-/// (the caller must not write the tree then).
-pub fn render(
+/// other programs, [`crate::loader::common`]), the local artifacts and
+/// chainloaders (and with `grub_tftp`, what GRUB fetches over TFTP), and
+/// the tree's marker. [`summaries`] and [`seal`] add the rest. A file that
+/// cannot be read is added to `diags`.
+pub fn files(
     site: &Site,
-    r: Renderer,
     plan: &Plan,
     grub_tftp: bool,
     files: Vec<(String, Bytes)>,
-    extras: Extras,
     diags: &mut Diags,
 ) -> Tree {
     // Sorted, then built at once (not inserted one by one).
@@ -48,7 +45,23 @@ pub fn render(
             .collect(),
     };
     artifacts(site, plan, grub_tftp, &mut tree, diags);
-    // The large summaries do not depend on each other: render them at once.
+    tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
+    tree
+}
+
+/// Adds the summaries of the whole fleet to the tree: the DHCP
+/// configurations, plan.json and the report ([`seal`] adds the manifest).
+/// Template errors found on the way are added to `diags` (the caller must
+/// not write the tree then).
+pub fn summaries(
+    site: &Site,
+    r: Renderer,
+    plan: &Plan,
+    extras: Extras,
+    tree: &mut Tree,
+    diags: &mut Diags,
+) {
+    // They do not depend on each other: rendered at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
         || dhcp_files(site, r, plan),
         || {
@@ -71,7 +84,6 @@ pub fn render(
     if let Some(plan_json) = plan_json {
         tree.add("plan.json", plan_json);
     }
-    tree.add(crate::tree::MARKER, crate::tree::MARKER_TEXT);
     match report {
         Ok((page, index)) => {
             tree.add("report/index.html", page);
@@ -81,7 +93,6 @@ pub fn render(
         }
         Err(d) => diags.push(*d),
     }
-    tree
 }
 
 /// Adds the manifest of everything in `tree`: the last file of a build.

@@ -57,7 +57,7 @@ use minijinja::{Environment, Value};
 use crate::diag::{self, Listed, warning_line};
 use crate::site::Mac;
 use overview::no_build_env;
-use snapshot::build;
+use snapshot::stage;
 
 pub struct Options {
     pub site: PathBuf,
@@ -71,22 +71,21 @@ pub struct Options {
 /// The private folder in the site: the served tree and a lock.
 pub const WORK_DIR: &str = ".bootc-serve";
 
-/// One good build, as served.
+/// One good build, as served. Its files but the summaries are served as
+/// soon as its machines are compiled; the summaries (the manifest) and the
+/// overview once it is [`Finished`].
 struct Snapshot {
-    /// Path under http/ -> file.
+    /// Path under http/ -> file: every file but the summaries.
     files: HashMap<String, FileEntry>,
+    /// The rest, once the build is finished.
+    finished: snapshot::Finishing,
     /// The tree's http/ folder on disk (for files not kept in memory).
     http_dir: PathBuf,
-    /// The report's template context, and an environment holding the
-    /// site's report.html.j2 (or the built-in one) and serve.html.j2.
-    report: Value,
-    env: Environment<'static>,
     machines: log::Machines,
     built_at: SystemTime,
     /// From the rebuild's start to this snapshot, ready to serve (its
-    /// tree not yet written).
+    /// summaries not yet rendered, its tree not yet written).
     took: Duration,
-    build_id: String,
     site_name: String,
     machine_count: usize,
     /// How many of them were compiled before (see [`crate::fleet`]).
@@ -97,6 +96,18 @@ struct Snapshot {
     artifact_dirs: Vec<PathBuf>,
 }
 
+/// What a snapshot serves once its build is finished.
+struct Finished {
+    /// Path under http/ -> file: the summaries (the manifest).
+    files: HashMap<String, FileEntry>,
+    /// The report's template context, and an environment holding the
+    /// site's report.html.j2 (or the built-in one) and serve.html.j2.
+    report: Value,
+    env: Environment<'static>,
+    build_id: String,
+}
+
+#[derive(Clone)]
 struct FileEntry {
     size: u64,
     /// Quoted BLAKE3 of the content.
@@ -106,6 +117,7 @@ struct FileEntry {
     body: Body,
 }
 
+#[derive(Clone)]
 enum Body {
     /// Scripts, rendered files, the manifest: the tree's bytes.
     Memory(crate::tree::Bytes),
@@ -293,16 +305,29 @@ impl State {
             .clone()
     }
 
+    /// The snapshot served and its finished part (see [`snapshot::finished`]).
+    fn finished(&self) -> Option<(Arc<Snapshot>, Arc<Finished>)> {
+        snapshot::finished(&|| self.snapshot())
+    }
+
+    /// The snapshot served and `key`'s entry in it (see [`snapshot::find`]).
+    fn find(&self, key: &str) -> Option<(Arc<Snapshot>, Option<FileEntry>)> {
+        snapshot::find(&|| self.snapshot(), key)
+    }
+
     /// Builds the site and, if it is good, serves the new tree. A build
     /// whose files served from disk (the artifacts) are all in the tree
-    /// served already is served as soon as it is compiled, while its tree
-    /// is written; if the write fails, the previous build is served again.
+    /// served already is served as soon as its machines are compiled (its
+    /// summaries are served once rendered: requests for them wait), while
+    /// it is finished and its tree written; if either fails, the previous
+    /// build is served again.
     fn rebuild(&self) {
         let now = SystemTime::now();
         let t0 = Instant::now();
         let previous = self.snapshot();
         let mut reuse = self.reuse.lock().unwrap_or_else(|e| e.into_inner());
-        let result = build(
+        let mut early = false;
+        let result = stage(
             &self.root,
             &self.out,
             &self.base_url,
@@ -310,21 +335,26 @@ impl State {
             &mut reuse,
             t0,
         )
-        .and_then(|built| {
-            let snap = Arc::new(built.snap);
-            let early = previous.as_ref().is_some_and(|p| snap.disk_files_in(p));
+        .and_then(|staging| {
+            let snap = Arc::new(staging.snap);
+            early = previous.as_ref().is_some_and(|p| snap.disk_files_in(p));
             if early {
                 self.serve(Some(Arc::clone(&snap)));
             }
-            match built.unwritten.write(&self.out) {
-                Ok(stats) => Ok((snap, stats, built.warnings)),
-                Err(e) => {
-                    if early {
-                        self.serve(previous.clone());
-                    }
-                    Err(e)
+            let done = staging.pending.finish(&snap, previous.as_deref()).and_then(
+                |(unwritten, warnings)| {
+                    let stats = unwritten.write(&self.out)?;
+                    Ok((stats, warnings))
+                },
+            );
+            if done.is_err() {
+                if early {
+                    self.serve(previous.clone());
                 }
+                // Requests waiting for its summaries look again.
+                snap.finished.fail();
             }
+            done.map(|(stats, warnings)| (snap, stats, warnings))
         });
         drop((previous, reuse));
         let time = log::clock(now);
@@ -344,8 +374,12 @@ impl State {
                     0 => String::new(),
                     n => format!(" ({n} unchanged)"),
                 };
+                let served = match early {
+                    true => format!(" (served after {} ms)", snap.took.as_millis()),
+                    false => String::new(),
+                };
                 say!(
-                    "{time} built site {}: {}{unchanged}, {} ({} unchanged) in {} ms",
+                    "{time} built site {}: {}{unchanged}, {} ({} unchanged) in {} ms{served}",
                     snap.site_name,
                     crate::diag::plural(snap.machine_count, "machine"),
                     crate::diag::plural(stats.files, "file"),

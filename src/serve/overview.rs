@@ -75,7 +75,8 @@ impl State {
             "built": snap.as_ref().map(|s| serde_json::json!({
                 "time": log::clock(s.built_at),
                 "ms": s.took.as_millis() as u64,
-                "id": s.build_id,
+                // Known once it is finished (never waited for here).
+                "id": s.finished.now().map(|f| f.build_id.clone()),
                 "site": s.site_name,
                 "machines": s.machine_count,
             })),
@@ -89,9 +90,11 @@ impl State {
     }
 
     pub(super) fn overview(&self) -> Result<String, String> {
+        // Its build id, in the live state, is known once it is finished.
+        let finished = self.finished();
         let live = templates::val(self.live());
-        match self.snapshot() {
-            Some(s) => {
+        match finished {
+            Some((_, s)) => {
                 let ctx = minijinja::context! { live => live.clone(), ..s.report.clone() };
                 let page = s
                     .env

@@ -46,7 +46,7 @@ impl Files {
     /// The index of `tree`, which `write::write` wrote to `out`.
     pub fn new(tree: Tree, out: &Path) -> Files {
         let http_dir = out.join("http");
-        let files = index(&tree, None, SystemTime::now());
+        let files = index(&tree, None, SystemTime::now(), &HashMap::new());
         Files(Arc::new(Inner { files, http_dir }))
     }
 

@@ -222,13 +222,13 @@ fn respond(
             if key != resolved.path {
                 out.served = Some(key.clone());
             }
-            let Some(snap) = state.snapshot() else {
+            let Some((snap, entry)) = state.find(&key) else {
                 out.status = 503;
                 let text = format!("no good build yet: the errors are on {}\n", state.url);
                 text_answer(w, head(503), &date, &text, head_only, &mut out);
                 return out;
             };
-            let Some(entry) = snap.files.get(&key) else {
+            let Some(entry) = entry else {
                 // A browser's own request on the overview: not worth a line.
                 out.quiet = key == "favicon.ico";
                 out.status = 404;
@@ -239,7 +239,7 @@ fn respond(
             serve_file(
                 &snap.http_dir,
                 &key,
-                entry,
+                &entry,
                 conds,
                 head_only,
                 &date,

@@ -1,15 +1,18 @@
-//! One build of the served site: the pipeline and the writer, then the
-//! index of what is served (a [`Snapshot`]), or the [`Failure`] to show.
+//! One build of the served site, in two steps: staged (its machines
+//! compiled: the index of what is served, a [`Snapshot`]), then finished
+//! (its summaries rendered and indexed, [`Finished`]) and its tree
+//! written; or the [`Failure`] to show.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use minijinja::Value;
 use rayon::prelude::*;
 
 use super::overview::overview_env;
-use super::{Body, Failure, FileEntry, Snapshot, http, log};
+use super::{Body, Failure, FileEntry, Finished, Snapshot, http, log};
 use crate::Compiled;
 use crate::context::{INDEX_FILE, ReportIndex};
 use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
@@ -49,12 +52,18 @@ impl Failure {
     }
 }
 
-/// A good build, indexed and ready to serve, and its tree still to write.
-pub(super) struct Built {
+/// A build staged ([`crate::stage`]), indexed and ready to serve, and
+/// what is left to do.
+pub(super) struct Staging {
     pub snap: Snapshot,
-    /// Its warnings (colored for the terminal), if any.
-    pub warnings: Option<String>,
-    pub unwritten: Unwritten,
+    pub pending: Pending,
+}
+
+/// What is left of a staged build: its summaries, then its tree to write.
+pub(super) struct Pending {
+    staged: Box<crate::Staged>,
+    opts: crate::Options,
+    color: bool,
 }
 
 /// A build's tree, to be written into the served folder.
@@ -63,61 +72,112 @@ pub(super) struct Unwritten {
     summary: Summary,
 }
 
-/// One build of the site at `root`: the snapshot to serve (its files
-/// share the tree's bytes) and the tree to write; or the failure (and its
-/// text for the terminal). `previous`: the snapshot served until now;
-/// `reuse`: the machines the builds before compiled.
-pub(super) fn build(
+/// A snapshot's [`Finished`] part: set once its build is finished, or
+/// failed; requests for what only it serves wait for it.
+#[derive(Default)]
+pub(super) struct Finishing {
+    /// None until set; then None again if the build failed.
+    slot: Mutex<Option<Option<Arc<Finished>>>>,
+    set: Condvar,
+}
+
+impl Finishing {
+    fn lock(&self) -> MutexGuard<'_, Option<Option<Arc<Finished>>>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn finish(&self, finished: Option<Arc<Finished>>) {
+        let mut slot = self.lock();
+        if slot.is_none() {
+            *slot = Some(finished);
+            self.set.notify_all();
+        }
+    }
+
+    /// The build failed (or its tree could not be written): nothing more
+    /// will be set. A part set already stays.
+    pub(super) fn fail(&self) {
+        self.finish(None);
+    }
+
+    /// The finished part, once set: None if the build failed.
+    pub(super) fn wait(&self) -> Option<Arc<Finished>> {
+        let mut slot = self.lock();
+        loop {
+            match &*slot {
+                Some(finished) => return finished.clone(),
+                None => slot = self.set.wait(slot).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    /// The finished part, if it is set already.
+    pub(super) fn now(&self) -> Option<Arc<Finished>> {
+        self.lock().clone().flatten()
+    }
+}
+
+/// The snapshot `current` serves and its finished part, once there is
+/// one: a snapshot served while its build is finished is waited for, and
+/// one whose build then failed gives way to the one served again.
+pub(super) fn finished(
+    current: &dyn Fn() -> Option<Arc<Snapshot>>,
+) -> Option<(Arc<Snapshot>, Arc<Finished>)> {
+    loop {
+        let snap = current()?;
+        if let Some(finished) = snap.finished.wait() {
+            return Some((snap, finished));
+        }
+    }
+}
+
+/// The snapshot `current` serves and the entry of `key` (a path under
+/// http/) in it, if any; None before the first good build. A path a
+/// snapshot does not hold before it is finished is looked for once it is
+/// (see [`finished`]).
+pub(super) fn find(
+    current: &dyn Fn() -> Option<Arc<Snapshot>>,
+    key: &str,
+) -> Option<(Arc<Snapshot>, Option<FileEntry>)> {
+    let snap = current()?;
+    if let Some(entry) = snap.files.get(key) {
+        let entry = entry.clone();
+        return Some((snap, Some(entry)));
+    }
+    let (snap, finished) = finished(current)?;
+    let entry = snap.files.get(key).or_else(|| finished.files.get(key));
+    let entry = entry.cloned();
+    Some((snap, entry))
+}
+
+/// Stages a build of the site at `root` ([`crate::stage`]): the snapshot
+/// to serve (its files share the tree's bytes), and the rest to do; or the
+/// failure (and its text for the terminal). `previous`: the snapshot served
+/// until now; `reuse`: the machines the builds before compiled.
+pub(super) fn stage(
     root: &Path,
     out: &Path,
     base_url: &str,
     previous: Option<&Snapshot>,
     reuse: &mut Reuse,
     t0: Instant,
-) -> Result<Built, (Failure, String)> {
+) -> Result<Staging, (Failure, String)> {
     let opts = crate::Options {
         media: true,
         base_url: Some(base_url.to_string()),
         ..Default::default()
     };
-    let compiled = crate::check(root, &opts)
-        .and_then(|checked| crate::compile_reusing(checked, &opts, Some(reuse)));
-    let c = match compiled {
-        Ok(c) => c,
-        Err(e) => return Err(Failure::message(e.to_string())),
-    };
+    let staged = crate::check(root, &opts)
+        .and_then(|checked| crate::stage(checked, &opts, Some(reuse)))
+        .map_err(|e| Failure::message(e.to_string()))?;
     let color = crate::diag::color_stderr();
-    let b = match c {
+    let staged = match staged {
         Compiled::Built(b) => b,
-        Compiled::Invalid { sources, diags } => {
-            let f = Failure::from_diags(&sources, &diags);
-            let text = Reporter::new(&sources).human(&diags, color);
-            return Err((f, text));
-        }
+        Compiled::Invalid { sources, diags } => return Err(invalid(&sources, &diags, color)),
     };
-    let crate::Build {
-        sources,
-        site,
-        plan,
-        tree,
-        build_id,
-        diags,
-        reused,
-        ..
-    } = *b;
-    let warnings = (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, color));
-
-    // The page carries the machine index inline: the build's own.
-    let inline = match tree.files.get(INDEX_FILE) {
-        Some(Content::Bytes(b)) => std::str::from_utf8(b)
-            .ok()
-            .and_then(ReportIndex::json_of_script)
-            .map(str::to_string),
-        _ => None,
-    }
-    .unwrap_or_else(|| crate::context::index(&site, &plan, None).json());
-    let files = index(&tree, previous.map(|p| &p.files), SystemTime::now());
-    let mut artifact_dirs: Vec<PathBuf> = site
+    let files = index(&staged.tree, previous, SystemTime::now(), &HashMap::new());
+    let mut artifact_dirs: Vec<PathBuf> = staged
+        .site
         .images
         .values()
         .flat_map(|i| i.boot.artifacts())
@@ -128,42 +188,98 @@ pub(super) fn build(
         .collect();
     artifact_dirs.sort();
     artifact_dirs.dedup();
-    let report = render::report_context(
-        &site,
-        &sources,
-        &plan,
-        None,
-        &diags,
-        Some(inline),
-        Value::from(false),
-    );
+    let plan = &staged.plan;
     let snap = Snapshot {
         files,
+        finished: Finishing::default(),
         http_dir: out.join("http"),
-        env: overview_env(&site, &sources),
-        report,
-        machines: log::Machines::from_plan(&plan),
+        machines: log::Machines::from_plan(plan),
         built_at: SystemTime::now(),
         took: t0.elapsed(),
-        build_id,
         site_name: plan.site.clone(),
         machine_count: plan.machines.len(),
-        reused,
+        reused: staged.reused,
         first_mac: plan
             .machines
             .first()
             .and_then(|m| m.macs.first().map(|mac| (m.name.clone(), *mac))),
         artifact_dirs,
     };
-    let unwritten = Unwritten {
-        summary: Summary::of(&plan),
-        tree,
-    };
-    Ok(Built {
+    Ok(Staging {
         snap,
-        warnings,
-        unwritten,
+        pending: Pending {
+            staged,
+            opts,
+            color,
+        },
     })
+}
+
+/// The failure of an invalid site, and its text for the terminal.
+fn invalid(sources: &Sources, diags: &Diags, color: bool) -> (Failure, String) {
+    let f = Failure::from_diags(sources, diags);
+    (f, Reporter::new(sources).human(diags, color))
+}
+
+impl Pending {
+    /// Finishes the build ([`crate::Staged::finish`]) and sets `snap`'s
+    /// finished part (`previous`: the snapshot served before it): returns
+    /// the tree to write and the warnings (colored for the terminal), if
+    /// any.
+    pub(super) fn finish(
+        self,
+        snap: &Snapshot,
+        previous: Option<&Snapshot>,
+    ) -> Result<(Unwritten, Option<String>), (Failure, String)> {
+        let b = match self.staged.finish(&self.opts) {
+            Ok(Compiled::Built(b)) => b,
+            Ok(Compiled::Invalid { sources, diags }) => {
+                return Err(invalid(&sources, &diags, self.color));
+            }
+            Err(e) => return Err(Failure::message(e.to_string())),
+        };
+        let crate::Build {
+            sources,
+            site,
+            plan,
+            tree,
+            build_id,
+            diags,
+            ..
+        } = *b;
+        let warnings =
+            (!diags.list.is_empty()).then(|| Reporter::new(&sources).human(&diags, self.color));
+        // The page carries the machine index inline: the build's own.
+        let inline = match tree.files.get(INDEX_FILE) {
+            Some(Content::Bytes(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(ReportIndex::json_of_script)
+                .map(str::to_string),
+            _ => None,
+        }
+        .unwrap_or_else(|| crate::context::index(&site, &plan, None).json());
+        let report = render::report_context(
+            &site,
+            &sources,
+            &plan,
+            None,
+            &diags,
+            Some(inline),
+            Value::from(false),
+        );
+        let finished = Finished {
+            files: index(&tree, previous, SystemTime::now(), &snap.files),
+            env: overview_env(&site, &sources),
+            report,
+            build_id,
+        };
+        snap.finished.finish(Some(Arc::new(finished)));
+        let unwritten = Unwritten {
+            summary: Summary::of(&plan),
+            tree,
+        };
+        Ok((unwritten, warnings))
+    }
 }
 
 impl Unwritten {
@@ -210,23 +326,34 @@ fn disk_files_in(files: &HashMap<String, FileEntry>, served: &HashMap<String, Fi
     })
 }
 
-/// The served index of the tree's `http/` files: their ETags are the
-/// hashes the manifest was made of (hashed once, kept by the tree), and a
-/// file the `previous` index served with the same ETag keeps its
-/// modification time (the writer kept the file); any other is modified
-/// `now`. Nothing is read back from disk.
+/// The served index of the tree's `http/` files but those in `except`:
+/// their ETags are the hashes the manifest was made of (hashed once, kept
+/// by the tree), and a file the `previous` snapshot served with the same
+/// ETag keeps its modification time (the writer kept the file); any other
+/// is modified `now`. Nothing is read back from disk.
 pub(super) fn index(
     tree: &Tree,
-    previous: Option<&HashMap<String, FileEntry>>,
+    previous: Option<&Snapshot>,
     now: SystemTime,
+    except: &HashMap<String, FileEntry>,
 ) -> HashMap<String, FileEntry> {
     let now_text = http::http_date(now);
+    let finished = previous.and_then(|p| p.finished.now());
+    let served = |rel: &str| {
+        let p = previous?;
+        p.files
+            .get(rel)
+            .or_else(|| finished.as_ref()?.files.get(rel))
+    };
     tree.files
         .par_iter()
         .filter_map(|(path, content)| {
             let rel = path.strip_prefix("http/")?;
+            if except.contains_key(rel) {
+                return None;
+            }
             let etag = format!("\"{}\"", content.blake3());
-            let (modified, last_modified) = match previous.and_then(|p| p.get(rel)) {
+            let (modified, last_modified) = match served(rel) {
                 Some(e) if e.etag == etag => (e.modified, e.last_modified.clone()),
                 _ => (now, now_text.clone()),
             };
@@ -268,6 +395,91 @@ mod tests {
         list.iter()
             .map(|(rel, etag, disk)| (rel.to_string(), entry(etag, *disk)))
             .collect()
+    }
+
+    fn snapshot(files: HashMap<String, FileEntry>) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            files,
+            finished: Finishing::default(),
+            http_dir: PathBuf::new(),
+            machines: Default::default(),
+            built_at: SystemTime::UNIX_EPOCH,
+            took: std::time::Duration::ZERO,
+            site_name: String::new(),
+            machine_count: 0,
+            reused: 0,
+            first_mac: None,
+            artifact_dirs: Vec::new(),
+        })
+    }
+
+    fn finished_with(files: HashMap<String, FileEntry>) -> Option<Arc<Finished>> {
+        Some(Arc::new(Finished {
+            files,
+            report: Value::from(()),
+            env: minijinja::Environment::new(),
+            build_id: String::new(),
+        }))
+    }
+
+    /// The ETag `find` gives for `key`, asked on another thread, which
+    /// must still be waiting 100 ms later; then `then` runs.
+    fn asked_while(
+        current: &Mutex<Arc<Snapshot>>,
+        key: &str,
+        then: impl FnOnce(),
+    ) -> Option<String> {
+        let current = || Some(current.lock().unwrap().clone());
+        std::thread::scope(|scope| {
+            let asked = scope.spawn(|| find(&current, key).and_then(|(_, e)| e).map(|e| e.etag));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(
+                !asked.is_finished(),
+                "{key} was answered before the build finished"
+            );
+            then();
+            asked.join().unwrap()
+        })
+    }
+
+    #[test]
+    fn a_summary_asked_for_while_its_build_finishes_waits_for_it() {
+        let staged = snapshot(files(&[("machines/m.ipxe", "s2", false)]));
+        let current = Mutex::new(Arc::clone(&staged));
+        let found = |key: &str| {
+            let current = || Some(current.lock().unwrap().clone());
+            find(&current, key).and_then(|(_, e)| e).map(|e| e.etag)
+        };
+        // The staged files are served at once.
+        assert_eq!(found("machines/m.ipxe").as_deref(), Some("\"s2\""));
+        let manifest = asked_while(&current, "manifest.json", || {
+            staged
+                .finished
+                .finish(finished_with(files(&[("manifest.json", "m2", false)])));
+        });
+        assert_eq!(manifest.as_deref(), Some("\"m2\""));
+        // Once finished, a path neither part holds is not found.
+        assert_eq!(found("nothing"), None);
+    }
+
+    #[test]
+    fn a_build_that_fails_to_finish_gives_way_to_the_one_served_before() {
+        let before = snapshot(files(&[("machines/m.ipxe", "s1", false)]));
+        before
+            .finished
+            .finish(finished_with(files(&[("manifest.json", "m1", false)])));
+        let staged = snapshot(files(&[("machines/m.ipxe", "s2", false)]));
+        let current = Mutex::new(Arc::clone(&staged));
+        let manifest = asked_while(&current, "manifest.json", || {
+            // As `rebuild` does: the build before is served again first.
+            *current.lock().unwrap() = Arc::clone(&before);
+            staged.finished.fail();
+        });
+        assert_eq!(manifest.as_deref(), Some("\"m1\""));
+        // A failed build's part stays unset; one set already stays.
+        assert!(staged.finished.now().is_none());
+        before.finished.fail();
+        assert!(before.finished.now().is_some());
     }
 
     #[test]

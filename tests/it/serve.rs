@@ -954,6 +954,50 @@ fn a_build_whose_tree_cannot_be_written_is_not_served() {
     assert!(after.contains("worker.tier=platinum"), "{after}");
 }
 
+/// A build's machines are served before its summaries are rendered; when
+/// one of those fails (here: the site's report template), the build
+/// served before comes back, with the error.
+#[test]
+fn a_build_whose_summaries_fail_is_not_served() {
+    let s = site(None);
+    let serve = Serve::start(&s, &[]);
+    let script = "/machines/52-54-00-aa-bb-01.ipxe";
+    let before = serve.get(script).text();
+    assert!(before.contains("worker.tier=gold"), "{before}");
+    let manifest = serve.get("/manifest.json").text();
+
+    // The report breaks first (nothing else changed), then a machine's
+    // role changes: that build's machines compile, its report does not.
+    let g = serve.generation();
+    s.write(
+        "templates/report.html.j2",
+        "<html>{% for x in 5 %}{% endfor %}</html>\n",
+    );
+    serve.wait_build(g);
+    serve.wait_log("build failed (1 error): still serving the build of");
+    let g = serve.generation();
+    s.edit("roles/base.toml", "tier = \"gold\"", "tier = \"platinum\"");
+    serve.wait_build(g);
+    assert_eq!(
+        serve.get(script).text(),
+        before,
+        "the last good build is served"
+    );
+    assert_eq!(serve.get("/manifest.json").text(), manifest);
+    let status = serve.status();
+    let error = status["error"]["problems"][0]["message"].as_str().unwrap();
+    assert!(error.contains("number is not iterable"), "{status:#}");
+
+    // Fixed: the edit is served, with its own manifest.
+    let g = serve.generation();
+    fs::remove_file(s.path("templates/report.html.j2")).unwrap();
+    serve.wait_build(g);
+    assert!(serve.status()["error"].is_null());
+    let after = serve.get(script).text();
+    assert!(after.contains("worker.tier=platinum"), "{after}");
+    assert_ne!(serve.get("/manifest.json").text(), manifest);
+}
+
 #[test]
 fn a_site_broken_at_start_is_served_once_fixed() {
     let s = site(None);
