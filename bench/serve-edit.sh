@@ -43,6 +43,7 @@ fi
 n=$(grep -o 'bootc\.x=[0-9]*' "$file" | head -1 | cut -d= -f2)
 for _ in $(seq "$EDITS"); do
   n=$((n + 1))
+  builds=$(grep -c 'built site' "$log" || true)
   t0=$(date +%s.%N)
   sed -i "0,/bootc\.x=[0-9]*/s//bootc.x=$n/" "$file"
   until curl -sf "http://127.0.0.1:$port/$script" | grep -q "bootc.x=$n\b"; do
@@ -50,6 +51,7 @@ for _ in $(seq "$EDITS"); do
   done
   t1=$(date +%s.%N)
   printf 'edit %d served in %.2f s\n' "$n" "$(echo "$t1 - $t0" | bc)"
-  sleep 3  # the tree is written after it is served
+  # The tree is written after it is served: the next edit waits for it.
+  until [ "$(grep -c 'built site' "$log" || true)" -gt "$builds" ]; do sleep 0.1; done
   grep 'built site' "$log" | tail -1
 done

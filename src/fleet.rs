@@ -5,6 +5,7 @@
 //! keeps one across rebuilds, so an edit of one machine compiles one).
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -204,12 +205,13 @@ impl Inputs {
             loc: _,
         } = m;
         let args: Vec<&str> = kernel_args.iter().map(|t| t.text.as_str()).collect();
-        let fields = format!(
+        let mut h = self.0.clone();
+        // Formatted straight into the hasher (it cannot fail).
+        let _ = write!(
+            h,
             "{name:?} {macs:?} {ip:?} {role:?} {image:?} {uuid:?} {serial:?} {reinstall:?} \
              {secure_boot:?} {args:?} {labels:?} {vars:?}"
         );
-        let mut h = self.0.clone();
-        h.update(fields.as_bytes());
         h.finalize()
     }
 }

@@ -189,7 +189,17 @@ pub struct Checked {
 
 /// Load and validate (rebased when [`Options::base_url`] asks).
 pub fn check(root: &Path, opts: &Options) -> Result<Checked, Error> {
-    let (loaded, mut diags) = load::load(root)?;
+    check_reusing(root, opts, None)
+}
+
+/// [`check`], taking the machine files `parsed` holds with the same text
+/// from it (see [`load::load_reusing`]).
+pub fn check_reusing(
+    root: &Path,
+    opts: &Options,
+    parsed: Option<&mut load::Parsed>,
+) -> Result<Checked, Error> {
+    let (loaded, mut diags) = load::load_reusing(root, parsed)?;
     let (mut site, vdiags) = validate::validate(&loaded, opts.online);
     diags.extend(vdiags);
     if let (Some(site), Some(url)) = (&mut site, &opts.base_url) {

@@ -2,10 +2,11 @@
 //! Problems (unreadable files, TOML syntax, unknown keys, wrong types) go to
 //! `Diags`; every file is tried, so one run reports them all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -21,7 +22,7 @@ pub struct Loaded {
     pub root: PathBuf,
     pub sources: Sources,
     pub site: Option<(FileId, SiteFile)>,
-    pub machine_files: Vec<(FileId, MachineFile)>,
+    pub machine_files: Vec<(FileId, Arc<MachineFile>)>,
     /// Name (file stem) -> parsed file.
     pub roles: BTreeMap<String, (FileId, RoleFile)>,
     pub images: BTreeMap<String, (FileId, ImageFile)>,
@@ -31,6 +32,14 @@ pub struct Loaded {
     /// its error already): references to them say so, not "no such file".
     pub unreadable_templates: std::collections::BTreeSet<String>,
 }
+
+/// Machine files parsed before, by the BLAKE3 of their text (a model
+/// holds no file id: its places are offsets in that text). `bootc serve`
+/// keeps one across rebuilds, so an edit of one file parses one. Only
+/// files parsed without a problem are kept, and only those of the last
+/// load.
+#[derive(Default)]
+pub struct Parsed(HashMap<blake3::Hash, Arc<MachineFile>>);
 
 /// Errors that stop loading before any file can be read.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +253,15 @@ fn parse_named<T: DeserializeOwned>(
 
 /// Reads and parses every file of the site at `root`.
 pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
+    load_reusing(root, None)
+}
+
+/// [`load`], taking the machine files `parsed` holds with the same text
+/// from it instead of parsing them again; `parsed` then holds this load's.
+pub fn load_reusing(
+    root: &Path,
+    parsed: Option<&mut Parsed>,
+) -> Result<(Loaded, Diags), LoadError> {
     let site_path = root.join(SITE_FILE);
     if !site_path.is_file() {
         return Err(LoadError::NotASite(root.to_path_buf()));
@@ -285,19 +303,34 @@ pub fn load(root: &Path) -> Result<(Loaded, Diags), LoadError> {
 
     let site = site_id.and_then(|id| parse::<SiteFile>(&sources, id, &mut diags).map(|s| (id, s)));
 
-    let parsed: Vec<_> = machine_ids
+    let before = parsed.as_deref();
+    let each: Vec<_> = machine_ids
         .par_iter()
         .flatten()
-        .map(|&id| (id, parse_one::<MachineFile>(&sources, id)))
+        .map(|&id| {
+            let key = before.map(|_| blake3::hash(sources.text(id).as_bytes()));
+            if let Some(file) = key.and_then(|k| before?.0.get(&k)) {
+                return (id, key, Some(Arc::clone(file)), Vec::new());
+            }
+            let (file, problems) = parse_one::<MachineFile>(&sources, id);
+            (id, key, file.map(Arc::new), problems)
+        })
         .collect();
     let mut machine_files = Vec::new();
-    for (id, (file, problems)) in parsed {
+    let mut kept = HashMap::new();
+    for (id, key, file, problems) in each {
+        if let (Some(k), Some(f), true) = (key, &file, problems.is_empty()) {
+            kept.insert(k, Arc::clone(f));
+        }
         for d in problems {
             diags.push(d);
         }
         if let Some(m) = file {
             machine_files.push((id, m));
         }
+    }
+    if let Some(parsed) = parsed {
+        parsed.0 = kept;
     }
 
     let role_map = parse_named::<RoleFile>(&roles, role_ids, &sources, &mut diags);

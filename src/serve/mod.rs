@@ -107,13 +107,13 @@ struct Finished {
     build_id: String,
 }
 
+/// One file of the index: what its answers need, made into headers per
+/// request (an index has an entry for each of 200,000 files at 100,000
+/// machines, and it is made before a build is served).
 #[derive(Clone)]
 struct FileEntry {
     size: u64,
-    /// Quoted BLAKE3 of the content.
-    etag: String,
     modified: SystemTime,
-    last_modified: String,
     body: Body,
 }
 
@@ -122,7 +122,22 @@ enum Body {
     /// Scripts, rendered files, the manifest: the tree's bytes.
     Memory(crate::tree::Bytes),
     /// Artifacts: streamed from the tree on disk.
-    Disk,
+    Disk { blake3: String },
+}
+
+impl FileEntry {
+    /// The BLAKE3 of its content (hex): the tree's, never hashed here.
+    fn blake3(&self) -> &str {
+        match &self.body {
+            Body::Memory(bytes) => bytes.blake3(),
+            Body::Disk { blake3 } => blake3,
+        }
+    }
+
+    /// Its ETag: the quoted BLAKE3.
+    fn etag(&self) -> String {
+        format!("\"{}\"", self.blake3())
+    }
 }
 
 /// A failed build: what the log and the overview show.
@@ -149,8 +164,8 @@ struct State {
     watch_kind: OnceLock<String>,
     /// The last good build's warnings, as printed.
     warnings: Mutex<Option<String>>,
-    /// The machines the last build compiled (see [`crate::fleet`]).
-    reuse: Mutex<crate::fleet::Reuse>,
+    /// What the last build made: files parsed, machines compiled.
+    kept: Mutex<snapshot::Kept>,
     log: log::Log,
     no_build_env: Environment<'static>,
 }
@@ -205,7 +220,7 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         generation: AtomicU64::new(0),
         watch_kind: OnceLock::new(),
         warnings: Mutex::new(None),
-        reuse: Mutex::default(),
+        kept: Mutex::default(),
         log: log::Log::start(),
         no_build_env: no_build_env(),
     });
@@ -325,14 +340,14 @@ impl State {
         let now = SystemTime::now();
         let t0 = Instant::now();
         let previous = self.snapshot();
-        let mut reuse = self.reuse.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let mut early = false;
         let result = stage(
             &self.root,
             &self.out,
             &self.base_url,
             previous.as_deref(),
-            &mut reuse,
+            &mut kept,
             t0,
         )
         .and_then(|staging| {
@@ -356,7 +371,7 @@ impl State {
             }
             done.map(|(stats, warnings)| (snap, stats, warnings))
         });
-        drop((previous, reuse));
+        drop((previous, kept));
         let time = log::clock(now);
         match result {
             Ok((snap, stats, warnings)) => {

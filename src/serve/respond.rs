@@ -280,10 +280,11 @@ pub(super) fn serve_file(
     w: &mut dyn Write,
     out: &mut Outcome,
 ) {
-    let answer = http::answer(conds, !head_only, &entry.etag, entry.modified, entry.size);
+    let etag = entry.etag();
+    let answer = http::answer(conds, !head_only, &etag, entry.modified, entry.size);
     let validators = |h: http::Head| {
-        h.header("ETag", entry.etag.clone())
-            .header("Last-Modified", entry.last_modified.clone())
+        h.header("ETag", etag.clone())
+            .header("Last-Modified", http::http_date(entry.modified))
             .header("Cache-Control", http::cache_control(key))
     };
     let (status, start, end) = match answer {
@@ -330,7 +331,7 @@ pub(super) fn serve_file(
             Ok(n) => out.sent = n,
             Err(_) => out.complete = false,
         },
-        Body::Disk => {
+        Body::Disk { .. } => {
             let mut file = match open_beneath(http_dir, key) {
                 Ok(f)
                     if f.metadata()

@@ -12,11 +12,12 @@ use minijinja::Value;
 use rayon::prelude::*;
 
 use super::overview::overview_env;
-use super::{Body, Failure, FileEntry, Finished, Snapshot, http, log};
+use super::{Body, Failure, FileEntry, Finished, Snapshot, log};
 use crate::Compiled;
 use crate::context::{INDEX_FILE, ReportIndex};
 use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
 use crate::fleet::Reuse;
+use crate::load::Parsed;
 use crate::render;
 use crate::site::Artifact;
 use crate::tree::{Content, Tree};
@@ -50,6 +51,14 @@ impl Failure {
             .filter(|p| p.severity == Severity::Error)
             .count()
     }
+}
+
+/// What the builds before made that the next one takes instead of making
+/// it again: the machine files parsed, the machines compiled.
+#[derive(Default)]
+pub(super) struct Kept {
+    parsed: Parsed,
+    machines: Reuse,
 }
 
 /// A build staged ([`crate::stage`]), indexed and ready to serve, and
@@ -153,13 +162,13 @@ pub(super) fn find(
 /// Stages a build of the site at `root` ([`crate::stage`]): the snapshot
 /// to serve (its files share the tree's bytes), and the rest to do; or the
 /// failure (and its text for the terminal). `previous`: the snapshot served
-/// until now; `reuse`: the machines the builds before compiled.
+/// until now; `kept`: what the builds before made.
 pub(super) fn stage(
     root: &Path,
     out: &Path,
     base_url: &str,
     previous: Option<&Snapshot>,
-    reuse: &mut Reuse,
+    kept: &mut Kept,
     t0: Instant,
 ) -> Result<Staging, (Failure, String)> {
     let opts = crate::Options {
@@ -167,15 +176,19 @@ pub(super) fn stage(
         base_url: Some(base_url.to_string()),
         ..Default::default()
     };
-    let staged = crate::check(root, &opts)
-        .and_then(|checked| crate::stage(checked, &opts, Some(reuse)))
+    let staged = crate::check_reusing(root, &opts, Some(&mut kept.parsed))
+        .and_then(|checked| crate::stage(checked, &opts, Some(&mut kept.machines)))
         .map_err(|e| Failure::message(e.to_string()))?;
     let color = crate::diag::color_stderr();
     let staged = match staged {
         Compiled::Built(b) => b,
         Compiled::Invalid { sources, diags } => return Err(invalid(&sources, &diags, color)),
     };
-    let files = index(&staged.tree, previous, SystemTime::now(), &HashMap::new());
+    let plan = &staged.plan;
+    let (files, machines) = rayon::join(
+        || index(&staged.tree, previous, SystemTime::now(), &HashMap::new()),
+        || log::Machines::from_plan(plan),
+    );
     let mut artifact_dirs: Vec<PathBuf> = staged
         .site
         .images
@@ -188,12 +201,11 @@ pub(super) fn stage(
         .collect();
     artifact_dirs.sort();
     artifact_dirs.dedup();
-    let plan = &staged.plan;
     let snap = Snapshot {
         files,
         finished: Finishing::default(),
         http_dir: out.join("http"),
-        machines: log::Machines::from_plan(plan),
+        machines,
         built_at: SystemTime::now(),
         took: t0.elapsed(),
         site_name: plan.site.clone(),
@@ -320,16 +332,16 @@ impl Snapshot {
 fn disk_files_in(files: &HashMap<String, FileEntry>, served: &HashMap<String, FileEntry>) -> bool {
     files.iter().all(|(rel, e)| match e.body {
         Body::Memory(_) => true,
-        Body::Disk => served
+        Body::Disk { .. } => served
             .get(rel)
-            .is_some_and(|p| matches!(p.body, Body::Disk) && p.etag == e.etag),
+            .is_some_and(|p| matches!(p.body, Body::Disk { .. }) && p.blake3() == e.blake3()),
     })
 }
 
 /// The served index of the tree's `http/` files but those in `except`:
 /// their ETags are the hashes the manifest was made of (hashed once, kept
 /// by the tree), and a file the `previous` snapshot served with the same
-/// ETag keeps its modification time (the writer kept the file); any other
+/// hash keeps its modification time (the writer kept the file); any other
 /// is modified `now`. Nothing is read back from disk.
 pub(super) fn index(
     tree: &Tree,
@@ -337,7 +349,6 @@ pub(super) fn index(
     now: SystemTime,
     except: &HashMap<String, FileEntry>,
 ) -> HashMap<String, FileEntry> {
-    let now_text = http::http_date(now);
     let finished = previous.and_then(|p| p.finished.now());
     let served = |rel: &str| {
         let p = previous?;
@@ -345,50 +356,57 @@ pub(super) fn index(
             .get(rel)
             .or_else(|| finished.as_ref()?.files.get(rel))
     };
-    tree.files
+    let entries: Vec<(String, FileEntry)> = tree
+        .files
         .par_iter()
         .filter_map(|(path, content)| {
             let rel = path.strip_prefix("http/")?;
             if except.contains_key(rel) {
                 return None;
             }
-            let etag = format!("\"{}\"", content.blake3());
-            let (modified, last_modified) = match served(rel) {
-                Some(e) if e.etag == etag => (e.modified, e.last_modified.clone()),
-                _ => (now, now_text.clone()),
-            };
-            let size = content.size();
             let body = match content {
                 Content::Bytes(b) => Body::Memory(b.clone()),
-                Content::Copy { .. } => Body::Disk,
+                Content::Copy { blake3, .. } => Body::Disk {
+                    blake3: blake3.clone(),
+                },
             };
-            let entry = FileEntry {
-                size,
-                etag,
-                modified,
-                last_modified,
+            let mut entry = FileEntry {
+                size: content.size(),
+                modified: now,
                 body,
             };
+            if let Some(e) = served(rel).filter(|e| e.blake3() == entry.blake3()) {
+                entry.modified = e.modified;
+            }
             Some((rel.to_string(), entry))
         })
-        .collect()
+        .collect();
+    let mut index = HashMap::with_capacity(entries.len());
+    index.extend(entries);
+    index
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(etag: &str, disk: bool) -> FileEntry {
+    /// A file whose content is `tag`; on disk, its hash is `tag`.
+    fn entry(tag: &str, disk: bool) -> FileEntry {
         FileEntry {
             size: 1,
-            etag: format!("\"{etag}\""),
             modified: SystemTime::UNIX_EPOCH,
-            last_modified: String::new(),
             body: match disk {
-                true => Body::Disk,
-                false => Body::Memory(b"x".to_vec().into()),
+                true => Body::Disk {
+                    blake3: tag.to_string(),
+                },
+                false => Body::Memory(tag.as_bytes().to_vec().into()),
             },
         }
+    }
+
+    /// The ETag of a file in memory whose content is `tag`.
+    fn etag(tag: &str) -> Option<String> {
+        Some(entry(tag, false).etag())
     }
 
     fn files(list: &[(&str, &str, bool)]) -> HashMap<String, FileEntry> {
@@ -431,7 +449,7 @@ mod tests {
     ) -> Option<String> {
         let current = || Some(current.lock().unwrap().clone());
         std::thread::scope(|scope| {
-            let asked = scope.spawn(|| find(&current, key).and_then(|(_, e)| e).map(|e| e.etag));
+            let asked = scope.spawn(|| find(&current, key).and_then(|(_, e)| e).map(|e| e.etag()));
             std::thread::sleep(std::time::Duration::from_millis(100));
             assert!(
                 !asked.is_finished(),
@@ -448,16 +466,16 @@ mod tests {
         let current = Mutex::new(Arc::clone(&staged));
         let found = |key: &str| {
             let current = || Some(current.lock().unwrap().clone());
-            find(&current, key).and_then(|(_, e)| e).map(|e| e.etag)
+            find(&current, key).and_then(|(_, e)| e).map(|e| e.etag())
         };
         // The staged files are served at once.
-        assert_eq!(found("machines/m.ipxe").as_deref(), Some("\"s2\""));
+        assert_eq!(found("machines/m.ipxe"), etag("s2"));
         let manifest = asked_while(&current, "manifest.json", || {
             staged
                 .finished
                 .finish(finished_with(files(&[("manifest.json", "m2", false)])));
         });
-        assert_eq!(manifest.as_deref(), Some("\"m2\""));
+        assert_eq!(manifest, etag("m2"));
         // Once finished, a path neither part holds is not found.
         assert_eq!(found("nothing"), None);
     }
@@ -475,7 +493,7 @@ mod tests {
             *current.lock().unwrap() = Arc::clone(&before);
             staged.finished.fail();
         });
-        assert_eq!(manifest.as_deref(), Some("\"m1\""));
+        assert_eq!(manifest, etag("m1"));
         // A failed build's part stays unset; one set already stays.
         assert!(staged.finished.now().is_none());
         before.finished.fail();

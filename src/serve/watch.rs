@@ -30,7 +30,7 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, new_debounc
 use crate::diag::warning_line;
 
 /// Quiet time after the last event before a rebuild.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// How often the polling watcher looks.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 

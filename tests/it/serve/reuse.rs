@@ -112,3 +112,31 @@ fn every_kind_of_change_is_served_like_a_fresh_build() {
     });
     assert_eq!(unchanged(&serve), 0, "{}", serve.log());
 }
+
+/// A machine file that does not parse is parsed again on every rebuild
+/// (only files read without a problem are taken from the last one): its
+/// error stays until it is fixed, whatever else changes.
+#[test]
+fn a_machine_file_with_a_problem_is_read_again_on_every_rebuild() {
+    let s = Site::example();
+    let serve = Serve::start(&s, &BASE);
+    let g = serve.generation();
+    // An unknown key: the rest of the file is read (and could be kept).
+    s.append(
+        "machines/rack1.toml",
+        "\n[[machine]]\nname = \"k8s-w9\"\nmac = \"52:54:00:00:99:01\"\ncolour = \"red\"\n",
+    );
+    serve.wait_build(g);
+    let problem = |serve: &Serve| serve.status()["error"]["problems"][0]["at"].clone();
+    let at = problem(&serve);
+    assert!(
+        at.as_str()
+            .is_some_and(|a| a.starts_with("machines/rack1.toml:")),
+        "{:#}",
+        serve.status()
+    );
+    let g = serve.generation();
+    s.append("roles/storage.toml", "\n# a comment\n");
+    serve.wait_build(g);
+    assert_eq!(problem(&serve), at, "{:#}", serve.status());
+}
