@@ -44,13 +44,17 @@ struct Candidate<'l> {
     /// The role it names (its own, else its file's) and whether that role
     /// must give it an image.
     role: Option<(&'l S<String>, bool)>,
+    /// Its name as names are compared (lowercase).
+    name_key: String,
     /// Each valid MAC and where it is written: `machine.macs` gets those
     /// no machine before it has.
     macs: Vec<(Mac, Loc)>,
-    /// Where its IP address, UUID and serial number are written.
-    ip: Option<Loc>,
-    uuid: Option<Loc>,
-    serial: Option<Loc>,
+    /// Where its IP address is written, and the machine as a clash names it.
+    ip: Option<(Loc, String)>,
+    /// Its UUID's and serial number's keys among the site's ids (`uuid-…`,
+    /// `serial-…`), and where they are written.
+    uuid: Option<(String, Loc)>,
+    serial: Option<(String, Loc)>,
     diags: Diags,
 }
 
@@ -80,16 +84,17 @@ pub(super) fn machines(
                 .map(move |m| (*file, (&mf.defaults, labels), m))
         })
         .collect();
-    let mut candidates = each
+    let candidates = each
         .into_par_iter()
         .map(|(file, d, m)| candidate(loaded, roles, images, dhcp, file, d, m))
-        .collect::<Vec<_>>()
-        .into_iter();
-    let mut out: Vec<Machine> = Vec::new();
+        .collect::<Vec<_>>();
+    let n = candidates.len();
+    let mut candidates = candidates.into_iter();
+    let mut out: Vec<Machine> = Vec::with_capacity(n);
     let mut reservations = Vec::new();
     let mut taken = Taken {
-        names: HashMap::new(),
-        macs: HashMap::new(),
+        names: HashMap::with_capacity(n),
+        macs: HashMap::with_capacity(n),
         // Addresses taken: the DHCP servers' first (a machine may not
         // reserve them), then each machine's.
         ips: match dhcp {
@@ -99,6 +104,7 @@ pub(super) fn machines(
         ids: HashMap::new(),
         role_errors: BTreeSet::new(),
     };
+    taken.ips.reserve(n);
     for (file, mf) in &loaded.machine_files {
         if let Some(r) = &mf.defaults.role {
             check_role_ref(cx, roles, *file, r, false, &mut taken.role_errors);
@@ -163,6 +169,8 @@ fn candidate<'l>(
 
     let uuid = m.uuid.as_ref().and_then(|u| uuid(&mut diags, file, u));
     let serial = m.serial.as_ref().and_then(|s| serial(&mut diags, file, s));
+    let uuid_key = uuid.as_ref().map(|u| format!("uuid-{u}"));
+    let serial_key = serial.as_ref().map(|s| format!("serial-{s}"));
     if !boots {
         unused_by_reservation(&mut diags, file, m);
     }
@@ -247,10 +255,19 @@ fn candidate<'l>(
         boots,
         file,
         role: role_ref,
+        name_key: name.to_ascii_lowercase(),
         macs,
-        ip: m.ip.as_ref().map(|s| loc(file, s)),
-        uuid: m.uuid.as_ref().map(|s| loc(file, s)),
-        serial: m.serial.as_ref().map(|s| loc(file, s)),
+        ip: m.ip.as_ref().map(|s| (loc(file, s), format!("`{name}`"))),
+        uuid: m
+            .uuid
+            .as_ref()
+            .zip(uuid_key)
+            .map(|(s, key)| (key, loc(file, s))),
+        serial: m
+            .serial
+            .as_ref()
+            .zip(serial_key)
+            .map(|(s, key)| (key, loc(file, s))),
         diags,
     }
 }
@@ -275,7 +292,7 @@ fn claim_all(cx: &mut Ctx, roles: &BTreeMap<String, Role>, taken: &mut Taken, c:
     }
     let m = &mut c.machine;
     let name = &m.name;
-    let key = name.to_ascii_lowercase();
+    let key = std::mem::take(&mut c.name_key);
     if let Some(first) = taken.names.get(&key) {
         cx.diags.push(
             Diag::error(format!("machine name `{name}` is used twice"))
@@ -299,24 +316,24 @@ fn claim_all(cx: &mut Ctx, roles: &BTreeMap<String, Role>, taken: &mut Taken, c:
             m.macs.push(mac);
         }
     }
-    if let (Some(ip), Some(il)) = (m.ip, c.ip.take()) {
+    if let (Some(ip), Some((il, shown))) = (m.ip, c.ip.take()) {
         if let Some((first, owner)) = taken.ips.get(&ip) {
             cx.diags.push(
                 Diag::error(format!("IP address {ip} is used twice"))
-                    .at(il, format!("again here, for `{name}`"))
+                    .at(il, format!("again here, for {shown}"))
                     .also(first.clone(), format!("first used by {owner}")),
             );
         } else {
-            taken.ips.insert(ip, (il, format!("`{name}`")));
+            taken.ips.insert(ip, (il, shown));
         }
     }
-    if let (Some(u), Some(at)) = (&m.uuid, c.uuid.take())
-        && claim(cx, taken, format!("uuid-{u}"), at, name, "UUID").is_none()
+    if let Some((key, at)) = c.uuid.take()
+        && claim(cx, taken, key, at, name, "UUID").is_none()
     {
         m.uuid = None;
     }
-    if let (Some(s), Some(at)) = (&m.serial, c.serial.take())
-        && claim(cx, taken, format!("serial-{s}"), at, name, "serial number").is_none()
+    if let Some((key, at)) = c.serial.take()
+        && claim(cx, taken, key, at, name, "serial number").is_none()
     {
         m.serial = None;
     }
