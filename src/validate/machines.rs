@@ -27,6 +27,10 @@ struct Taken {
     ids: HashMap<String, (Loc, String)>,
     /// Role references reported already, by (file, offset).
     role_errors: BTreeSet<(FileId, usize)>,
+    /// The last role reference checked (file, offset, whether it must
+    /// give an image): checking it again reports nothing, and the machines
+    /// of a file mostly share its `[defaults]` one.
+    last_role: Option<(FileId, usize, bool)>,
 }
 
 fn merged_vars(base: &Vars, over: &Vars) -> Vars {
@@ -103,6 +107,7 @@ pub(super) fn machines(
         },
         ids: HashMap::new(),
         role_errors: BTreeSet::new(),
+        last_role: None,
     };
     taken.ips.reserve(n);
     for (file, mf) in &loaded.machine_files {
@@ -288,7 +293,11 @@ fn label_map(labels: &BTreeMap<String, model::Label>) -> BTreeMap<String, String
 /// and its role, reported once per place.
 fn claim_all(cx: &mut Ctx, roles: &BTreeMap<String, Role>, taken: &mut Taken, c: &mut Candidate) {
     if let Some((r, needs_image)) = c.role {
-        check_role_ref(cx, roles, c.file, r, needs_image, &mut taken.role_errors);
+        let place = Some((c.file, r.span().start, needs_image));
+        if taken.last_role != place {
+            check_role_ref(cx, roles, c.file, r, needs_image, &mut taken.role_errors);
+            taken.last_role = place;
+        }
     }
     let m = &mut c.machine;
     let name = &m.name;
