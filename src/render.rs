@@ -34,10 +34,12 @@ pub fn files(
     site: &Site,
     plan: &Plan,
     grub_tftp: bool,
-    files: Vec<(String, Bytes)>,
+    mut files: Vec<(String, Bytes)>,
     diags: &mut Diags,
 ) -> Tree {
-    // Sorted, then built at once (not inserted one by one).
+    // Sorted on all cores (stable: the map keeps the last of a path, as
+    // it would have), then built at once, not inserted one by one.
+    files.par_sort_by(|a, b| a.0.cmp(&b.0));
     let mut tree = Tree {
         files: files
             .into_iter()
