@@ -844,12 +844,22 @@ fn the_log_names_the_machine_behind_each_request() {
 // Rebuilds
 // ---------------------------------------------------------------------------
 
+/// The `basic` fixture's first machine's script: its role's tier is gold.
+const GOLD_SCRIPT: &str = "/machines/52-54-00-aa-bb-01.ipxe";
+
+/// A server on `s`, the `basic` fixture (`extra`: its switches), and
+/// [`GOLD_SCRIPT`] as it first serves it.
+fn serving_gold(s: &Site, extra: &[&str]) -> (Serve, String) {
+    let serve = Serve::start(s, extra);
+    let before = serve.get(GOLD_SCRIPT).text();
+    assert!(before.contains("worker.tier=gold"), "{before}");
+    (serve, before)
+}
+
 fn edit_break_fix(extra: &[&str]) {
     let s = site(None);
-    let serve = Serve::start(&s, extra);
-    let script = "/machines/52-54-00-aa-bb-01.ipxe";
-    let before = serve.get(script).text();
-    assert!(before.contains("worker.tier=gold"), "{before}");
+    let (serve, _) = serving_gold(&s, extra);
+    let script = GOLD_SCRIPT;
 
     // an edit: the new content appears
     let g = serve.generation();
@@ -924,10 +934,8 @@ fn edit_break_and_fix_while_serving_by_polling() {
 #[test]
 fn a_build_whose_tree_cannot_be_written_is_not_served() {
     let s = site(None);
-    let serve = Serve::start(&s, &[]);
-    let script = "/machines/52-54-00-aa-bb-01.ipxe";
-    let before = serve.get(script).text();
-    assert!(before.contains("worker.tier=gold"), "{before}");
+    let (serve, before) = serving_gold(&s, &[]);
+    let script = GOLD_SCRIPT;
     let foreign = s.path(".bootc-serve/tree/notes.txt");
     fs::write(&foreign, "an operator's notes\n").unwrap();
 
@@ -960,10 +968,8 @@ fn a_build_whose_tree_cannot_be_written_is_not_served() {
 #[test]
 fn a_build_whose_summaries_fail_is_not_served() {
     let s = site(None);
-    let serve = Serve::start(&s, &[]);
-    let script = "/machines/52-54-00-aa-bb-01.ipxe";
-    let before = serve.get(script).text();
-    assert!(before.contains("worker.tier=gold"), "{before}");
+    let (serve, before) = serving_gold(&s, &[]);
+    let script = GOLD_SCRIPT;
     let manifest = serve.get("/manifest.json").text();
 
     // The report breaks first (nothing else changed), then a machine's
