@@ -77,8 +77,8 @@ pub fn compile(
     let outcomes: Vec<Outcome> = site
         .machines
         .par_iter()
-        .map(|m| {
-            let key = inputs.as_ref().map(|i| i.key(m));
+        .map_init(Fields::default, |f, m| {
+            let key = inputs.as_ref().map(|i| i.key(m, f));
             if let (Some(k), Some(before)) = (key, before)
                 && let Some(done) = before.machines.get(&k)
             {
@@ -122,12 +122,16 @@ pub fn compile(
             }
         })
         .collect();
+    let files = outcomes
+        .iter()
+        .map(|o| o.made.as_ref().map_or(0, |d| d.files.len()))
+        .sum();
     let mut fleet = Fleet {
         resolved: Vec::with_capacity(outcomes.len()),
-        files: Vec::new(),
+        files: Vec::with_capacity(files),
         reused: 0,
     };
-    let mut kept = HashMap::new();
+    let mut kept = HashMap::with_capacity(outcomes.len());
     for o in outcomes {
         diags.extend(o.diags);
         fleet.reused += usize::from(o.reused);
@@ -149,16 +153,12 @@ pub fn compile(
 /// artifacts' and loaders' hashes, the iPXE binaries present), the
 /// site's settings a preview changes (base-url, allowed hosts), and what
 /// the loaders derive from every machine (the site's view, where GRUB
-/// configs go).
-struct Inputs(blake3::Hasher);
+/// configs go): hashed once.
+struct Inputs(blake3::Hash);
 
 impl Inputs {
     fn new(site: &Site, sources: &Sources, boot: &BootPlan) -> Inputs {
-        let mut h = blake3::Hasher::new();
-        let mut field = |bytes: &[u8]| {
-            h.update(&(bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
+        let mut f = Fields::default();
         let machine_files: std::collections::HashSet<_> = site
             .machines
             .iter()
@@ -166,29 +166,34 @@ impl Inputs {
             .chain(site.reservations.iter().map(|r| r.loc.file))
             .collect();
         for id in sources.ids().filter(|id| !machine_files.contains(id)) {
-            field(sources.name(id).as_bytes());
-            field(sources.text(id).as_bytes());
+            f.str(sources.name(id));
+            f.str(sources.text(id));
         }
         for image in site.images.values() {
-            field(&serde_json::to_vec(&ImagePlan::new(image)).unwrap_or_default());
+            f.bytes(&serde_json::to_vec(&ImagePlan::new(image)).unwrap_or_default());
         }
-        for (name, f) in &site.uefi.loaders {
-            field(format!("{name:?} {} {}", f.source.path.display(), f.blake3).as_bytes());
+        for (name, l) in &site.uefi.loaders {
+            f.debug(format_args!(
+                "{name:?} {} {}",
+                l.source.path.display(),
+                l.blake3
+            ));
         }
-        for (name, f) in &site.ipxe.binaries {
-            field(format!("{name} {}", f.path.display()).as_bytes());
+        for (name, b) in &site.ipxe.binaries {
+            f.debug(format_args!("{name} {}", b.path.display()));
         }
-        field(format!("{:?} {:?}", site.base_url, site.allowed_hosts).as_bytes());
-        field(&serde_json::to_vec(&boot.site).unwrap_or_default());
-        field(format!("{:?} {}", boot.grub, boot.arm64_grub).as_bytes());
-        Inputs(h)
+        f.debug(format_args!("{:?} {:?}", site.base_url, site.allowed_hosts));
+        f.bytes(&serde_json::to_vec(&boot.site).unwrap_or_default());
+        f.debug(format_args!("{:?} {}", boot.grub, boot.arm64_grub));
+        Inputs(blake3::hash(&f.0))
     }
 
     /// The key of machine `m` compiled from these inputs: every field but
     /// where it is written (which only its problems show, and a machine
     /// with a problem is not kept), so an edit of one machine leaves the
-    /// keys of the others in its file as they are.
-    fn key(&self, m: &Machine) -> blake3::Hash {
+    /// keys of the others in its file as they are. `f`: a buffer to
+    /// encode it in (one per thread).
+    fn key(&self, m: &Machine, f: &mut Fields) -> blake3::Hash {
         let Machine {
             name,
             macs,
@@ -204,14 +209,146 @@ impl Inputs {
             vars,
             loc: _,
         } = m;
-        let args: Vec<&str> = kernel_args.iter().map(|t| t.text.as_str()).collect();
-        let mut h = self.0.clone();
-        // Formatted straight into the hasher (it cannot fail).
-        let _ = write!(
-            h,
-            "{name:?} {macs:?} {ip:?} {role:?} {image:?} {uuid:?} {serial:?} {reinstall:?} \
-             {secure_boot:?} {args:?} {labels:?} {vars:?}"
-        );
-        h.finalize()
+        f.0.clear();
+        f.bytes(self.0.as_bytes());
+        f.str(name);
+        f.count(macs.len());
+        for mac in macs {
+            f.bytes(&mac.0);
+        }
+        f.opt(ip.map(|ip| ip.octets()).as_ref().map(|o| &o[..]));
+        f.str(role);
+        for s in [image, uuid, serial, reinstall] {
+            f.opt(s.as_deref().map(str::as_bytes));
+        }
+        f.opt(secure_boot.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..]));
+        f.count(kernel_args.len());
+        for arg in kernel_args {
+            f.str(&arg.text);
+        }
+        f.count(labels.len());
+        for (k, v) in labels.iter() {
+            f.str(k);
+            f.str(v);
+        }
+        // Mostly none; a value's Debug form is complete.
+        match vars.is_empty() {
+            true => f.count(0),
+            false => f.debug(format_args!("{vars:?}")),
+        }
+        blake3::hash(&f.0)
+    }
+}
+
+/// Fields encoded one after another, each told apart from the next by its
+/// length (or, for a list, its count) written before it.
+#[derive(Default)]
+struct Fields(Vec<u8>);
+
+impl Fields {
+    fn count(&mut self, n: usize) {
+        self.0.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.count(b.len());
+        self.0.extend_from_slice(b);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// None, then Some of each value, are told apart.
+    fn opt(&mut self, b: Option<&[u8]>) {
+        match b {
+            None => self.0.push(0),
+            Some(b) => {
+                self.0.push(1);
+                self.bytes(b);
+            }
+        }
+    }
+
+    /// A value's text form: its length is known once it is written.
+    fn debug(&mut self, args: std::fmt::Arguments) {
+        let at = self.0.len();
+        self.count(0);
+        let _ = self.0.write_fmt(args);
+        let n = (self.0.len() - at - 8) as u64;
+        self.0[at..at + 8].copy_from_slice(&n.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use super::*;
+    use crate::diag::Loc;
+    use crate::site::{Mac, Tpl};
+
+    fn machine() -> Machine {
+        Machine {
+            name: "m1".into(),
+            macs: vec![Mac([0x52, 0x54, 0, 0, 0, 1])],
+            ip: Some([10, 0, 0, 1].into()),
+            role: "worker".into(),
+            image: None,
+            uuid: None,
+            serial: Some("s1".into()),
+            reinstall: None,
+            secure_boot: None,
+            kernel_args: vec![Tpl {
+                text: "quiet".into(),
+                loc: Loc::new(0, 0..5),
+            }],
+            labels: Arc::new(BTreeMap::from([("rack".into(), "r1".into())])),
+            vars: Default::default(),
+            loc: Loc::new(0, 0..10),
+        }
+    }
+
+    #[test]
+    fn a_machine_key_changes_with_every_field_and_not_with_its_place() {
+        let inputs = Inputs(blake3::hash(b"site"));
+        let mut f = Fields::default();
+        let key = |m: &Machine, f: &mut Fields| inputs.key(m, f);
+        let edits: Vec<fn(&mut Machine)> = vec![
+            |m| m.name = "m2".into(),
+            |m| m.macs.push(Mac([0x52, 0x54, 0, 0, 0, 2])),
+            |m| m.ip = None,
+            |m| m.role = "storage".into(),
+            |m| m.image = Some("debian".into()),
+            |m| m.uuid = Some(String::new()),
+            |m| m.serial = None,
+            |m| m.reinstall = Some("t1".into()),
+            |m| m.secure_boot = Some(false),
+            |m| m.kernel_args[0].text = "quiet2".into(),
+            |m| m.kernel_args.clear(),
+            |m| {
+                Arc::make_mut(&mut m.labels).insert("zone".into(), "a".into());
+            },
+            |m| {
+                m.vars.insert("disk".into(), toml::Value::from("sda"));
+            },
+            // One field's bytes moved into the next one's.
+            |m| {
+                m.name = "m1w".into();
+                m.role = "orker".into();
+            },
+        ];
+        let mut seen = HashSet::from([key(&machine(), &mut f)]);
+        for (i, edit) in edits.iter().enumerate() {
+            let mut m = machine();
+            edit(&mut m);
+            assert!(seen.insert(key(&m, &mut f)), "edit {i} kept the key");
+        }
+        let mut moved = machine();
+        moved.loc = Loc::new(3, 40..50);
+        moved.kernel_args[0].loc = Loc::new(3, 45..50);
+        assert_eq!(key(&moved, &mut f), key(&machine(), &mut f));
+        let other = Inputs(blake3::hash(b"site2"));
+        assert_ne!(other.key(&machine(), &mut f), key(&machine(), &mut f));
     }
 }
