@@ -2,12 +2,12 @@
 //! unique across the site; `boot = false` machines become reservations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::artifacts::Checked;
+use super::claims;
 use super::dhcp::{check_ip_in_subnets, server_addresses};
 use super::roles::{check_role_ref, in_chain};
 use super::{Ctx, loc, parse_ip, templates_list};
@@ -17,22 +17,6 @@ use crate::load::Loaded;
 use crate::model::{self, S, Vars};
 use crate::site::*;
 
-/// What the machines seen so far hold: names, MACs and addresses must be
-/// unique across the site.
-struct Taken {
-    names: HashMap<String, Loc>,
-    macs: HashMap<Mac, (Loc, String)>,
-    ips: HashMap<Ipv4Addr, (Loc, String)>,
-    /// UUIDs and serials: `uuid-…`/`serial-…` -> (place, machine).
-    ids: HashMap<String, (Loc, String)>,
-    /// Role references reported already, by (file, offset).
-    role_errors: BTreeSet<(FileId, usize)>,
-    /// The last role reference checked (file, offset, whether it must
-    /// give an image): checking it again reports nothing, and the machines
-    /// of a file mostly share its `[defaults]` one.
-    last_role: Option<(FileId, usize, bool)>,
-}
-
 fn merged_vars(base: &Vars, over: &Vars) -> Vars {
     let mut v = base.clone();
     v.extend(over.iter().map(|(k, x)| (k.clone(), x.clone())));
@@ -41,24 +25,24 @@ fn merged_vars(base: &Vars, over: &Vars) -> Vars {
 
 /// One `[[machine]]` checked on its own (the machines on all cores), and
 /// what the checks across machines (in order, on one core) need of it.
-struct Candidate<'l> {
-    machine: Machine,
+pub(super) struct Candidate<'l> {
+    pub machine: Machine,
     boots: bool,
     file: FileId,
     /// The role it names (its own, else its file's) and whether that role
     /// must give it an image.
     role: Option<(&'l S<String>, bool)>,
     /// Its name as names are compared (lowercase).
-    name_key: String,
+    pub name_key: String,
     /// Each valid MAC and where it is written: `machine.macs` gets those
     /// no machine before it has.
-    macs: Vec<(Mac, Loc)>,
+    pub macs: Vec<(Mac, Loc)>,
     /// Where its IP address is written, and the machine as a clash names it.
-    ip: Option<(Loc, String)>,
+    pub ip: Option<(Loc, String)>,
     /// Its UUID's and serial number's keys among the site's ids (`uuid-…`,
     /// `serial-…`), and where they are written.
-    uuid: Option<(String, Loc)>,
-    serial: Option<(String, Loc)>,
+    pub uuid: Option<(String, Loc)>,
+    pub serial: Option<(String, Loc)>,
     diags: Diags,
 }
 
@@ -93,31 +77,46 @@ pub(super) fn machines(
         .map(|(file, d, m)| candidate(loaded, roles, images, dhcp, file, d, m))
         .collect::<Vec<_>>();
     let n = candidates.len();
-    let mut candidates = candidates.into_iter();
+    let servers = match dhcp {
+        // Addresses the DHCP servers hold: a machine may not reserve them.
+        Some(_) => server_addresses(cx),
+        None => HashMap::new(),
+    };
+    let clashes = claims::clashes(&candidates, &servers);
+    cx.diags.list.extend(clashes.diags);
+    let mut candidates = candidates.into_iter().enumerate();
     let mut out: Vec<Machine> = Vec::with_capacity(n);
     let mut reservations = Vec::new();
-    let mut taken = Taken {
-        names: HashMap::with_capacity(n),
-        macs: HashMap::with_capacity(n),
-        // Addresses taken: the DHCP servers' first (a machine may not
-        // reserve them), then each machine's.
-        ips: match dhcp {
-            Some(_) => server_addresses(cx),
-            None => HashMap::new(),
-        },
-        ids: HashMap::new(),
-        role_errors: BTreeSet::new(),
-        last_role: None,
-    };
-    taken.ips.reserve(n);
+    // Role references reported already, by (file, offset); the last one
+    // checked (file, offset, whether it must give an image): checking it
+    // again reports nothing, and the machines of a file mostly share its
+    // `[defaults]` one.
+    let mut role_errors = BTreeSet::new();
+    let mut last_role = None;
     for (file, mf) in &loaded.machine_files {
         if let Some(r) = &mf.defaults.role {
-            check_role_ref(cx, roles, *file, r, false, &mut taken.role_errors);
+            check_role_ref(cx, roles, *file, r, false, &mut role_errors);
         }
-        for mut c in candidates.by_ref().take(mf.machine.len()) {
-            claim_all(cx, roles, &mut taken, &mut c);
+        for (i, c) in candidates.by_ref().take(mf.machine.len()) {
+            if let Some((r, needs_image)) = c.role {
+                let place = Some((c.file, r.span().start, needs_image));
+                if last_role != place {
+                    check_role_ref(cx, roles, c.file, r, needs_image, &mut role_errors);
+                    last_role = place;
+                }
+            }
             cx.diags.extend(c.diags);
-            let machine = c.machine;
+            let mut machine = c.machine;
+            machine.macs = (c.macs.iter().enumerate())
+                .filter(|(j, _)| !clashes.macs.contains(&(i, *j)))
+                .map(|(_, (mac, _))| *mac)
+                .collect();
+            if clashes.uuids.contains(&i) {
+                machine.uuid = None;
+            }
+            if clashes.serials.contains(&i) {
+                machine.serial = None;
+            }
             if c.boots {
                 out.push(machine);
             } else {
@@ -288,66 +287,6 @@ fn label_map(labels: &BTreeMap<String, model::Label>) -> BTreeMap<String, String
         .collect()
 }
 
-/// What a machine may not share with the machines before it (in the
-/// order of the files): its name, MACs, address, UUID and serial number;
-/// and its role, reported once per place.
-fn claim_all(cx: &mut Ctx, roles: &BTreeMap<String, Role>, taken: &mut Taken, c: &mut Candidate) {
-    if let Some((r, needs_image)) = c.role {
-        let place = Some((c.file, r.span().start, needs_image));
-        if taken.last_role != place {
-            check_role_ref(cx, roles, c.file, r, needs_image, &mut taken.role_errors);
-            taken.last_role = place;
-        }
-    }
-    let m = &mut c.machine;
-    let name = &m.name;
-    let key = std::mem::take(&mut c.name_key);
-    if let Some(first) = taken.names.get(&key) {
-        cx.diags.push(
-            Diag::error(format!("machine name `{name}` is used twice"))
-                .at(m.loc.clone(), "second machine")
-                .also(first.clone(), "first machine")
-                .help("machine names become host names and folders: make them unique"),
-        );
-    } else {
-        taken.names.insert(key, m.loc.clone());
-    }
-    for (mac, wl) in c.macs.drain(..) {
-        if let Some((first, owner)) = taken.macs.get(&mac) {
-            cx.diags.push(
-                Diag::error(format!("MAC address {mac} is used twice"))
-                    .at(wl, format!("again here, for `{name}`"))
-                    .also(first.clone(), format!("first used by `{owner}`"))
-                    .help("one NIC belongs to one machine"),
-            );
-        } else {
-            taken.macs.insert(mac, (wl, name.clone()));
-            m.macs.push(mac);
-        }
-    }
-    if let (Some(ip), Some((il, shown))) = (m.ip, c.ip.take()) {
-        if let Some((first, owner)) = taken.ips.get(&ip) {
-            cx.diags.push(
-                Diag::error(format!("IP address {ip} is used twice"))
-                    .at(il, format!("again here, for {shown}"))
-                    .also(first.clone(), format!("first used by {owner}")),
-            );
-        } else {
-            taken.ips.insert(ip, (il, shown));
-        }
-    }
-    if let Some((key, at)) = c.uuid.take()
-        && claim(cx, taken, key, at, name, "UUID").is_none()
-    {
-        m.uuid = None;
-    }
-    if let Some((key, at)) = c.serial.take()
-        && claim(cx, taken, key, at, name, "serial number").is_none()
-    {
-        m.serial = None;
-    }
-}
-
 /// The machine's MACs (`mac` or `macs`), each a NIC's own address, and
 /// where each is written.
 fn macs(diags: &mut Diags, file: FileId, ml: &Loc, m: &model::Machine) -> Vec<(Mac, Loc)> {
@@ -456,32 +395,6 @@ fn serial(diags: &mut Diags, file: FileId, s: &S<String>) -> Option<String> {
         return None;
     }
     Some(v.clone())
-}
-
-/// Records `key` (`uuid-…`, `serial-…`) for machine `name`; an error with
-/// both places when another machine holds it.
-fn claim(
-    cx: &mut Ctx,
-    taken: &mut Taken,
-    key: String,
-    at: Loc,
-    name: &str,
-    what: &str,
-) -> Option<()> {
-    if let Some((first, owner)) = taken.ids.get(&key) {
-        cx.diags.push(
-            Diag::error(format!(
-                "{what} `{}` belongs to two machines",
-                key.split_once('-').map_or("", |x| x.1)
-            ))
-            .at(at, format!("claimed here by `{name}`"))
-            .also(first.clone(), format!("first claimed by `{owner}`"))
-            .help("a machine is found by MAC, else UUID, else serial: each must name one machine"),
-        );
-        return None;
-    }
-    taken.ids.insert(key, (at, name.to_string()));
-    Some(())
 }
 
 /// The role a machine names (its own, else its file's `[defaults]`).

@@ -8,6 +8,7 @@
 //! (roles/) and `machines` (machines/).
 
 mod artifacts;
+mod claims;
 mod content;
 mod dhcp;
 mod dhcp_options;
