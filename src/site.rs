@@ -21,26 +21,30 @@ impl Mac {
     /// Accepts the forms of SPEC section 2, in any case: `52:54:00:aa:bb:01`,
     /// `52-54-00-aa-bb-01`, Cisco's `5254.00aa.bb01` and bare `525400aabb01`.
     pub fn parse(s: &str) -> Option<Mac> {
-        let (groups, width) = if s.contains(':') {
-            (s.split(':').collect::<Vec<_>>(), 2)
-        } else if s.contains('-') {
-            (s.split('-').collect(), 2)
-        } else if s.contains('.') {
-            (s.split('.').collect(), 4)
-        } else {
-            (vec![s], 12)
+        // Split at the first of ':', '-', '.' found (none: one group).
+        let sep = [':', '-', '.'].into_iter().find(|c| s.contains(*c));
+        let width = match sep {
+            Some('.') => 4,
+            Some(_) => 2,
+            None => 12,
         };
-        if groups.len() * width != 12
-            || groups
-                .iter()
-                .any(|g| g.len() != width || !g.bytes().all(|c| c.is_ascii_hexdigit()))
-        {
+        let mut hex = [0u8; 12];
+        let mut n = 0;
+        for g in s.split(sep.unwrap_or(':')) {
+            if g.len() != width || n + width > 12 || !g.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            hex[n..n + width].copy_from_slice(g.as_bytes());
+            n += width;
+        }
+        if n != 12 {
             return None;
         }
-        let hex = groups.concat();
+        // Hex digits, checked above.
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
         let mut b = [0u8; 6];
         for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+            *byte = digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]);
         }
         Some(Mac(b))
     }

@@ -25,33 +25,55 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::plan::Plan;
+use crate::plan::{Plan, Resolved};
 use crate::site::Mac;
 use crate::templates::human_size;
 
-/// The machines of one build, for naming requests.
+/// The machines of one build, for naming requests: their plan entries
+/// (shared with the build), indexed on first use (a request is named after
+/// it is answered, so a build is served without waiting for the index).
 #[derive(Default)]
 pub struct Machines {
+    of: Vec<Arc<Resolved>>,
+    index: OnceLock<Index>,
+}
+
+#[derive(Default)]
+struct Index {
     by_mac: HashMap<Mac, String>,
     names: HashSet<String>,
 }
 
 impl Machines {
     pub fn from_plan(plan: &Plan) -> Machines {
-        let mut m = Machines::default();
-        for r in &plan.machines {
-            m.names.insert(r.name.clone());
-            for mac in &r.macs {
-                m.by_mac.insert(*mac, r.name.clone());
-            }
+        Machines {
+            of: plan.machines.clone(),
+            index: OnceLock::new(),
         }
-        m
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut ix = Index::default();
+            for r in &self.of {
+                ix.names.insert(r.name.clone());
+                for mac in &r.macs {
+                    ix.by_mac.insert(*mac, r.name.clone());
+                }
+            }
+            ix
+        })
+    }
+
+    /// Indexes them now, if no request did yet.
+    pub fn warm(&self) {
+        self.index();
     }
 
     /// The machine a tree path belongs to, if the path tells: a per-MAC
@@ -61,12 +83,12 @@ impl Machines {
         let rest = path.strip_prefix("machines/")?;
         if let Some(mac) = rest.strip_suffix(".ipxe").and_then(Mac::parse) {
             return Some(Who {
-                name: self.by_mac.get(&mac).cloned(),
+                name: self.index().by_mac.get(&mac).cloned(),
                 mac: Some(mac),
             });
         }
         let (name, _) = rest.split_once('/')?;
-        self.names.contains(name).then(|| Who {
+        self.index().names.contains(name).then(|| Who {
             name: Some(name.to_string()),
             mac: None,
         })
@@ -436,11 +458,14 @@ mod tests {
     use super::*;
 
     fn machines() -> Machines {
-        let mut m = Machines::default();
+        let mut ix = Index::default();
         let mac = Mac::parse("52:54:00:aa:bb:01").unwrap();
-        m.by_mac.insert(mac, "node01".into());
-        m.names.insert("node01".into());
-        m
+        ix.by_mac.insert(mac, "node01".into());
+        ix.names.insert("node01".into());
+        Machines {
+            of: Vec::new(),
+            index: ix.into(),
+        }
     }
 
     #[test]

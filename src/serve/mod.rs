@@ -34,6 +34,7 @@ macro_rules! say_err {
 mod conn;
 mod head;
 mod http;
+mod index;
 mod log;
 mod overview;
 pub mod recorded;
@@ -41,7 +42,6 @@ mod respond;
 mod snapshot;
 mod watch;
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ pub const WORK_DIR: &str = ".bootc-serve";
 /// overview once it is [`Finished`].
 struct Snapshot {
     /// Path under http/ -> file: every file but the summaries.
-    files: HashMap<String, FileEntry>,
+    files: index::Index,
     /// The rest, once the build is finished.
     finished: snapshot::Finishing,
     /// The tree's http/ folder on disk (for files not kept in memory).
@@ -99,7 +99,7 @@ struct Snapshot {
 /// What a snapshot serves once its build is finished.
 struct Finished {
     /// Path under http/ -> file: the summaries (the manifest).
-    files: HashMap<String, FileEntry>,
+    files: index::Index,
     /// The report's template context, and an environment holding the
     /// site's report.html.j2 (or the built-in one) and serve.html.j2.
     report: Value,
@@ -356,6 +356,10 @@ impl State {
             if early {
                 self.serve(Some(Arc::clone(&snap)));
             }
+            // Requests are named by machine once answered: the names are
+            // indexed meanwhile.
+            let named = Arc::clone(&snap);
+            rayon::spawn(move || named.machines.warm());
             let done = staging.pending.finish(&snap, previous.as_deref()).and_then(
                 |(unwritten, warnings)| {
                     let stats = unwritten.write(&self.out)?;

@@ -5,16 +5,15 @@
 //! `bootc test` gives every boot a listener of its own, so a request's
 //! listener says which boot made it.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::index::Index;
 use super::respond::{Outcome, serve_file, text_answer};
-use super::snapshot::index;
-use super::{FileEntry, conn, head, http};
+use super::{conn, head, http};
 use crate::tree::Tree;
 
 /// The files of one written tree's `http/`, ready to be served.
@@ -22,7 +21,7 @@ use crate::tree::Tree;
 pub struct Files(Arc<Inner>);
 
 struct Inner {
-    files: HashMap<String, FileEntry>,
+    files: Index,
     http_dir: PathBuf,
 }
 
@@ -46,7 +45,7 @@ impl Files {
     /// The index of `tree`, which `write::write` wrote to `out`.
     pub fn new(tree: Tree, out: &Path) -> Files {
         let http_dir = out.join("http");
-        let files = index(&tree, None, SystemTime::now(), &HashMap::new());
+        let files = Index::of(&tree, &[], SystemTime::now(), &Index::default());
         Files(Arc::new(Inner { files, http_dir }))
     }
 

@@ -3,16 +3,15 @@
 //! (its summaries rendered and indexed, [`Finished`]) and its tree
 //! written; or the [`Failure`] to show.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use minijinja::Value;
-use rayon::prelude::*;
 
+use super::index::Index;
 use super::overview::overview_env;
-use super::{Body, Failure, FileEntry, Finished, Snapshot, log};
+use super::{Failure, FileEntry, Finished, Snapshot, log};
 use crate::Compiled;
 use crate::context::{INDEX_FILE, ReportIndex};
 use crate::diag::{self, Diag, Diags, Reporter, Severity, Sources};
@@ -185,10 +184,9 @@ pub(super) fn stage(
         Compiled::Invalid { sources, diags } => return Err(invalid(&sources, &diags, color)),
     };
     let plan = &staged.plan;
-    let (files, machines) = rayon::join(
-        || index(&staged.tree, previous, SystemTime::now(), &HashMap::new()),
-        || log::Machines::from_plan(plan),
-    );
+    let files = served_before(previous, |before| {
+        Index::of(&staged.tree, before, SystemTime::now(), &Index::default())
+    });
     let mut artifact_dirs: Vec<PathBuf> = staged
         .site
         .images
@@ -205,7 +203,7 @@ pub(super) fn stage(
         files,
         finished: Finishing::default(),
         http_dir: out.join("http"),
-        machines,
+        machines: log::Machines::from_plan(plan),
         built_at: SystemTime::now(),
         took: t0.elapsed(),
         site_name: plan.site.clone(),
@@ -225,6 +223,15 @@ pub(super) fn stage(
             color,
         },
     })
+}
+
+/// `f` of the indexes `previous` serves: its own and its finished part's.
+fn served_before<R>(previous: Option<&Snapshot>, f: impl FnOnce(&[&Index]) -> R) -> R {
+    let finished = previous.and_then(|p| p.finished.now());
+    let before: Vec<&Index> = (previous.map(|p| &p.files).into_iter())
+        .chain(finished.as_deref().map(|f| &f.files))
+        .collect();
+    f(&before)
 }
 
 /// The failure of an invalid site, and its text for the terminal.
@@ -280,7 +287,9 @@ impl Pending {
             Value::from(false),
         );
         let finished = Finished {
-            files: index(&tree, previous, SystemTime::now(), &snap.files),
+            files: served_before(previous, |before| {
+                Index::of(&tree, before, SystemTime::now(), &snap.files)
+            }),
             env: overview_env(&site, &sources),
             report,
             build_id,
@@ -323,72 +332,14 @@ impl Snapshot {
     /// can be served before its own tree is written, as its other files
     /// are served from memory.
     pub(super) fn disk_files_in(&self, served: &Snapshot) -> bool {
-        self.http_dir == served.http_dir && disk_files_in(&self.files, &served.files)
+        self.http_dir == served.http_dir && self.files.disk_files_in(&served.files)
     }
-}
-
-/// Whether every file `files` serves from disk is served from disk by
-/// `served` too, with the same content.
-fn disk_files_in(files: &HashMap<String, FileEntry>, served: &HashMap<String, FileEntry>) -> bool {
-    files.iter().all(|(rel, e)| match e.body {
-        Body::Memory(_) => true,
-        Body::Disk { .. } => served
-            .get(rel)
-            .is_some_and(|p| matches!(p.body, Body::Disk { .. }) && p.blake3() == e.blake3()),
-    })
-}
-
-/// The served index of the tree's `http/` files but those in `except`:
-/// their ETags are the hashes the manifest was made of (hashed once, kept
-/// by the tree), and a file the `previous` snapshot served with the same
-/// hash keeps its modification time (the writer kept the file); any other
-/// is modified `now`. Nothing is read back from disk.
-pub(super) fn index(
-    tree: &Tree,
-    previous: Option<&Snapshot>,
-    now: SystemTime,
-    except: &HashMap<String, FileEntry>,
-) -> HashMap<String, FileEntry> {
-    let finished = previous.and_then(|p| p.finished.now());
-    let served = |rel: &str| {
-        let p = previous?;
-        p.files
-            .get(rel)
-            .or_else(|| finished.as_ref()?.files.get(rel))
-    };
-    let entries: Vec<(String, FileEntry)> = tree
-        .files
-        .par_iter()
-        .filter_map(|(path, content)| {
-            let rel = path.strip_prefix("http/")?;
-            if except.contains_key(rel) {
-                return None;
-            }
-            let body = match content {
-                Content::Bytes(b) => Body::Memory(b.clone()),
-                Content::Copy { blake3, .. } => Body::Disk {
-                    blake3: blake3.clone(),
-                },
-            };
-            let mut entry = FileEntry {
-                size: content.size(),
-                modified: now,
-                body,
-            };
-            if let Some(e) = served(rel).filter(|e| e.blake3() == entry.blake3()) {
-                entry.modified = e.modified;
-            }
-            Some((rel.to_string(), entry))
-        })
-        .collect();
-    let mut index = HashMap::with_capacity(entries.len());
-    index.extend(entries);
-    index
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::Body;
 
     /// A file whose content is `tag`; on disk, its hash is `tag`.
     fn entry(tag: &str, disk: bool) -> FileEntry {
@@ -409,13 +360,13 @@ mod tests {
         Some(entry(tag, false).etag())
     }
 
-    fn files(list: &[(&str, &str, bool)]) -> HashMap<String, FileEntry> {
+    fn files(list: &[(&str, &str, bool)]) -> Index {
         list.iter()
             .map(|(rel, etag, disk)| (rel.to_string(), entry(etag, *disk)))
             .collect()
     }
 
-    fn snapshot(files: HashMap<String, FileEntry>) -> Arc<Snapshot> {
+    fn snapshot(files: Index) -> Arc<Snapshot> {
         Arc::new(Snapshot {
             files,
             finished: Finishing::default(),
@@ -431,7 +382,7 @@ mod tests {
         })
     }
 
-    fn finished_with(files: HashMap<String, FileEntry>) -> Option<Arc<Finished>> {
+    fn finished_with(files: Index) -> Option<Arc<Finished>> {
         Some(Arc::new(Finished {
             files,
             report: Value::from(()),
@@ -509,7 +460,7 @@ mod tests {
             ("machines/m.ipxe", "s2", false),
             ("machines/new.ipxe", "s3", false),
         ]);
-        assert!(disk_files_in(&edited, &served));
+        assert!(edited.disk_files_in(&served));
         // Another artifact's bytes at the same path, a new artifact, or
         // one that was served from memory: not there yet.
         for changed in [
@@ -517,7 +468,7 @@ mod tests {
             files(&[("images/k", "a1", true), ("images/i", "a1", true)]),
             files(&[("machines/m.ipxe", "s1", true)]),
         ] {
-            assert!(!disk_files_in(&changed, &served));
+            assert!(!changed.disk_files_in(&served));
         }
     }
 }
