@@ -56,21 +56,21 @@ pub(super) fn clashes(
         first_holders([].into_iter(), claims, n)
     };
     let ips = || {
-        let seed = servers
-            .iter()
-            .map(|(ip, (at, what))| (*ip, (at, what.as_str())));
+        let seed = (servers.iter()).map(|(ip, (at, what))| (*ip, (at, Holder::Server(what))));
         let claims = each().filter_map(|(i, c)| {
-            let (at, shown) = c.ip.as_ref()?;
-            Some((i, c.machine.ip?, (at, shown.as_str())))
+            let name = c.machine.name.as_str();
+            Some((i, c.machine.ip?, (c.ip.as_ref()?, Holder::Machine(name))))
         });
         first_holders(seed, claims, n)
             .into_iter()
-            .map(|(i, (first, owner))| {
-                let (at, shown) = candidates[i].ip.as_ref().expect("claimed");
-                let ip = candidates[i].machine.ip.expect("claimed");
+            .map(|(i, (first, holder))| {
+                let c = &candidates[i];
+                let (Some(at), Some(ip)) = (&c.ip, c.machine.ip) else {
+                    unreachable!("a claim has both");
+                };
                 Diag::error(format!("IP address {ip} is used twice"))
-                    .at(at.clone(), format!("again here, for {shown}"))
-                    .also(first.clone(), format!("first used by {owner}"))
+                    .at(at.clone(), format!("again here, for `{}`", c.machine.name))
+                    .also(first.clone(), format!("first used by {holder}"))
             })
             .collect::<Vec<_>>()
     };
@@ -124,6 +124,23 @@ pub(super) fn clashes(
         );
     }
     out
+}
+
+/// Who holds an address: a machine (by name), or a DHCP server (what
+/// it is).
+#[derive(Clone, Copy)]
+enum Holder<'a> {
+    Machine(&'a str),
+    Server(&'a str),
+}
+
+impl std::fmt::Display for Holder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Machine(name) => write!(f, "`{name}`"),
+            Holder::Server(what) => f.write_str(what),
+        }
+    }
 }
 
 /// The claims of one kind in order (who claims, the key, what an error

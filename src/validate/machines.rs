@@ -37,8 +37,8 @@ pub(super) struct Candidate<'l> {
     /// Each valid MAC and where it is written: `machine.macs` gets those
     /// no machine before it has.
     pub macs: Vec<(Mac, Loc)>,
-    /// Where its IP address is written, and the machine as a clash names it.
-    pub ip: Option<(Loc, String)>,
+    /// Where its IP address is written.
+    pub ip: Option<Loc>,
     /// Its UUID's and serial number's keys among the site's ids (`uuid-…`,
     /// `serial-…`), and where they are written.
     pub uuid: Option<(String, Loc)>,
@@ -261,7 +261,7 @@ fn candidate<'l>(
         role: role_ref,
         name_key: name.to_ascii_lowercase(),
         macs,
-        ip: m.ip.as_ref().map(|s| (loc(file, s), format!("`{name}`"))),
+        ip: m.ip.as_ref().map(|s| loc(file, s)),
         uuid: m
             .uuid
             .as_ref()
