@@ -189,23 +189,34 @@ impl Site {
     /// The roles of `role`'s `extends` chain, the role itself first.
     pub fn role_chain<'a>(&'a self, role: &'a str) -> Vec<&'a Role> {
         let mut out: Vec<&Role> = Vec::new();
-        let mut next = Some(role);
-        while let Some(r) = next.and_then(|n| self.roles.get(n)) {
+        for r in self.chain(role) {
             // A chain is a few roles long: no set needed to see a cycle.
             if out.iter().any(|seen| seen.name == r.name) {
                 break; // a cycle, reported by validate
             }
             out.push(r);
-            next = r.extends.as_deref();
         }
         out
+    }
+
+    /// [`Site::role_chain`] without collecting it (asked for every
+    /// machine): a cycle, reported by validate, repeats roles until as
+    /// many were given as the site has.
+    fn chain<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Role> {
+        let mut next = Some(role);
+        std::iter::from_fn(move || {
+            let r = self.roles.get(next?)?;
+            next = r.extends.as_deref();
+            Some(r)
+        })
+        .take(self.roles.len())
     }
 
     /// Secure Boot for a machine of `role` (`machine` may set it): the
     /// machine's own setting, else the nearest role's, else the site's.
     pub fn secure_boot(&self, role: &str, machine: Option<bool>) -> bool {
         machine
-            .or_else(|| self.role_chain(role).iter().find_map(|r| r.secure_boot))
+            .or_else(|| self.chain(role).find_map(|r| r.secure_boot))
             .unwrap_or(self.uefi.secure_boot)
     }
 
@@ -229,14 +240,11 @@ impl Site {
     /// The installer role of `m`'s role chain, while `m` has `reinstall`.
     pub fn installer_of<'a>(&'a self, m: &'a Machine) -> Option<&'a str> {
         m.reinstall.as_ref()?;
-        self.role_chain(&m.role)
-            .iter()
-            .find_map(|r| r.installer.as_deref())
+        self.chain(&m.role).find_map(|r| r.installer.as_deref())
     }
 
     pub fn image_of(&self, role: &str) -> Option<&Image> {
-        self.role_chain(role)
-            .iter()
+        self.chain(role)
             .find_map(|r| r.image.as_deref())
             .and_then(|i| self.images.get(i))
     }

@@ -33,9 +33,9 @@ impl Index {
             .files
             .range::<str, _>((Bound::Included("http/"), Bound::Unbounded))
             .map_while(|(path, content)| Some((path.strip_prefix("http/")?, content)));
+        let mut files = Vec::with_capacity(tree.files.len().saturating_sub(except.0.len()));
         let mut before: Vec<_> = before.iter().map(|ix| Walk::new(ix)).collect();
         let mut except = Walk::new(except);
-        let mut files = Vec::with_capacity(tree.files.len());
         for (rel, content) in http {
             if except.find(rel).is_some() {
                 continue;

@@ -24,7 +24,7 @@ fn merged_vars(base: &Vars, over: &Vars) -> Vars {
 }
 
 /// One `[[machine]]` checked on its own (the machines on all cores), and
-/// what the checks across machines (in order, on one core) need of it.
+/// what the claims across machines ([`claims`]) need of it.
 pub(super) struct Candidate<'l> {
     pub machine: Machine,
     boots: bool,
