@@ -856,6 +856,24 @@ fn serving_gold(s: &Site, extra: &[&str]) -> (Serve, String) {
     (serve, before)
 }
 
+/// Edits the gold machines' tier to platinum in a site whose build then
+/// fails: the last good [`GOLD_SCRIPT`] (`before`) stays served, and the
+/// error shown names `why`.
+fn platinum_fails(s: &Site, serve: &Serve, before: &str, why: &str) {
+    let g = serve.generation();
+    s.edit("roles/base.toml", "tier = \"gold\"", "tier = \"platinum\"");
+    serve.wait_build(g);
+    assert_eq!(
+        serve.get(GOLD_SCRIPT).text(),
+        before,
+        "the last good build is served"
+    );
+    let status = serve.status();
+    let error = status["error"]["problems"][0]["message"].as_str().unwrap();
+    assert!(error.contains(why), "{status:#}");
+    serve.wait_log("build failed (1 error): still serving the build of");
+}
+
 fn edit_break_fix(extra: &[&str]) {
     let s = site(None);
     let (serve, _) = serving_gold(&s, extra);
@@ -939,18 +957,7 @@ fn a_build_whose_tree_cannot_be_written_is_not_served() {
     let foreign = s.path(".bootc-serve/tree/notes.txt");
     fs::write(&foreign, "an operator's notes\n").unwrap();
 
-    let g = serve.generation();
-    s.edit("roles/base.toml", "tier = \"gold\"", "tier = \"platinum\"");
-    serve.wait_build(g);
-    assert_eq!(
-        serve.get(script).text(),
-        before,
-        "the last written build is served"
-    );
-    let status = serve.status();
-    let error = status["error"]["problems"][0]["message"].as_str().unwrap();
-    assert!(error.contains("notes.txt"), "{status:#}");
-    serve.wait_log("build failed (1 error): still serving the build of");
+    platinum_fails(&s, &serve, &before, "notes.txt");
 
     // Once the tree can be written, the edit is served.
     fs::remove_file(&foreign).unwrap();
@@ -981,18 +988,8 @@ fn a_build_whose_summaries_fail_is_not_served() {
     );
     serve.wait_build(g);
     serve.wait_log("build failed (1 error): still serving the build of");
-    let g = serve.generation();
-    s.edit("roles/base.toml", "tier = \"gold\"", "tier = \"platinum\"");
-    serve.wait_build(g);
-    assert_eq!(
-        serve.get(script).text(),
-        before,
-        "the last good build is served"
-    );
+    platinum_fails(&s, &serve, &before, "number is not iterable");
     assert_eq!(serve.get("/manifest.json").text(), manifest);
-    let status = serve.status();
-    let error = status["error"]["problems"][0]["message"].as_str().unwrap();
-    assert!(error.contains("number is not iterable"), "{status:#}");
 
     // Fixed: the edit is served, with its own manifest.
     let g = serve.generation();
