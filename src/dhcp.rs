@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, SubnetView};
+use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, Rows, SubnetView};
 use crate::plan::Plan;
 use crate::site::{Dhcp, EfiName, Mac, Site};
 use rayon::prelude::*;
@@ -72,34 +72,37 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         )
         .collect();
     reserved.sort_by_key(|r| r.0);
-    // Each subnet's entries and the whole list: on all cores.
-    let (subnets, (hosts, machines)) = rayon::join(
-        || {
-            dhcp.subnets
-                .par_iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let (hosts, machines) = entries(&reserved, |ip| s.cidr.contains(&ip));
-                    SubnetView {
-                        id: i + 1,
-                        cidr: s.cidr.to_string(),
-                        network: s.cidr.network().to_string(),
-                        netmask: s.cidr.netmask().to_string(),
-                        broadcast: s.cidr.broadcast().to_string(),
-                        prefix: s.cidr.prefix_len(),
-                        pool_start: s.pool.map(|p| p.0.to_string()),
-                        pool_end: s.pool.map(|p| p.1.to_string()),
-                        gateway: s.gateway.map(|g| g.to_string()),
-                        dns: s.dns.iter().map(|d| d.to_string()).collect(),
-                        domain: s.domain.clone(),
-                        hosts,
-                        machines,
-                    }
-                })
-                .collect()
-        },
-        || entries(&reserved, |_| true),
-    );
+    // The site's lists hold every entry once; each subnet's are some of
+    // them (made on all cores).
+    let all = Entries::of(&reserved);
+    let subnets = dhcp
+        .subnets
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let within = |ips: &[Ipv4Addr]| -> Vec<usize> {
+                let ips = ips.iter().enumerate();
+                ips.filter(|(_, ip)| s.cidr.contains(*ip))
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            SubnetView {
+                id: i + 1,
+                cidr: s.cidr.to_string(),
+                network: s.cidr.network().to_string(),
+                netmask: s.cidr.netmask().to_string(),
+                broadcast: s.cidr.broadcast().to_string(),
+                prefix: s.cidr.prefix_len(),
+                pool_start: s.pool.map(|p| p.0.to_string()),
+                pool_end: s.pool.map(|p| p.1.to_string()),
+                gateway: s.gateway.map(|g| g.to_string()),
+                dns: s.dns.iter().map(|d| d.to_string()).collect(),
+                domain: s.domain.clone(),
+                hosts: all.hosts.pick(within(&all.host_ips)),
+                machines: all.machines.pick(within(&all.machine_ips)),
+            }
+        })
+        .collect();
     let o = &dhcp.options;
     View {
         next_server: dhcp.next_server.to_string(),
@@ -112,8 +115,8 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         domain_search: o.domain_search.clone(),
         mtu: o.mtu,
         time_offset: o.time_offset,
-        hosts,
-        machines,
+        hosts: all.hosts,
+        machines: all.machines,
         boot_url: format!("{base}boot.ipxe"),
         http_boot_url: efi64
             .filter(|_| site.uefi.http_boot)
@@ -137,35 +140,55 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
 /// address, and whether its Secure Boot differs from the site's.
 type Reserved<'a> = (&'a str, &'a [Mac], Option<Ipv4Addr>, bool);
 
-/// Host entries (one per MAC) and machine entries of the reservations
-/// whose address `within` accepts.
-fn entries(
-    reserved: &[Reserved],
-    within: impl Fn(Ipv4Addr) -> bool,
-) -> (Vec<HostView>, Vec<MachineView>) {
-    let mut hosts = Vec::new();
-    let mut machines = Vec::new();
-    for &(name, macs, ip, other) in reserved.iter().filter(|m| m.2.is_some_and(&within)) {
-        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-        machines.push(MachineView {
-            name: name.to_string(),
-            macs: macs.iter().map(|x| x.to_string()).collect(),
-            ip: ip.clone(),
-            efi64_other: other,
-        });
-        for (n, mac) in macs.iter().enumerate() {
-            hosts.push(HostView {
-                name: name.to_string(),
-                id: if n == 0 {
-                    name.to_string()
-                } else {
-                    format!("{name}_nic{n}")
-                },
-                mac: mac.to_string(),
-                ip: ip.clone(),
-                efi64_other: other,
-            });
+/// The host entries (one per MAC) and machine entries of the
+/// reservations with an address, and the address of each.
+struct Entries {
+    hosts: Rows<HostView>,
+    host_ips: Vec<Ipv4Addr>,
+    machines: Rows<MachineView>,
+    machine_ips: Vec<Ipv4Addr>,
+}
+
+impl Entries {
+    fn of(reserved: &[Reserved]) -> Entries {
+        let with_ip = || {
+            reserved
+                .iter()
+                .filter_map(|&(name, macs, ip, other)| Some((name, macs, ip?, other)))
+        };
+        let (machine_ips, machines) = with_ip()
+            .map(|(name, macs, ip, other)| {
+                let view = MachineView {
+                    name: name.to_string(),
+                    macs: macs.iter().map(|x| x.to_string()).collect(),
+                    ip: ip.to_string(),
+                    efi64_other: other,
+                };
+                (ip, view)
+            })
+            .unzip();
+        let (host_ips, hosts) = with_ip()
+            .flat_map(|(name, macs, ip, other)| {
+                macs.iter().enumerate().map(move |(n, mac)| {
+                    let view = HostView {
+                        name: name.to_string(),
+                        id: match n {
+                            0 => name.to_string(),
+                            n => format!("{name}_nic{n}"),
+                        },
+                        mac: mac.to_string(),
+                        ip: ip.to_string(),
+                        efi64_other: other,
+                    };
+                    (ip, view)
+                })
+            })
+            .unzip();
+        Entries {
+            hosts: Rows::new(hosts),
+            host_ips,
+            machines: Rows::new(machines),
+            machine_ips,
         }
     }
-    (hosts, machines)
 }

@@ -65,7 +65,7 @@ pub fn summaries(
 ) {
     // They do not depend on each other: rendered at once.
     let (dhcp_files, (plan_json, report)) = rayon::join(
-        || dhcp_files(site, r, plan),
+        || dhcp_files(site, r, plan, extras.problems_only),
         || {
             rayon::join(
                 || {
@@ -79,7 +79,8 @@ pub fn summaries(
     );
     for file in dhcp_files {
         match file {
-            Ok((out, text)) => tree.add(out, text),
+            Ok(Some((out, text))) => tree.add(out, text),
+            Ok(None) => {}
             Err(d) => diags.push(*d),
         }
     }
@@ -200,12 +201,13 @@ fn grub_images<'a>(site: &'a Site, plan: &Plan) -> Vec<&'a Image> {
     names.iter().filter_map(|n| site.images.get(*n)).collect()
 }
 
-/// dhcp/: the three DHCP server configurations, when `[dhcp]` is set.
-fn dhcp_files(
-    site: &Site,
-    r: Renderer,
-    plan: &Plan,
-) -> Vec<Result<(&'static str, String), Box<Diag>>> {
+/// A file rendered, at its path (None when rendered for its problems
+/// only), or the problem found.
+type Rendered = Result<Option<(&'static str, String)>, Box<Diag>>;
+
+/// dhcp/: the three DHCP server configurations, when `[dhcp]` is set
+/// (rendered for their problems only, and not kept, with `problems_only`).
+fn dhcp_files(site: &Site, r: Renderer, plan: &Plan, problems_only: bool) -> Vec<Rendered> {
     let Some(dhcp) = &site.dhcp else {
         return Vec::new();
     };
@@ -219,7 +221,10 @@ fn dhcp_files(
     // Each a loop over the whole fleet: rendered at once.
     crate::dhcp::outputs(dhcp)
         .par_iter()
-        .map(|(template, out)| r.render(template, &ctx, out).map(|text| (*out, text)))
+        .map(|(template, out)| match problems_only {
+            true => r.check(template, &ctx, out).map(|()| None),
+            false => r.render(template, &ctx, out).map(|text| Some((*out, text))),
+        })
         .collect()
 }
 

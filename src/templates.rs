@@ -129,6 +129,23 @@ impl Templates {
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        self.rendering(name, |t| t.render(ctx))
+    }
+
+    /// [`Templates::render`] for its problems only: the text goes nowhere
+    /// (`bootc check`), so a fleet-sized output is never held.
+    pub fn try_render(&self, name: &str, ctx: &Value) -> Result<(), minijinja::Error> {
+        self.rendering(name, |t| {
+            t.render_captured_to(ctx, std::io::sink()).map(drop)
+        })
+    }
+
+    /// `render` of template `name`, as a boot program when it is one.
+    fn rendering<T>(
+        &self,
+        name: &str,
+        render: impl FnOnce(&minijinja::Template) -> Result<T, minijinja::Error>,
+    ) -> Result<T, minijinja::Error> {
         let template = self.env.get_template(name)?;
         let lang = if self.scripts.contains(name) {
             IPXE
@@ -136,14 +153,14 @@ impl Templates {
             escape_for(name)
         };
         if lang != IPXE && lang != GRUB {
-            return template.render(ctx);
+            return render(&template);
         }
         // A boot program: every value it writes is checked (iPXE) or quoted
         // (GRUB), whatever the template does with escaping (`{% autoescape
         // false %}`) or whatever it includes. The flag is this thread's:
         // renders run in parallel.
         IN_SCRIPT.set(Some(lang == GRUB));
-        let out = template.render(ctx);
+        let out = render(&template);
         IN_SCRIPT.set(None);
         out
     }

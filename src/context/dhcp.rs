@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Describe, Field, Shape};
+use super::{Describe, Field, Rows, Shape};
 
 view! {
     pub struct DhcpSite<'a> {
@@ -50,9 +50,9 @@ view! {
         /// The subnets, in the order of [[dhcp.subnet]]
         pub subnets: Vec<SubnetView>,
         /// Every machine with a fixed address, one entry per MAC, whatever its subnet (include mode)
-        pub hosts: Vec<HostView>,
+        pub hosts: Rows<HostView>,
         /// The same, one entry per machine
-        pub machines: Vec<DhcpMachine>,
+        pub machines: Rows<DhcpMachine>,
     }
 }
 
@@ -81,9 +81,9 @@ view! {
         /// The domain name
         pub domain: Option<String>,
         /// Machines with a fixed address in this subnet: one entry per MAC
-        pub hosts: Vec<HostView>,
+        pub hosts: Rows<HostView>,
         /// The same, one entry per machine (with all its MACs)
-        pub machines: Vec<DhcpMachine>,
+        pub machines: Rows<DhcpMachine>,
     }
 }
 

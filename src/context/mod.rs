@@ -108,6 +108,96 @@ impl<T: Describe> Describe for Shared<T> {
     }
 }
 
+/// A long list of views (a fleet's DHCP hosts) that a template reads item
+/// by item: an item becomes a template value only when it is read, not
+/// the whole list at once, and lists holding the same items (a subnet's
+/// hosts and the site's) share them ([`Rows::pick`]). Templates see a
+/// list of the view; its description is the list's.
+pub struct Rows<T> {
+    items: std::sync::Arc<Vec<T>>,
+    /// Which items, in this order (all when None).
+    pick: Option<Vec<u32>>,
+}
+
+impl<T> Rows<T> {
+    pub fn new(items: Vec<T>) -> Self {
+        Rows {
+            items: std::sync::Arc::new(items),
+            pick: None,
+        }
+    }
+
+    /// The items at `which` (indexes into every item), in that order.
+    pub fn pick(&self, which: impl IntoIterator<Item = usize>) -> Self {
+        Rows {
+            items: std::sync::Arc::clone(&self.items),
+            pick: Some(
+                which
+                    .into_iter()
+                    .map(|i| u32::try_from(i).expect("fewer than 2^32 rows"))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pick.as_ref().map_or(self.items.len(), Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<&T> {
+        match &self.pick {
+            None => self.items.get(i),
+            Some(pick) => self.items.get(*pick.get(i)? as usize),
+        }
+    }
+}
+
+impl<T> Clone for Rows<T> {
+    fn clone(&self) -> Self {
+        Rows {
+            items: std::sync::Arc::clone(&self.items),
+            pick: self.pick.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rows({})", self.len())
+    }
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> minijinja::value::Object for Rows<T> {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Seq
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        Some(crate::templates::val(self.get(key.as_usize()?)?))
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Seq(self.len())
+    }
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> serde::Serialize for Rows<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Into a template value: the list itself, read as it is iterated.
+        minijinja::Value::from_object(self.clone()).serialize(s)
+    }
+}
+
+impl<T: Describe> Describe for Rows<T> {
+    fn shape() -> Shape {
+        <[T]>::shape()
+    }
+}
+
 /// A struct a template sees: serialized as is, described from the same
 /// field list (doc comments become the descriptions).
 macro_rules! view {
@@ -275,4 +365,28 @@ pub fn paths(fields: &[Field]) -> Vec<Var> {
     let mut out = Vec::new();
     walk(fields, "", false, &mut BTreeMap::new(), &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_picked_from_a_list_are_read_in_their_order() {
+        let all = Rows::new(vec!["a", "b", "c", "d"]);
+        let some = all.pick([3, 1]);
+        let mut env = minijinja::Environment::new();
+        env.add_template(
+            "t",
+            "{% for x in rows %}{{ x }}{% endfor %} {{ rows|length }} {{ rows[1] }}",
+        )
+        .unwrap();
+        let render = |rows: &Rows<&'static str>| {
+            let ctx = crate::templates::val(BTreeMap::from([("rows", rows)]));
+            env.get_template("t").unwrap().render(ctx).unwrap()
+        };
+        assert_eq!(render(&all), "abcd 4 b");
+        assert_eq!(render(&some), "db 2 b");
+        assert_eq!(serde_json::to_string(&some).unwrap(), r#"["d","b"]"#);
+    }
 }

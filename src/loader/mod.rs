@@ -39,6 +39,13 @@ impl Renderer<'_> {
             .map_err(|e| Box::new(self.templates.diag(&e, self.sources, Some(what))))
     }
 
+    /// [`Renderer::render`] for its problems only: the text is not kept.
+    pub fn check(&self, name: &str, ctx: &Value, what: &str) -> Result<(), Box<crate::diag::Diag>> {
+        self.templates
+            .try_render(name, ctx)
+            .map_err(|e| Box::new(self.templates.diag(&e, self.sources, Some(what))))
+    }
+
     /// As [`Renderer::render`], empty on error (reported in `diags`).
     pub fn render_or_empty(
         &self,

@@ -774,6 +774,22 @@ invalid!(
     }
 );
 
+// A DHCP configuration's hosts are read one by one; `check` renders the
+// configuration for its problems only (its text goes nowhere) and must
+// report the same error as `build`.
+invalid!(
+    template_undefined_in_dhcp_host,
+    "template error in templates/dhcpd.conf.j2: undefined value",
+    "templates/dhcpd.conf.j2:2:",
+    |s| {
+        s.write(
+            "templates/dhcpd.conf.j2",
+            "{% for s in dhcp.subnets %}{% for h in s.hosts %}{{ h.mac }}\n\
+             {{ h.id }} {{ h.nic.name }}\n{% endfor %}{% endfor %}",
+        );
+    }
+);
+
 invalid!(
     template_undefined_in_arg,
     "template error: undefined value",
