@@ -264,15 +264,20 @@ fn args_changes(old: &[String], new: &[String]) -> Vec<Change> {
     out
 }
 
-fn map_changes<T>(
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
+fn map_changes<'a, T>(
+    old: impl IntoIterator<Item = (&'a String, &'a String)>,
+    new: impl IntoIterator<Item = (&'a String, &'a String)>,
     make: impl Fn(String, Option<String>, Option<String>) -> T,
 ) -> Vec<T> {
-    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let old: BTreeMap<&String, &String> = old.into_iter().collect();
+    let new: BTreeMap<&String, &String> = new.into_iter().collect();
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).copied().collect();
     keys.into_iter()
         .filter(|k| old.get(*k) != new.get(*k))
-        .map(|k| make(k.clone(), old.get(k).cloned(), new.get(k).cloned()))
+        .map(|k| {
+            let v = |m: &BTreeMap<&String, &String>| m.get(k).map(|v| v.to_string());
+            make(k.clone(), v(&old), v(&new))
+        })
         .collect()
 }
 
@@ -402,9 +407,11 @@ pub(super) fn machine_changes(b: &Resolved, h: &Resolved, cx: &Context) -> Vec<C
             new,
         }
     }));
-    out.extend(map_changes(&b.labels, &h.labels, |label, old, new| {
-        Change::Label { label, old, new }
-    }));
+    out.extend(map_changes(
+        b.labels.iter(),
+        h.labels.iter(),
+        |label, old, new| Change::Label { label, old, new },
+    ));
     out
 }
 

@@ -122,7 +122,7 @@ fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 pub(super) fn boot_id(
     image: &ImageKey,
     args: &[String],
-    files: &std::collections::BTreeMap<String, String>,
+    files: &crate::plan::FileHashes,
     loader: &str,
     script: &str,
 ) -> String {
@@ -166,7 +166,13 @@ mod tests {
             file: 0,
         };
         let args = vec!["quiet".to_string(), "a=\"b\"".to_string()];
-        let files = [("user-data".to_string(), "ab".repeat(32))].into();
+        // Given out of order: hashed by name, as the JSON object is.
+        let files: crate::plan::FileHashes = [
+            ("user-data".to_string(), "ab".repeat(32)),
+            ("meta-data".to_string(), "cd".repeat(32)),
+        ]
+        .into_iter()
+        .collect();
         let value = serde_json::json!({
             "image": ImagePlan::new(&site),
             "arch": site.arch.to_string(),

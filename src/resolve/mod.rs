@@ -412,7 +412,7 @@ impl<'a, 't> Resolver<'a, 't> {
         let hash = |v: &str| blake3::hash(v.as_bytes()).to_hex().to_string();
         // The files' hashes as rendered (with the stand-ins): what the
         // boot-id covers, and the final hashes of files without them.
-        let mut files: BTreeMap<String, String> = file_contents
+        let mut files: crate::plan::FileHashes = file_contents
             .iter()
             .map(|(k, v)| (k.clone(), hash(v)))
             .collect();
