@@ -217,7 +217,8 @@ impl<'a, 't> Resolver<'a, 't> {
             .iter()
             .chain(chain.iter().rev().flat_map(|r| &r.kernel_args))
             .chain(own);
-        let mut out = Vec::new();
+        // Sized once: a fleet holds every machine's list.
+        let mut out = Vec::with_capacity(all.clone().count());
         for t in all {
             let text = match self
                 .inline
@@ -451,17 +452,20 @@ impl<'a, 't> Resolver<'a, 't> {
         }
 
         let boot = boot_view(&image.boot, "../", &kernel_args);
-        let mut fetches = vec!["boot.ipxe".to_string()];
+        let urls = boot_fetches(&boot);
+        let mut fetches = Vec::with_capacity(2 + urls.len());
+        fetches.push("boot.ipxe".to_string());
         fetches.extend(
             m.macs
                 .first()
                 .map(|mac| format!("machines/{}.ipxe", mac.hexhyp())),
         );
-        fetches.extend(
-            boot_fetches(&boot)
-                .into_iter()
-                .map(|u| u.strip_prefix("../").map(str::to_string).unwrap_or(u)),
-        );
+        fetches.extend(urls.into_iter().map(|mut u| {
+            if u.starts_with("../") {
+                u.drain(..3);
+            }
+            u
+        }));
         context.boot = Some(boot);
         let mut reaches: Vec<String> = fetches
             .iter()
@@ -471,6 +475,7 @@ impl<'a, 't> Resolver<'a, 't> {
             .collect();
         reaches.sort();
         reaches.dedup();
+        reaches.shrink_to_fit();
         let r = Resolved {
             name: m.name.clone(),
             macs: m.macs.clone(),
