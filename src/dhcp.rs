@@ -7,7 +7,9 @@
 
 use std::net::Ipv4Addr;
 
-use crate::context::{DhcpMachine as MachineView, DhcpView as View, HostView, Rows, SubnetView};
+use std::sync::Arc;
+
+use crate::context::{DhcpView as View, HostRow, Reservation, Rows, SubnetView};
 use crate::plan::Plan;
 use crate::site::{Dhcp, EfiName, Mac, Site};
 use rayon::prelude::*;
@@ -143,52 +145,39 @@ type Reserved<'a> = (&'a str, &'a [Mac], Option<Ipv4Addr>, bool);
 /// The host entries (one per MAC) and machine entries of the
 /// reservations with an address, and the address of each.
 struct Entries {
-    hosts: Rows<HostView>,
+    hosts: Rows<HostRow>,
     host_ips: Vec<Ipv4Addr>,
-    machines: Rows<MachineView>,
+    machines: Rows<Arc<Reservation>>,
     machine_ips: Vec<Ipv4Addr>,
 }
 
 impl Entries {
     fn of(reserved: &[Reserved]) -> Entries {
-        let with_ip = || {
-            reserved
-                .iter()
-                .filter_map(|&(name, macs, ip, other)| Some((name, macs, ip?, other)))
-        };
-        let (machine_ips, machines) = with_ip()
-            .map(|(name, macs, ip, other)| {
-                let view = MachineView {
+        let machines: Vec<Arc<Reservation>> = reserved
+            .iter()
+            .filter_map(|&(name, macs, ip, other)| {
+                Some(Arc::new(Reservation {
                     name: name.to_string(),
-                    macs: macs.iter().map(|x| x.to_string()).collect(),
-                    ip: ip.to_string(),
+                    macs: macs.to_vec(),
+                    ip: ip?,
                     efi64_other: other,
-                };
-                (ip, view)
+                }))
             })
-            .unzip();
-        let (host_ips, hosts) = with_ip()
-            .flat_map(|(name, macs, ip, other)| {
-                macs.iter().enumerate().map(move |(n, mac)| {
-                    let view = HostView {
-                        name: name.to_string(),
-                        id: match n {
-                            0 => name.to_string(),
-                            n => format!("{name}_nic{n}"),
-                        },
-                        mac: mac.to_string(),
-                        ip: ip.to_string(),
-                        efi64_other: other,
-                    };
-                    (ip, view)
+            .collect();
+        let hosts: Vec<HostRow> = machines
+            .iter()
+            .flat_map(|m| {
+                (0..m.macs.len()).map(|nic| HostRow {
+                    of: Arc::clone(m),
+                    nic,
                 })
             })
-            .unzip();
+            .collect();
         Entries {
+            host_ips: hosts.iter().map(|h| h.of.ip).collect(),
             hosts: Rows::new(hosts),
-            host_ips,
+            machine_ips: machines.iter().map(|m| m.ip).collect(),
             machines: Rows::new(machines),
-            machine_ips,
         }
     }
 }

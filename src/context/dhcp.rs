@@ -2,7 +2,11 @@
 
 use serde::Serialize;
 
-use super::{Describe, Field, Rows, Shape};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::{Describe, Field, Row, Rows, Shape};
+use crate::site::Mac;
 
 view! {
     pub struct DhcpSite<'a> {
@@ -50,9 +54,9 @@ view! {
         /// The subnets, in the order of [[dhcp.subnet]]
         pub subnets: Vec<SubnetView>,
         /// Every machine with a fixed address, one entry per MAC, whatever its subnet (include mode)
-        pub hosts: Rows<HostView>,
+        pub hosts: Rows<HostRow>,
         /// The same, one entry per machine
-        pub machines: Rows<DhcpMachine>,
+        pub machines: Rows<Arc<Reservation>>,
     }
 }
 
@@ -81,9 +85,9 @@ view! {
         /// The domain name
         pub domain: Option<String>,
         /// Machines with a fixed address in this subnet: one entry per MAC
-        pub hosts: Rows<HostView>,
+        pub hosts: Rows<HostRow>,
         /// The same, one entry per machine (with all its MACs)
-        pub machines: Rows<DhcpMachine>,
+        pub machines: Rows<Arc<Reservation>>,
     }
 }
 
@@ -112,6 +116,52 @@ view! {
         pub ip: String,
         /// Its UEFI firmware gets dhcp.efi64_other, not dhcp.efi64
         pub efi64_other: bool,
+    }
+}
+
+/// A reservation with an address (a machine's or a `boot = false` one),
+/// as the DHCP configurations list it: a [`DhcpMachine`] when read.
+pub struct Reservation {
+    pub name: String,
+    pub macs: Vec<Mac>,
+    pub ip: Ipv4Addr,
+    /// Its Secure Boot differs from the site's.
+    pub efi64_other: bool,
+}
+
+impl Row for Arc<Reservation> {
+    type View = DhcpMachine;
+    fn view(&self) -> DhcpMachine {
+        DhcpMachine {
+            name: self.name.clone(),
+            macs: self.macs.iter().map(Mac::to_string).collect(),
+            ip: self.ip.to_string(),
+            efi64_other: self.efi64_other,
+        }
+    }
+}
+
+/// One MAC of a reservation: a [`HostView`] when read.
+pub struct HostRow {
+    pub of: Arc<Reservation>,
+    /// Which of its MACs.
+    pub nic: usize,
+}
+
+impl Row for HostRow {
+    type View = HostView;
+    fn view(&self) -> HostView {
+        let name = &self.of.name;
+        HostView {
+            name: name.clone(),
+            id: match self.nic {
+                0 => name.clone(),
+                n => format!("{name}_nic{n}"),
+            },
+            mac: self.of.macs[self.nic].to_string(),
+            ip: self.of.ip.to_string(),
+            efi64_other: self.of.efi64_other,
+        }
     }
 }
 

@@ -108,9 +108,9 @@ impl<T: Describe> Describe for Shared<T> {
     }
 }
 
-/// A long list of views (a fleet's DHCP hosts) that a template reads item
-/// by item: an item becomes a template value only when it is read, not
-/// the whole list at once, and lists holding the same items (a subnet's
+/// A long list (a fleet's DHCP hosts) that a template reads item by item:
+/// an item is held as its [`Row`] and becomes its view, then a template
+/// value, only when it is read; lists holding the same items (a subnet's
 /// hosts and the site's) share them ([`Rows::pick`]). Templates see a
 /// list of the view; its description is the list's.
 pub struct Rows<T> {
@@ -171,13 +171,19 @@ impl<T> std::fmt::Debug for Rows<T> {
     }
 }
 
-impl<T: serde::Serialize + Send + Sync + 'static> minijinja::value::Object for Rows<T> {
+/// An item of [`Rows`]: what it holds, made into what a template sees.
+pub trait Row: Send + Sync + 'static {
+    type View: serde::Serialize + Describe;
+    fn view(&self) -> Self::View;
+}
+
+impl<T: Row> minijinja::value::Object for Rows<T> {
     fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
         minijinja::value::ObjectRepr::Seq
     }
 
     fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        Some(crate::templates::val(self.get(key.as_usize()?)?))
+        Some(crate::templates::val(self.get(key.as_usize()?)?.view()))
     }
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
@@ -185,16 +191,16 @@ impl<T: serde::Serialize + Send + Sync + 'static> minijinja::value::Object for R
     }
 }
 
-impl<T: serde::Serialize + Send + Sync + 'static> serde::Serialize for Rows<T> {
+impl<T: Row> serde::Serialize for Rows<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // Into a template value: the list itself, read as it is iterated.
         minijinja::Value::from_object(self.clone()).serialize(s)
     }
 }
 
-impl<T: Describe> Describe for Rows<T> {
+impl<T: Row> Describe for Rows<T> {
     fn shape() -> Shape {
-        <[T]>::shape()
+        <[T::View]>::shape()
     }
 }
 
@@ -371,9 +377,16 @@ pub fn paths(fields: &[Field]) -> Vec<Var> {
 mod tests {
     use super::*;
 
+    impl Row for char {
+        type View = String;
+        fn view(&self) -> String {
+            self.to_string()
+        }
+    }
+
     #[test]
     fn rows_picked_from_a_list_are_read_in_their_order() {
-        let all = Rows::new(vec!["a", "b", "c", "d"]);
+        let all = Rows::new(vec!['a', 'b', 'c', 'd']);
         let some = all.pick([3, 1]);
         let mut env = minijinja::Environment::new();
         env.add_template(
@@ -381,7 +394,7 @@ mod tests {
             "{% for x in rows %}{{ x }}{% endfor %} {{ rows|length }} {{ rows[1] }}",
         )
         .unwrap();
-        let render = |rows: &Rows<&'static str>| {
+        let render = |rows: &Rows<char>| {
             let ctx = crate::templates::val(BTreeMap::from([("rows", rows)]));
             env.get_template("t").unwrap().render(ctx).unwrap()
         };
