@@ -36,7 +36,10 @@ impl std::ops::Deref for Bytes {
 }
 
 impl From<Vec<u8>> for Bytes {
-    fn from(data: Vec<u8>) -> Bytes {
+    /// Held as long as the tree: without the room a rendered text grew
+    /// into (up to half of a fleet's scripts).
+    fn from(mut data: Vec<u8>) -> Bytes {
+        data.shrink_to_fit();
         Bytes(Arc::new(Shared {
             data,
             blake3: OnceLock::new(),
