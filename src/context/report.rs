@@ -244,20 +244,48 @@ pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
 impl ReportIndex {
     /// The index as JSON that is safe inside an HTML `<script>` element.
     pub fn json(&self) -> String {
-        serde_json::to_string(self)
-            .expect("plain data")
-            .replace("</", "<\\/")
-            .replace("<!--", "<\\!--")
+        self.written("", "")
     }
 
     /// The index as the script report/machines.js.
     pub fn script(&self) -> String {
-        format!("{SCRIPT_START}{}{SCRIPT_END}", self.json())
+        self.written(SCRIPT_START, SCRIPT_END)
     }
 
     /// The JSON of the index [`ReportIndex::script`] made `script` of.
     pub fn json_of_script(script: &str) -> Option<&str> {
         script.strip_prefix(SCRIPT_START)?.strip_suffix(SCRIPT_END)
+    }
+
+    /// The JSON between `start` and `end`, written once into one buffer.
+    fn written(&self, start: &str, end: &str) -> String {
+        let mut out = start.as_bytes().to_vec();
+        let mut json = serde_json::Serializer::with_formatter(&mut out, ScriptSafe);
+        self.serialize(&mut json).expect("plain data");
+        out.extend_from_slice(end.as_bytes());
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+}
+
+/// Compact JSON whose strings never hold `</` (which would end the
+/// `<script>` element around it) or `<!--`: `<\/`, `<\!--` instead.
+struct ScriptSafe;
+
+impl serde_json::ser::Formatter for ScriptSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some(at) = rest.find('<') {
+            w.write_all(&rest.as_bytes()[..=at])?;
+            rest = &rest[at + 1..];
+            if rest.starts_with('/') || rest.starts_with("!--") {
+                w.write_all(b"\\")?;
+            }
+        }
+        w.write_all(rest.as_bytes())
     }
 }
 
@@ -380,5 +408,29 @@ pub fn report<'a>(
         chart,
         index_inline,
         live: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_never_ends_or_comments_its_script_element() {
+        let text = "a</script><!--b<c<!-d</";
+        let index = ReportIndex {
+            fields: Default::default(),
+            strings: vec![text.into(), "\"</\"".into()],
+            machines: Vec::new(),
+        };
+        let json = index.json();
+        // What the page's HTML parser must not see, and what JavaScript
+        // reads back as the same text.
+        assert!(!json.contains("</") && !json.contains("<!--"), "{json}");
+        let plain = serde_json::to_string(&index).unwrap();
+        assert_eq!(json, plain.replace("</", "<\\/").replace("<!--", "<\\!--"));
+        assert!(json.contains(r#"a<\/script><\!--b<c<!-d<\/"#), "{json}");
+        assert_eq!(index.script(), format!("{SCRIPT_START}{json}{SCRIPT_END}"));
+        assert_eq!(ReportIndex::json_of_script(&index.script()), Some(&*json));
     }
 }
