@@ -61,48 +61,56 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
     // other loader in its own host entry.
     let differs =
         |m: &crate::plan::Resolved| m.arch.is_empty() && m.secure_boot != site.uefi.secure_boot;
-    // Every reservation by name: the machines', and `boot = false` ones
-    // (a host name and an address, no boot logic of their own).
-    let mut reserved: Vec<Reserved> = plan
+    // Every reservation with an address, by name: the machines', and
+    // `boot = false` ones (a host name and an address, no boot logic of
+    // their own). The site's lists hold each once; a subnet's pick some.
+    let reservation = |name: &str, macs: &[Mac], ip: Option<Ipv4Addr>, other| {
+        Some(Arc::new(Reservation {
+            name: name.to_string(),
+            macs: macs.to_vec(),
+            ip: ip?,
+            efi64_other: other,
+        }))
+    };
+    let mut machines: Vec<Arc<Reservation>> = plan
         .machines
         .iter()
-        .map(|m| (m.name.as_str(), m.macs.as_slice(), m.ip, differs(m)))
+        .filter_map(|m| reservation(&m.name, &m.macs, m.ip, differs(m)))
         .chain(
             site.reservations
                 .iter()
-                .map(|r| (r.name.as_str(), r.macs.as_slice(), r.ip, false)),
+                .filter_map(|r| reservation(&r.name, &r.macs, r.ip, false)),
         )
         .collect();
-    reserved.sort_by_key(|r| r.0);
-    // The site's lists hold every entry once; each subnet's are some of
-    // them (made on all cores).
-    let all = Entries::of(&reserved);
+    machines.sort_by(|a, b| a.name.cmp(&b.name));
+    let hosts: Vec<HostRow> = machines
+        .iter()
+        .flat_map(|m| {
+            (0..m.macs.len()).map(|nic| HostRow {
+                of: Arc::clone(m),
+                nic,
+            })
+        })
+        .collect();
+    let (hosts, machines) = (Rows::new(hosts), Rows::new(machines));
     let subnets = dhcp
         .subnets
         .par_iter()
         .enumerate()
-        .map(|(i, s)| {
-            let within = |ips: &[Ipv4Addr]| -> Vec<usize> {
-                let ips = ips.iter().enumerate();
-                ips.filter(|(_, ip)| s.cidr.contains(*ip))
-                    .map(|(i, _)| i)
-                    .collect()
-            };
-            SubnetView {
-                id: i + 1,
-                cidr: s.cidr.to_string(),
-                network: s.cidr.network().to_string(),
-                netmask: s.cidr.netmask().to_string(),
-                broadcast: s.cidr.broadcast().to_string(),
-                prefix: s.cidr.prefix_len(),
-                pool_start: s.pool.map(|p| p.0.to_string()),
-                pool_end: s.pool.map(|p| p.1.to_string()),
-                gateway: s.gateway.map(|g| g.to_string()),
-                dns: s.dns.iter().map(|d| d.to_string()).collect(),
-                domain: s.domain.clone(),
-                hosts: all.hosts.pick(within(&all.host_ips)),
-                machines: all.machines.pick(within(&all.machine_ips)),
-            }
+        .map(|(i, s)| SubnetView {
+            id: i + 1,
+            cidr: s.cidr.to_string(),
+            network: s.cidr.network().to_string(),
+            netmask: s.cidr.netmask().to_string(),
+            broadcast: s.cidr.broadcast().to_string(),
+            prefix: s.cidr.prefix_len(),
+            pool_start: s.pool.map(|p| p.0.to_string()),
+            pool_end: s.pool.map(|p| p.1.to_string()),
+            gateway: s.gateway.map(|g| g.to_string()),
+            dns: s.dns.iter().map(|d| d.to_string()).collect(),
+            domain: s.domain.clone(),
+            hosts: hosts.pick(|h| s.cidr.contains(&h.of.ip)),
+            machines: machines.pick(|m| s.cidr.contains(&m.ip)),
         })
         .collect();
     let o = &dhcp.options;
@@ -117,8 +125,8 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
         domain_search: o.domain_search.clone(),
         mtu: o.mtu,
         time_offset: o.time_offset,
-        hosts: all.hosts,
-        machines: all.machines,
+        hosts,
+        machines,
         boot_url: format!("{base}boot.ipxe"),
         http_boot_url: efi64
             .filter(|_| site.uefi.http_boot)
@@ -135,49 +143,5 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
                 .then_some(ARM64_LOADER)
         },
         subnets,
-    }
-}
-
-/// A reservation as the configurations list it: its name, MACs and
-/// address, and whether its Secure Boot differs from the site's.
-type Reserved<'a> = (&'a str, &'a [Mac], Option<Ipv4Addr>, bool);
-
-/// The host entries (one per MAC) and machine entries of the
-/// reservations with an address, and the address of each.
-struct Entries {
-    hosts: Rows<HostRow>,
-    host_ips: Vec<Ipv4Addr>,
-    machines: Rows<Arc<Reservation>>,
-    machine_ips: Vec<Ipv4Addr>,
-}
-
-impl Entries {
-    fn of(reserved: &[Reserved]) -> Entries {
-        let machines: Vec<Arc<Reservation>> = reserved
-            .iter()
-            .filter_map(|&(name, macs, ip, other)| {
-                Some(Arc::new(Reservation {
-                    name: name.to_string(),
-                    macs: macs.to_vec(),
-                    ip: ip?,
-                    efi64_other: other,
-                }))
-            })
-            .collect();
-        let hosts: Vec<HostRow> = machines
-            .iter()
-            .flat_map(|m| {
-                (0..m.macs.len()).map(|nic| HostRow {
-                    of: Arc::clone(m),
-                    nic,
-                })
-            })
-            .collect();
-        Entries {
-            host_ips: hosts.iter().map(|h| h.of.ip).collect(),
-            hosts: Rows::new(hosts),
-            machine_ips: machines.iter().map(|m| m.ip).collect(),
-            machines: Rows::new(machines),
-        }
     }
 }

@@ -127,16 +127,16 @@ impl<T> Rows<T> {
         }
     }
 
-    /// The items at `which` (indexes into every item), in that order.
-    pub fn pick(&self, which: impl IntoIterator<Item = usize>) -> Self {
+    /// The items `keep` keeps, in their order.
+    pub fn pick(&self, keep: impl Fn(&T) -> bool) -> Self {
+        let all = (0..self.len()).filter_map(|i| Some((i, self.get(i)?)));
+        let which = all.filter(|(_, item)| keep(item)).map(|(i, _)| {
+            let i = self.pick.as_ref().map_or(i, |p| p[i] as usize);
+            u32::try_from(i).expect("fewer than 2^32 rows")
+        });
         Rows {
             items: std::sync::Arc::clone(&self.items),
-            pick: Some(
-                which
-                    .into_iter()
-                    .map(|i| u32::try_from(i).expect("fewer than 2^32 rows"))
-                    .collect(),
-            ),
+            pick: Some(which.collect()),
         }
     }
 
@@ -387,7 +387,8 @@ mod tests {
     #[test]
     fn rows_picked_from_a_list_are_read_in_their_order() {
         let all = Rows::new(vec!['a', 'b', 'c', 'd']);
-        let some = all.pick([3, 1]);
+        let some = all.pick(|c| *c != 'a' && *c != 'c');
+        let fewer = some.pick(|c| *c == 'd');
         let mut env = minijinja::Environment::new();
         env.add_template(
             "t",
@@ -399,7 +400,8 @@ mod tests {
             env.get_template("t").unwrap().render(ctx).unwrap()
         };
         assert_eq!(render(&all), "abcd 4 b");
-        assert_eq!(render(&some), "db 2 b");
-        assert_eq!(serde_json::to_string(&some).unwrap(), r#"["d","b"]"#);
+        assert_eq!(render(&some), "bd 2 d");
+        assert_eq!(render(&fewer), "d 1 ");
+        assert_eq!(serde_json::to_string(&some).unwrap(), r#"["b","d"]"#);
     }
 }
