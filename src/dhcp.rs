@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use std::sync::Arc;
 
-use crate::context::{DhcpView as View, HostRow, Reservation, Rows, SubnetView};
+use crate::context::{DhcpReservation, DhcpView as View, HostRow, Rows, SubnetView};
 use crate::plan::Plan;
 use crate::site::{Dhcp, EfiName, Mac, Site};
 use rayon::prelude::*;
@@ -65,14 +65,14 @@ pub fn view(site: &Site, dhcp: &Dhcp, plan: &Plan) -> View {
     // `boot = false` ones (a host name and an address, no boot logic of
     // their own). The site's lists hold each once; a subnet's pick some.
     let reservation = |name: &str, macs: &[Mac], ip: Option<Ipv4Addr>, other| {
-        Some(Arc::new(Reservation {
+        Some(Arc::new(DhcpReservation {
             name: name.to_string(),
             macs: macs.to_vec(),
             ip: ip?,
             efi64_other: other,
         }))
     };
-    let mut machines: Vec<Arc<Reservation>> = plan
+    let mut machines: Vec<Arc<DhcpReservation>> = plan
         .machines
         .iter()
         .filter_map(|m| reservation(&m.name, &m.macs, m.ip, differs(m)))

@@ -56,7 +56,7 @@ view! {
         /// Every machine with a fixed address, one entry per MAC, whatever its subnet (include mode)
         pub hosts: Rows<HostRow>,
         /// The same, one entry per machine
-        pub machines: Rows<Arc<Reservation>>,
+        pub machines: Rows<Arc<DhcpReservation>>,
     }
 }
 
@@ -87,7 +87,7 @@ view! {
         /// Machines with a fixed address in this subnet: one entry per MAC
         pub hosts: Rows<HostRow>,
         /// The same, one entry per machine (with all its MACs)
-        pub machines: Rows<Arc<Reservation>>,
+        pub machines: Rows<Arc<DhcpReservation>>,
     }
 }
 
@@ -121,7 +121,7 @@ view! {
 
 /// A reservation with an address (a machine's or a `boot = false` one),
 /// as the DHCP configurations list it: a [`DhcpMachine`] when read.
-pub struct Reservation {
+pub struct DhcpReservation {
     pub name: String,
     pub macs: Vec<Mac>,
     pub ip: Ipv4Addr,
@@ -129,7 +129,7 @@ pub struct Reservation {
     pub efi64_other: bool,
 }
 
-impl Row for Arc<Reservation> {
+impl Row for Arc<DhcpReservation> {
     type View = DhcpMachine;
     fn view(&self) -> DhcpMachine {
         DhcpMachine {
@@ -143,7 +143,7 @@ impl Row for Arc<Reservation> {
 
 /// One MAC of a reservation: a [`HostView`] when read.
 pub struct HostRow {
-    pub of: Arc<Reservation>,
+    pub of: Arc<DhcpReservation>,
     /// Which of its MACs.
     pub nic: usize,
 }
