@@ -16,6 +16,7 @@
 pub mod beneath;
 pub mod binaries;
 pub mod boottest;
+pub mod byname;
 pub mod chain;
 pub mod context;
 pub mod dhcp;

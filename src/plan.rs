@@ -236,84 +236,10 @@ pub struct Resolved {
     pub extra: Extra,
 }
 
-/// A machine's files by name, each with the BLAKE3 of its content (hex):
-/// a list sorted by name, read and written as a map (plan.json). Most
-/// machines have one or two files; a map's B-tree node each (over 500
-/// bytes) was a quarter of a fleet's plan.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FileHashes(Vec<(String, String)>);
-
-impl FileHashes {
-    pub fn get(&self, name: &str) -> Option<&String> {
-        let at = self
-            .0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()?;
-        Some(&self.0[at].1)
-    }
-
-    /// Sets the hash of file `name`.
-    pub fn insert(&mut self, name: String, hash: String) {
-        match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
-            Ok(at) => self.0[at].1 = hash,
-            Err(at) => self.0.insert(at, (name, hash)),
-        }
-    }
-
-    /// Name and hash, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(n, h)| (n, h))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(n, _)| n)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl FromIterator<(String, String)> for FileHashes {
-    /// The last hash of a name given twice is kept, as a map's insert would.
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        let mut files: Vec<(String, String)> = iter.into_iter().collect();
-        files.reverse();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        files.dedup_by(|a, b| a.0 == b.0);
-        files.shrink_to_fit();
-        FileHashes(files)
-    }
-}
-
-impl<'a> IntoIterator for &'a FileHashes {
-    type Item = (&'a String, &'a String);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(n, h)| (n, h))
-    }
-}
-
-impl Serialize for FileHashes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for FileHashes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<String, String>::deserialize(d)?
-            .into_iter()
-            .collect())
-    }
-}
+/// A machine's files by name, each with the BLAKE3 of its content (hex).
+/// Most machines have one or two files: a list sorted by name, not a map
+/// node each (they were a quarter of a fleet's plan).
+pub type FileHashes = crate::byname::ByName<String>;
 
 impl Plan {
     /// Reads a plan.json, refusing JSON that is not bootc's (anything read
@@ -406,27 +332,4 @@ fn check(doc: &Value) -> Result<(), String> {
         want(m, "image", "a string", Value::is_string, &at)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FileHashes;
-
-    #[test]
-    fn file_hashes_are_a_map_by_name() {
-        let pair = |n: &str, h: &str| (n.to_string(), h.to_string());
-        let mut files: FileHashes = [pair("b", "1"), pair("a", "2"), pair("b", "3")]
-            .into_iter()
-            .collect();
-        // The last hash of a name given twice, as a map's insert keeps.
-        assert_eq!(files.get("b").map(String::as_str), Some("3"));
-        files.insert("c".into(), "4".into());
-        files.insert("a".into(), "5".into());
-        assert_eq!(files.len(), 3);
-        let json = serde_json::to_string(&files).unwrap();
-        assert_eq!(json, r#"{"a":"5","b":"3","c":"4"}"#);
-        let back: FileHashes = serde_json::from_str(r#"{"c":"4","a":"5","b":"3"}"#).unwrap();
-        assert_eq!(back, files);
-        assert_eq!(files.get("d"), None);
-    }
 }

@@ -7,22 +7,13 @@ use std::ops::Bound;
 use std::time::SystemTime;
 
 use super::{Body, FileEntry};
+use crate::byname::ByName;
 use crate::tree::{Content, Tree};
 
 /// Files by path under `http/`, sorted by path.
-#[derive(Default)]
-pub(super) struct Index(Vec<(String, FileEntry)>);
+pub(super) type Index = ByName<FileEntry>;
 
 impl Index {
-    pub fn get(&self, rel: &str) -> Option<&FileEntry> {
-        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(rel)).ok()?;
-        Some(&self.0[at].1)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
-        self.0.iter().map(|(k, e)| (k.as_str(), e))
-    }
-
     /// The tree's `http/` files but those `except` holds. A file `before`
     /// (the index served until now, or its finished part) held with the
     /// same hash keeps its modification time (the writer kept the file);
@@ -33,7 +24,7 @@ impl Index {
             .files
             .range::<str, _>((Bound::Included("http/"), Bound::Unbounded))
             .map_while(|(path, content)| Some((path.strip_prefix("http/")?, content)));
-        let mut files = Vec::with_capacity(tree.files.len().saturating_sub(except.0.len()));
+        let mut files = Vec::with_capacity(tree.files.len().saturating_sub(except.len()));
         let mut before: Vec<_> = before.iter().map(|ix| Walk::new(ix)).collect();
         let mut except = Walk::new(except);
         for (rel, content) in http {
@@ -57,7 +48,7 @@ impl Index {
             }
             files.push((rel.to_string(), entry));
         }
-        Index(files)
+        Index::from_sorted(files)
     }
 
     /// Whether every file it serves from disk is served from disk by
@@ -72,15 +63,6 @@ impl Index {
     }
 }
 
-impl FromIterator<(String, FileEntry)> for Index {
-    fn from_iter<I: IntoIterator<Item = (String, FileEntry)>>(iter: I) -> Index {
-        let mut files: Vec<_> = iter.into_iter().collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        files.dedup_by(|a, b| a.0 == b.0);
-        Index(files)
-    }
-}
-
 /// An index walked in order, for paths asked in order.
 struct Walk<'a> {
     files: &'a [(String, FileEntry)],
@@ -88,7 +70,9 @@ struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     fn new(ix: &'a Index) -> Walk<'a> {
-        Walk { files: &ix.0 }
+        Walk {
+            files: ix.as_slice(),
+        }
     }
 
     /// The entry of `rel`, if the index holds it; paths before it are
@@ -125,7 +109,7 @@ mod tests {
         ix.iter()
             .map(|(k, e)| {
                 let t = e.modified.duration_since(UNIX_EPOCH).unwrap();
-                (k, t.as_secs())
+                (k.as_str(), t.as_secs())
             })
             .collect()
     }
