@@ -95,6 +95,19 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Each file's path and BLAKE3, in order, its bytes freed on all cores
+    /// meanwhile: what the record of a written tree keeps of it.
+    pub fn into_hashes(self) -> Vec<(String, String)> {
+        use rayon::prelude::*;
+        self.files
+            .into_par_iter()
+            .map(|(path, content)| {
+                let blake3 = content.blake3();
+                (path, blake3)
+            })
+            .collect()
+    }
+
     pub fn add(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
         let bytes: Vec<u8> = bytes.into();
         self.files.insert(path.into(), Content::Bytes(bytes.into()));

@@ -152,7 +152,10 @@ pub fn run(
     report(&summary, stats.files, stats.unchanged, &out, key.as_ref());
     if let Some(fp) = fingerprint {
         let diags = std::mem::take(&mut b.diags);
-        if let Ok(mut r) = Record::make(&out, &stats, &b.tree, fp, summary, diags) {
+        // Only the files' hashes are recorded: their bytes are freed first,
+        // for the record to reuse.
+        let files = std::mem::take(&mut b.tree).into_hashes();
+        if let Ok(mut r) = Record::make(&out, &stats, files, fp, summary, diags) {
             r.keep_spare(&out, last, stats.swapped);
             r.save(&out);
         }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Describe, Field, Shape};
 use crate::diag::{Diags, Severity, Sources};
-use crate::plan::Plan;
+use crate::plan::{Plan, Resolved};
 use crate::site::{Artifact, Site};
 use crate::status::{MachineState, Status};
 
@@ -119,129 +119,195 @@ view! {
 /// so report/index.html stays small at any fleet size. Repeated texts
 /// (roles, images, kinds, labels, kernel command lines) are stored once in
 /// `strings` and named by their position.
-#[derive(Serialize)]
-pub struct ReportIndex {
-    /// What each row's columns are.
-    pub fields: [&'static str; 12],
-    pub strings: Vec<String>,
-    pub machines: Vec<IndexRow>,
+///
+/// Each row is written from its plan entry when the index is written
+/// (nothing of it is copied before), so that a fleet's index is held once,
+/// as its text.
+pub struct ReportIndex<'a> {
+    strings: Vec<String>,
+    machines: Vec<IndexRow<'a>>,
+    /// The site's own host, left out of each row's outside hosts.
+    base_host: Option<String>,
 }
 
-/// One machine: name, MACs (space-separated), IP, role#, image#, boot
-/// kind#, labels# (`k=v` space-separated), args#, files (space-separated),
-/// outside hosts (space-separated), last boot, state (the last two empty
-/// without access logs). `#`: an index into `strings`.
-pub type IndexRow = (
-    String,
-    String,
-    String,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    String,
-    String,
-    String,
-    &'static str,
-);
+/// What each row's columns are.
+const FIELDS: [&str; 12] = [
+    "name",
+    "macs",
+    "ip",
+    "role",
+    "image",
+    "boot",
+    "labels",
+    "args",
+    "files",
+    "hosts",
+    "last-boot",
+    "state",
+];
+
+/// One machine, written as a list: name, MACs (space-separated), IP,
+/// role#, image#, boot kind#, labels# (`k=v` space-separated), args#,
+/// files (space-separated), outside hosts (space-separated), last boot,
+/// state (the last two empty without access logs). `#`: an index into
+/// `strings` (`shared`).
+struct IndexRow<'a> {
+    machine: &'a Resolved,
+    shared: [usize; 5],
+    state: Option<&'a MachineState>,
+}
 
 /// The script that defines the index: `window.BOOTC_REPORT = {…};`.
 pub const INDEX_FILE: &str = "report/machines.js";
 
 /// The index of every machine of `plan`, with its state from `fleet`.
-pub fn index(site: &Site, plan: &Plan, fleet: Option<&Status>) -> ReportIndex {
-    use rayon::prelude::*;
-    let base_host = site.base_url.as_deref().and_then(crate::hosts::host_of);
-    // Each machine's row with its shared columns as text (in parallel: the
-    // hosts are found in every file), then those interned in order.
-    let rows: Vec<(IndexRow, [String; 5])> = plan
-        .machines
-        .par_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let state = fleet.and_then(|f| f.machines.get(i));
-            let hosts: Vec<&str> = m
-                .reaches
-                .iter()
-                .filter(|h| Some(*h) != base_host.as_ref())
-                .map(String::as_str)
-                .collect();
-            let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let row = (
-                m.name.clone(),
-                m.macs
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                m.ip.map(|x| x.to_string()).unwrap_or_default(),
-                0,
-                0,
-                0,
-                0,
-                0,
-                m.files.keys().cloned().collect::<Vec<_>>().join(" "),
-                hosts.join(" "),
-                state
-                    .map(|s| match (&s.last_seen, &s.boot_id) {
-                        (Some(t), _) => t.clone(),
-                        (None, Some(_)) => "seen".into(),
-                        (None, None) => "never".into(),
-                    })
-                    .unwrap_or_default(),
-                state.map(MachineState::state).unwrap_or(""),
-            );
-            let shared = [
-                m.role.clone(),
-                m.image.clone(),
-                m.boot.clone(),
-                labels.join(" "),
-                m.kernel_args.join(" "),
-            ];
-            (row, shared)
-        })
-        .collect();
+pub fn index<'a>(site: &Site, plan: &'a Plan, fleet: Option<&'a Status>) -> ReportIndex<'a> {
     let mut strings: Vec<String> = Vec::new();
     let mut known: HashMap<String, usize> = HashMap::new();
-    let mut intern = |s: String| {
-        *known.entry(s).or_insert_with_key(|k| {
-            strings.push(k.clone());
+    let mut intern = |s: &str| match known.get(s) {
+        Some(&i) => i,
+        None => {
+            strings.push(s.to_string());
+            known.insert(s.to_string(), strings.len() - 1);
             strings.len() - 1
-        })
+        }
     };
-    let machines = rows
-        .into_iter()
-        .map(|(mut row, [role, image, boot, labels, args])| {
-            row.3 = intern(role);
-            row.4 = intern(image);
-            row.5 = intern(boot);
-            row.6 = intern(labels);
-            row.7 = intern(args);
-            row
+    let mut text = String::new();
+    let machines = plan
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut shared = [0; 5];
+            shared[0] = intern(&m.role);
+            shared[1] = intern(&m.image);
+            shared[2] = intern(&m.boot);
+            text.clear();
+            let _ = join(&mut text, m.labels.iter().map(|(k, v)| Label(k, v)));
+            shared[3] = intern(&text);
+            text.clear();
+            let _ = join(&mut text, m.kernel_args.iter());
+            shared[4] = intern(&text);
+            IndexRow {
+                machine: m,
+                shared,
+                state: fleet.and_then(|f| f.machines.get(i)),
+            }
         })
         .collect();
     ReportIndex {
-        fields: [
-            "name",
-            "macs",
-            "ip",
-            "role",
-            "image",
-            "boot",
-            "labels",
-            "args",
-            "files",
-            "hosts",
-            "last-boot",
-            "state",
-        ],
         strings,
         machines,
+        base_host: site.base_url.as_deref().and_then(crate::hosts::host_of),
     }
 }
 
-impl ReportIndex {
+impl Serialize for ReportIndex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        /// The rows, each with the site's host.
+        struct Rows<'b, 'a>(&'b ReportIndex<'a>);
+        impl Serialize for Rows<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.machines.len()))?;
+                for row in &self.0.machines {
+                    seq.serialize_element(&WithHost(row, self.0.base_host.as_deref()))?;
+                }
+                seq.end()
+            }
+        }
+        let mut index = s.serialize_struct("ReportIndex", 3)?;
+        index.serialize_field("fields", &FIELDS)?;
+        index.serialize_field("strings", &self.strings)?;
+        index.serialize_field("machines", &Rows(self))?;
+        index.end()
+    }
+}
+
+/// A label as the index shows it: `key=value`.
+struct Label<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}={}", self.0, self.1)
+    }
+}
+
+/// Writes `items` separated by spaces.
+fn join<T: std::fmt::Display>(
+    out: &mut impl std::fmt::Write,
+    items: impl Iterator<Item = T>,
+) -> std::fmt::Result {
+    for (i, item) in items.enumerate() {
+        match i {
+            0 => write!(out, "{item}")?,
+            _ => write!(out, " {item}")?,
+        }
+    }
+    Ok(())
+}
+
+/// `items` separated by spaces, as text written straight into a JSON
+/// string.
+struct Joined<F>(F);
+
+impl<T, I, F> std::fmt::Display for Joined<F>
+where
+    T: std::fmt::Display,
+    I: Iterator<Item = T>,
+    F: Fn() -> I,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        join(f, (self.0)())
+    }
+}
+
+/// A row with the site's own host (left out of its outside hosts).
+struct WithHost<'b, 'a>(&'b IndexRow<'a>, Option<&'b str>);
+
+impl Serialize for WithHost<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let WithHost(row, base_host) = *self;
+        let m = row.machine;
+        let mut out = s.serialize_tuple(12)?;
+        out.serialize_element(&m.name)?;
+        out.serialize_element(&Text(Joined(|| m.macs.iter())))?;
+        match m.ip {
+            Some(ip) => out.serialize_element(&Text(ip))?,
+            None => out.serialize_element("")?,
+        }
+        for i in row.shared {
+            out.serialize_element(&i)?;
+        }
+        out.serialize_element(&Text(Joined(|| m.files.keys())))?;
+        let hosts = || {
+            m.reaches
+                .iter()
+                .filter(move |h| Some(h.as_str()) != base_host)
+        };
+        out.serialize_element(&Text(Joined(hosts)))?;
+        let last_boot = row.state.map(|s| match (&s.last_seen, &s.boot_id) {
+            (Some(t), _) => t.as_str(),
+            (None, Some(_)) => "seen",
+            (None, None) => "never",
+        });
+        out.serialize_element(last_boot.unwrap_or_default())?;
+        out.serialize_element(row.state.map(MachineState::state).unwrap_or(""))?;
+        out.end()
+    }
+}
+
+/// A value written as a JSON string of its text.
+struct Text<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Text<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl ReportIndex<'_> {
     /// The index as JSON that is safe inside an HTML `<script>` element.
     pub fn json(&self) -> String {
         self.written("", "")
@@ -419,9 +485,9 @@ mod tests {
     fn the_index_never_ends_or_comments_its_script_element() {
         let text = "a</script><!--b<c<!-d</";
         let index = ReportIndex {
-            fields: Default::default(),
             strings: vec![text.into(), "\"</\"".into()],
             machines: Vec::new(),
+            base_host: None,
         };
         let json = index.json();
         // What the page's HTML parser must not see, and what JavaScript

@@ -314,7 +314,7 @@ impl Unwritten {
         if let Ok(mut r) = Record::make(
             out,
             &stats,
-            &self.tree,
+            self.tree.into_hashes(),
             String::new(),
             self.summary,
             Diags::default(),

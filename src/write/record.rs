@@ -34,7 +34,6 @@ use rayon::prelude::*;
 
 use super::reuse::Proof;
 use crate::diag::Diags;
-use crate::tree::{Content, Tree};
 use crate::{Checked, Options};
 
 const FIRST_LINE: &str = "bootc build record 2";
@@ -187,8 +186,9 @@ fn place(out: &Path) -> Option<PathBuf> {
 }
 
 impl Record {
-    /// The record of `tree`, just written to `out` as `written` says (in
-    /// the folder [`super::Stats::root`]): every entry stamped (its
+    /// The record of a tree just written to `out` as `written` says (in
+    /// the folder [`super::Stats::root`]), whose files are `files` (path
+    /// and BLAKE3, in the tree's order: [`crate::tree::Tree::into_hashes`]): every entry stamped (its
     /// folders as the writer listed them, [`super::Stats::folders`]), a
     /// file the writer left untouched by the stamp it was proven by
     /// ([`super::Stats::stamps`]). Refused when `out` is no longer that
@@ -196,7 +196,7 @@ impl Record {
     pub fn make(
         out: &Path,
         written: &super::Stats,
-        tree: &Tree,
+        files: Vec<(String, String)>,
         fingerprint: String,
         summary: Summary,
         diags: Diags,
@@ -217,12 +217,14 @@ impl Record {
             let st = rustix::fs::fstat(probe.as_file())?;
             (st.st_ctime, st.st_ctime_nsec as i64)
         };
-        let mut paths: Vec<(&str, Option<&Content>, Option<Proof>)> = vec![("", None, None)];
+        // (path, BLAKE3 of a file, its stamp if proven)
+        let mut paths: Vec<(String, Option<String>, Option<Proof>)> =
+            vec![(String::new(), None, None)];
         paths.extend(
             written
                 .folders
                 .iter()
-                .filter_map(|d| Some((d.to_str()?, None, None))),
+                .filter_map(|d| Some((d.to_str()?.to_string(), None, None))),
         );
         let stamps = written
             .stamps
@@ -230,26 +232,26 @@ impl Record {
             .copied()
             .chain(std::iter::repeat(None));
         paths.extend(
-            tree.files
-                .iter()
+            files
+                .into_iter()
                 .zip(stamps)
-                .map(|((f, content), known)| (f.as_str(), Some(content), known)),
+                .map(|((f, blake3), known)| (f, Some(blake3), known)),
         );
         let entries = paths
-            .par_iter()
-            .map(|&(path, content, known)| {
+            .into_par_iter()
+            .map(|(path, blake3, known)| {
                 let stamp = match known {
                     // A proven file is a regular one with the tree's mode.
                     Some([dev, ino, size, mtime, mtime_ns, ctime, ctime_ns]) => {
                         let mode = i64::from(libc::S_IFREG | super::FILE_MODE);
                         [dev, ino, size, mtime, mtime_ns, ctime, ctime_ns, mode]
                     }
-                    None => stamp_at(&dir, path)?,
+                    None => stamp_at(&dir, &path)?,
                 };
                 Ok(Entry {
-                    path: path.to_string(),
+                    path,
                     stamp,
-                    blake3: content.map(Content::blake3),
+                    blake3,
                     racy: (stamp[5], stamp[6]) >= now,
                 })
             })
