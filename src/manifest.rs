@@ -19,22 +19,24 @@ pub const MANIFEST_FORMAT: u32 = 1;
 
 // Not deny_unknown_fields: verify reads manifests written elsewhere and
 // has always tolerated fields it does not use.
+/// `S`: the files' paths and hashes, `String` as read, `&str` as made
+/// from a tree ([`Manifest::of`], which copies none of them).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Manifest {
+pub struct Manifest<S = String> {
     pub format: u32,
     pub site: String,
     pub build_id: String,
-    pub files: Vec<ManifestFile>,
+    pub files: Vec<ManifestFile<S>>,
     #[serde(default)]
     pub remote: Vec<RemoteArtifact>,
 }
 
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ManifestFile {
-    pub path: String,
+pub struct ManifestFile<S = String> {
+    pub path: S,
     pub size: u64,
-    pub blake3: String,
+    pub blake3: S,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,17 +49,30 @@ pub struct RemoteArtifact {
     pub images: Vec<String>,
 }
 
-impl Manifest {
+impl<S: Serialize + AsRef<str>> Manifest<S> {
+    /// Its JSON (pretty, ending in a newline), written into a buffer made
+    /// about its size at once (a fleet's manifest is tens of MB).
+    pub fn json(&self) -> Vec<u8> {
+        // A file's entry is about 130 bytes besides its path and size.
+        let size: usize = self.files.iter().map(|f| f.path.as_ref().len() + 150).sum();
+        let mut out = Vec::with_capacity(size + 4096);
+        serde_json::to_writer_pretty(&mut out, self).expect("the manifest serializes");
+        out.push(b'\n');
+        out
+    }
+}
+
+impl<'a> Manifest<&'a str> {
     /// The manifest of everything in `tree` (which must not hold the manifest).
-    pub fn of(site: &Site, tree: &Tree) -> Manifest {
-        let files: Vec<ManifestFile> = tree
+    pub fn of(site: &Site, tree: &'a Tree) -> Self {
+        let files: Vec<ManifestFile<&str>> = tree
             .files
             .par_iter()
             // The signature is added after the manifest is made, so only the
             // manifest itself needs leaving out.
             .filter(|(p, _)| p.as_str() != MANIFEST)
             .map(|(path, c)| ManifestFile {
-                path: path.clone(),
+                path: path.as_str(),
                 size: c.size(),
                 blake3: c.blake3(),
             })

@@ -102,11 +102,10 @@ pub fn summaries(
 /// Returns its build-id.
 pub fn seal(site: &Site, tree: &mut Tree) -> String {
     let manifest = Manifest::of(site, tree);
-    tree.add(
-        MANIFEST,
-        serde_json::to_string_pretty(&manifest).expect("manifest serializes") + "\n",
-    );
-    manifest.build_id
+    let text = manifest.json();
+    let build_id = manifest.build_id;
+    tree.add(MANIFEST, text);
+    build_id
 }
 
 /// Copies the local artifacts of `images` into the tree under `root`

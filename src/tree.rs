@@ -80,10 +80,10 @@ impl Content {
         }
     }
 
-    pub fn blake3(&self) -> String {
+    pub fn blake3(&self) -> &str {
         match self {
-            Content::Bytes(b) => b.blake3().to_string(),
-            Content::Copy { blake3, .. } => blake3.clone(),
+            Content::Bytes(b) => b.blake3(),
+            Content::Copy { blake3, .. } => blake3,
         }
     }
 }
@@ -102,7 +102,7 @@ impl Tree {
         self.files
             .into_par_iter()
             .map(|(path, content)| {
-                let blake3 = content.blake3();
+                let blake3 = content.blake3().to_string();
                 (path, blake3)
             })
             .collect()

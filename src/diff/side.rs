@@ -124,7 +124,7 @@ impl Side {
             .files
             .iter()
             .filter(|(p, _)| tracked(p))
-            .map(|(p, c)| (p.clone(), c.blake3()))
+            .map(|(p, c)| (p.clone(), c.blake3().to_string()))
             .collect();
         // Per-machine files, for the lines that change in them.
         let texts = tree

@@ -19,7 +19,7 @@ fn made(out: &Path, root: (u64, u64), tree: &Tree) -> io::Result<Record> {
     let files = tree
         .files
         .iter()
-        .map(|(path, content)| (path.clone(), content.blake3()))
+        .map(|(path, content)| (path.clone(), content.blake3().to_string()))
         .collect();
     Record::make(
         out,
