@@ -97,9 +97,9 @@ pub fn run(
             .into_par_iter()
             .for_each(drop);
     }
-    let last = Record::load(&out);
     // Nothing read has changed and the tree is as the last build left it.
-    if let (Some(fp), Some(last)) = (&fingerprint, &last)
+    let same = freed.then(|| Record::load(&out)).flatten();
+    if let (Some(fp), Some(last)) = (&fingerprint, &same)
         && last.fingerprint == *fp
         && last.holds(&out)
     {
@@ -117,9 +117,10 @@ pub fn run(
             );
         }
         // Never freed, as below.
-        std::mem::forget((checked, last));
+        std::mem::forget((checked, same));
         return Ok(ExitCode::SUCCESS);
     }
+    drop(same);
     if freed {
         checked = bootc::check(site, &opts)?;
         fingerprint = record::fingerprint(&checked, &opts, extra.as_bytes());
@@ -140,6 +141,10 @@ pub fn run(
     std::mem::take(&mut b.plan.machines)
         .into_par_iter()
         .for_each(drop);
+    // The last build's record, read only now, for the writer: not held
+    // while the fleet is compiled (it lists every file: tens of MB at
+    // 100,000 machines).
+    let last = Record::load(&out);
     let tree = &mut b.tree;
     if let (Some(key), Some(path)) = (&key, sign_key) {
         refuse_copying_key(tree, path)?;
