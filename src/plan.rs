@@ -242,6 +242,28 @@ pub struct Resolved {
 pub type FileHashes = crate::byname::ByName<String>;
 
 impl Plan {
+    /// plan.json: the plan as pretty JSON ending in a newline, written into
+    /// one buffer made at once from an estimate of its size (its machines'
+    /// average, from a sample of them, with room to spare). A fleet's plan
+    /// is over 100 MB: grown as it is written, it would be copied at each
+    /// step and held twice; the room never written to is never touched.
+    pub fn json(&self) -> Vec<u8> {
+        let n = self.machines.len();
+        let step = (n / 64).max(1);
+        let (sampled, bytes) = self
+            .machines
+            .iter()
+            .step_by(step)
+            .filter_map(|m| serde_json::to_vec_pretty(m).ok())
+            .fold((0, 0), |(k, total), m| (k + 1, total + m.len()));
+        // Half again, for the indentation a machine has inside the plan.
+        let each = bytes.checked_div(sampled).unwrap_or(0) * 3 / 2;
+        let mut out = Vec::with_capacity(each * n + 64 * 1024);
+        serde_json::to_writer_pretty(&mut out, self).expect("the plan serializes");
+        out.push(b'\n');
+        out
+    }
+
     /// Reads a plan.json, refusing JSON that is not bootc's (anything read
     /// is compared and printed, so a random document must not pass as an
     /// empty fleet): the keys and types bootc writes must be there.

@@ -69,9 +69,7 @@ pub fn summaries(
         || {
             rayon::join(
                 || {
-                    (!extras.problems_only).then(|| {
-                        serde_json::to_string_pretty(plan).expect("plan serializes") + "\n"
-                    })
+                    (!extras.problems_only).then(|| plan.json())
                 },
                 || report(site, r, plan, extras, diags),
             )

@@ -325,7 +325,11 @@ impl ReportIndex<'_> {
 
     /// The JSON between `start` and `end`, written once into one buffer.
     fn written(&self, start: &str, end: &str) -> String {
-        let mut out = start.as_bytes().to_vec();
+        // Made at once with room to spare (a row is about 300 bytes):
+        // grown as it is written, a fleet's index would be copied at each
+        // step; the room never written to is never touched.
+        let mut out = Vec::with_capacity(self.machines.len() * 512 + 64 * 1024);
+        out.extend_from_slice(start.as_bytes());
         let mut json = serde_json::Serializer::with_formatter(&mut out, ScriptSafe);
         self.serialize(&mut json).expect("plain data");
         out.extend_from_slice(end.as_bytes());
