@@ -68,9 +68,7 @@ pub fn summaries(
         || dhcp_files(site, r, plan, extras.problems_only),
         || {
             rayon::join(
-                || {
-                    (!extras.problems_only).then(|| plan.json())
-                },
+                || (!extras.problems_only).then(|| plan.json()),
                 || report(site, r, plan, extras, diags),
             )
         },
