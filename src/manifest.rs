@@ -18,10 +18,10 @@ pub const SIGNATURE: &str = "http/manifest.json.minisig";
 /// The format this bootc writes and reads.
 pub const MANIFEST_FORMAT: u32 = 1;
 
-// Not deny_unknown_fields: verify reads manifests written elsewhere and
-// has always tolerated fields it does not use.
 /// `S`: the files' paths and hashes, `String` as read, `&str` as made
 /// from a tree ([`Manifest::of`], which copies none of them).
+// Not deny_unknown_fields: verify reads manifests written elsewhere and
+// has always tolerated fields it does not use.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Manifest<S = String> {

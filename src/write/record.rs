@@ -188,7 +188,8 @@ fn place(out: &Path) -> Option<PathBuf> {
 impl Record {
     /// The record of a tree just written to `out` as `written` says (in
     /// the folder [`super::Stats::root`]), whose files are `files` (path
-    /// and BLAKE3, in the tree's order: [`crate::tree::Tree::into_hashes`]): every entry stamped (its
+    /// and BLAKE3, in the tree's order:
+    /// [`crate::tree::Tree::into_hashes`]): every entry stamped (its
     /// folders as the writer listed them, [`super::Stats::folders`]), a
     /// file the writer left untouched by the stamp it was proven by
     /// ([`super::Stats::stamps`]). Refused when `out` is no longer that
