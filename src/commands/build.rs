@@ -98,7 +98,7 @@ pub fn run(
             .for_each(drop);
     }
     // Nothing read has changed and the tree is as the last build left it.
-    let same = freed.then(|| Record::load(&out)).flatten();
+    let same = freed.then(|| Record::load_tree(&out)).flatten();
     if let (Some(fp), Some(last)) = (&fingerprint, &same)
         && last.fingerprint == *fp
         && last.holds(&out)

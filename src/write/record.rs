@@ -392,10 +392,18 @@ impl Record {
 
     /// The record of the last build into `out`, if it can be read whole.
     pub fn load(out: &Path) -> Option<Record> {
-        Self::load_at(&place(out)?)
+        Self::load_at(&place(out)?, true)
     }
 
-    fn load_at(path: &Path) -> Option<Record> {
+    /// [`Record::load`] without what it says of the spare (tens of MB at
+    /// 100,000 machines): enough to tell whether the tree is as the last
+    /// build left it ([`Record::holds`]), not to stage a build in the
+    /// spare or to record one.
+    pub fn load_tree(out: &Path) -> Option<Record> {
+        Self::load_at(&place(out)?, false)
+    }
+
+    fn load_at(path: &Path, with_spare: bool) -> Option<Record> {
         if !trusted(path) {
             return None;
         }
@@ -413,7 +421,10 @@ impl Record {
         let (tree, spare) = head.next()?.split_once(&format!("\n{SPARE_LINE}\n"))?;
         let lines: Vec<&str> = tree.lines().collect();
         let entries = Entry::parse_tree(&lines)?;
-        let spare = spare.to_string();
+        let spare = match with_spare {
+            true => spare.to_string(),
+            false => String::new(),
+        };
         Some(Record {
             fingerprint,
             summary,

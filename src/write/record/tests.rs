@@ -84,7 +84,7 @@ fn the_record_knows_the_spare_until_it_changes() {
         let mut r = made(&out, stats.root, &tree).unwrap();
         r.keep_spare(&out, last, stats.swapped);
         r.save_at(&dir.path().join("record")).unwrap();
-        Record::load_at(&dir.path().join("record")).unwrap()
+        Record::load_at(&dir.path().join("record"), true).unwrap()
     };
     let first = build("#!ipxe\n", None);
     let a = fs::metadata(out.join("http/machines/a.ipxe")).unwrap();
@@ -99,6 +99,12 @@ fn the_record_knows_the_spare_until_it_changes() {
             .any(|(p, ino, _)| *p == "http/machines" && ino.is_none())
     );
     assert_eq!(listing.len(), 4, "{listing:?}"); // http, machines, a, the marker
+    // Read for its tree only, it says nothing of the spare, and the same
+    // of the tree.
+    let tree_only = Record::load_at(&dir.path().join("record"), false).unwrap();
+    assert!(tree_only.spare_listing(&spare).is_none());
+    assert_eq!(tree_only.entries, second.entries);
+    assert!(tree_only.holds(&out));
     fs::write(spare.join("http/extra.ipxe"), "#!ipxe\n").unwrap();
     assert!(second.spare_listing(&spare).is_none(), "a name was added");
 }
@@ -132,14 +138,14 @@ fn a_record_reads_back_as_written_and_a_changed_byte_is_refused() {
         spare: String::new(),
     };
     record.save_at(&path).unwrap();
-    let back = Record::load_at(&path).expect("reads back");
+    let back = Record::load_at(&path, true).expect("reads back");
     assert_eq!(back.entries, record.entries);
     assert_eq!(back.summary, record.summary);
     assert_eq!(back.files(), 1);
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.replacen("1 9 3", "1 9 4", 1)).unwrap();
     assert!(
-        Record::load_at(&path).is_none(),
+        Record::load_at(&path, true).is_none(),
         "a corrupt record is ignored"
     );
 }
