@@ -50,20 +50,18 @@ pub struct RemoteArtifact {
     pub images: Vec<String>,
 }
 
-impl<S: Serialize + AsRef<str>> Manifest<S> {
+impl<'a> Manifest<&'a str> {
     /// Its JSON (pretty, ending in a newline), written into a buffer made
     /// about its size at once (a fleet's manifest is tens of MB).
     pub fn json(&self) -> Vec<u8> {
         // A file's entry is about 130 bytes besides its path and size.
-        let size: usize = self.files.iter().map(|f| f.path.as_ref().len() + 150).sum();
+        let size: usize = self.files.iter().map(|f| f.path.len() + 150).sum();
         let mut out = Vec::with_capacity(size + 4096);
         serde_json::to_writer_pretty(&mut out, self).expect("the manifest serializes");
         out.push(b'\n');
         out
     }
-}
 
-impl<'a> Manifest<&'a str> {
     /// The manifest of everything in `tree` (which must not hold the manifest).
     pub fn of(site: &Site, tree: &'a Tree) -> Self {
         let files: Vec<ManifestFile<&str>> = tree
